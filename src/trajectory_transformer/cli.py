@@ -1,0 +1,155 @@
+"""The `tt` command: collect, train, eval, bench, report, render, quickstart, config.
+
+Every subcommand takes `--preset NAME` and trailing `key=value` overrides (e.g. `train.lr=3e-4`).
+Heavy modules are imported inside each handler so `tt --help` stays fast. User errors (TTError,
+ConfigError) print one line and exit 2 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from . import __version__
+from .config import ConfigError, RunConfig, config_to_dict, list_presets, load_config
+from .utils import TTError
+
+__all__ = ["main"]
+
+
+def _add_config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default=None, help=f"preset name {list_presets()} or YAML path")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.lr=3e-4")
+
+
+def _config(args: argparse.Namespace) -> RunConfig:
+    return load_config(args.preset, args.overrides)
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    print(json.dumps(config_to_dict(_config(args)), indent=2))
+    return 0
+
+
+def _cmd_collect(args: argparse.Namespace) -> int:
+    from .data.collect import collect_dataset
+
+    cfg = _config(args)
+    result = collect_dataset(cfg.collect, progress=not args.no_progress)
+    print(result)
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .train.trainer import train
+
+    if args.resume:
+        train(None, Path(args.resume), resume=True, overrides=args.overrides)
+    else:
+        cfg = _config(args)
+        run_dir = Path(args.run_dir or Path("runs") / cfg.name)
+        train(cfg, run_dir, overwrite=args.overwrite)
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate.run import evaluate_run
+
+    summary = evaluate_run(Path(args.run_dir), overrides=args.overrides, out=args.out)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_benchmark
+
+    return run_benchmark(args.what, json_lines=args.json, quick=args.quick, overrides=args.overrides)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .evaluate.report import write_report
+
+    print(write_report(Path(args.run_dir)))
+    return 0
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from .evaluate.video import render_run
+
+    print(render_run(Path(args.run_dir), episodes=args.episodes, overrides=args.overrides))
+    return 0
+
+
+def _cmd_quickstart(args: argparse.Namespace) -> int:
+    from .quickstart import run_quickstart
+
+    run_quickstart(_config(args), Path(args.run_dir) if args.run_dir else None)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tt", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, handler: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = add("config", _cmd_config, "print the resolved config (defaults + preset + overrides)")
+    p.add_argument("action", choices=["show"])
+    _add_config_args(p)
+
+    p = add("collect", _cmd_collect, "run a policy in a Gymnasium env and write a Minari dataset")
+    p.add_argument("--no-progress", action="store_true")
+    _add_config_args(p)
+
+    p = add("train", _cmd_train, "train a Trajectory Transformer into a run folder")
+    p.add_argument("--run-dir", default=None, help="output folder (default runs/<name>)")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue a stopped run")
+    p.add_argument("--overwrite", action="store_true", help="replace a different run in RUN_DIR")
+    _add_config_args(p)
+
+    p = add("eval", _cmd_eval, "evaluate a trained run with the planner in vectorized envs")
+    p.add_argument("run_dir")
+    p.add_argument("--out", default=None, help="where to write eval JSON (default RUN_DIR/eval)")
+    p.add_argument("overrides", nargs="*", help="plan.* / eval.* overrides")
+
+    p = add("bench", _cmd_bench, "speed benchmarks (numbers go to BENCHMARKS.md)")
+    p.add_argument("what", choices=["data", "train", "plan"])
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--quick", action="store_true", help="smaller sizes, for smoke tests")
+    p.add_argument("overrides", nargs="*")
+
+    p = add("report", _cmd_report, "write a self-contained HTML report for a run")
+    p.add_argument("run_dir")
+
+    p = add("render", _cmd_render, "record evaluation episodes to MP4")
+    p.add_argument("run_dir")
+    p.add_argument("--episodes", type=int, default=1)
+    p.add_argument("overrides", nargs="*")
+
+    p = add("quickstart", _cmd_quickstart, "collect, train, evaluate and report the default task")
+    p.add_argument("--run-dir", default=None)
+    _add_config_args(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_intermixed_args(argv)
+    try:
+        return int(args.handler(args))
+    except (TTError, ConfigError) as err:
+        print(f"tt {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"tt {args.command}: interrupted; saved checkpoints are intact", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,413 @@
+"""Every knob of a run as typed dataclasses, built from defaults, a YAML preset and `key=value` overrides.
+
+One `RunConfig` describes a whole run (data, model, training, planning, evaluation). It is printed at
+start and saved as `config.json` beside every artifact, so a run folder rebuilds itself without guessing.
+Only the CLI reads config files; library code takes these objects.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+__all__ = [
+    "CollectConfig",
+    "ConfigError",
+    "DataConfig",
+    "EvalConfig",
+    "ModelConfig",
+    "PlanConfig",
+    "RunConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "config_from_dict",
+    "config_to_dict",
+    "list_presets",
+    "load_config",
+]
+
+PRESET_DIR = Path(__file__).parent / "configs"
+
+
+class ConfigError(ValueError):
+    """A bad config key or value; the message names the key and what to do."""
+
+
+@dataclass
+class DataConfig:
+    """Where the data comes from and how it becomes tokens."""
+
+    dataset: str = "tt/pendulum/expert-v0"
+    """Minari dataset id (local or downloadable) or a path to a local dataset folder."""
+    discount: float = 0.99
+    """Discount for the reward-to-go value token."""
+    termination_penalty: float = -100.0
+    """Added to the reward of a true termination (original TT: -100); 0 disables it."""
+    n_bins: int = 100
+    """Bins per dimension (the vocabulary size)."""
+    strategy: Literal["quantile", "uniform"] = "quantile"
+    """Discretization: quantile (original TT default) or uniform bins."""
+    n_transitions: int = 10
+    """Transitions per training window; the model's context is this many transitions."""
+    max_episodes: int | None = None
+    """Use a seeded random subset of this many episodes (None: all)."""
+    drop_bad_episodes: bool = False
+    """Drop episodes with NaN/inf values instead of failing (the count is reported)."""
+    cache_dir: str | None = None
+    """Where derived token arrays are cached (None: `<run>/cache` or ~/.cache/trajectory_transformer)."""
+
+    def __post_init__(self) -> None:
+        _require(0.0 < self.discount <= 1.0, "data.discount", "must be in (0, 1]")
+        _require(2 <= self.n_bins <= 65535, "data.n_bins", "must be in [2, 65535]")
+        _require(self.n_transitions >= 1, "data.n_transitions", "must be >= 1")
+        _require(
+            self.strategy in ("quantile", "uniform"), "data.strategy", "use quantile or uniform"
+        )
+
+
+@dataclass
+class ModelConfig:
+    """GPT size; defaults are the TT paper's."""
+
+    n_embd: int = 128
+    n_layer: int = 4
+    n_head: int = 4
+    dropout: float = 0.1
+    """Dropout on embeddings, attention and residuals (original TT: 0.1 each)."""
+    separate_heads: bool = True
+    """One output head per transition dimension (original TT) instead of one shared head."""
+
+    def __post_init__(self) -> None:
+        _require(self.n_embd % self.n_head == 0, "model.n_embd", "must be divisible by n_head")
+        _require(0.0 <= self.dropout < 1.0, "model.dropout", "must be in [0, 1)")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation; defaults are the TT paper's."""
+
+    epochs: float | None = None
+    """Passes over the data. None: original TT's rule, 50 reference epochs scaled to 1M transitions."""
+    max_steps: int | None = None
+    """Stop after this many optimizer steps (overrides epochs when smaller)."""
+    batch_size: int = 256
+    lr: float = 6e-4
+    betas: tuple[float, float] = (0.9, 0.95)
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    action_weight: float = 5.0
+    reward_weight: float = 1.0
+    value_weight: float = 1.0
+    warmup_fraction: float = 0.05
+    """Linear warmup over this fraction of the run's tokens, then cosine decay to lr_min_ratio * lr."""
+    lr_min_ratio: float = 0.1
+    device: str = "auto"
+    """auto, cpu, cuda, cuda:N."""
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    """bf16 autocast (CPU and CUDA) or fp16 with a grad scaler (CUDA only)."""
+    compile: bool = False
+    activation_checkpointing: bool = False
+    num_workers: int = 0
+    seed: int = 0
+    log_every: int = 10
+    """Optimizer steps between metric log lines."""
+    save_every: int = 500
+    """Optimizer steps between checkpoints (one is always written at the end)."""
+    keep_last: int = 2
+    eval_every: int = 0
+    """Evaluate with the planner every N epochs (0: never during training)."""
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.betas = (float(self.betas[0]), float(self.betas[1]))
+        _require(self.batch_size >= 1, "train.batch_size", "must be >= 1")
+        _require(self.lr > 0, "train.lr", "must be > 0")
+        _require(
+            self.precision in ("fp32", "bf16", "fp16"), "train.precision", "use fp32, bf16 or fp16"
+        )
+        _require(0.0 <= self.warmup_fraction < 1.0, "train.warmup_fraction", "must be in [0, 1)")
+
+
+@dataclass
+class PlanConfig:
+    """Beam search and sampling; defaults from the original TT's config/offline.py."""
+
+    mode: Literal["beam", "sample", "greedy"] = "beam"
+    """beam: TT beam search; sample / greedy: the model as a policy without search."""
+    horizon: int = 15
+    """Transitions imagined ahead of the current one."""
+    beam_width: int = 128
+    expand: int = 2
+    """Samples drawn from each beam before pruning back to beam_width."""
+    context: int = 5
+    """Past real transitions kept in the prompt (plus the current observation)."""
+    plan_every: int = 1
+    """Re-plan every N env steps; in between, the stored plan's next actions are used."""
+    discount: float = 0.99
+    slide: Literal["multi", "single"] = "multi"
+    """How the context slides past the model's window: multi re-encodes half a window at a time,
+    single re-encodes at every transition (exact either way)."""
+    temperature: float = 1.0
+    k_obs: int | None = 1
+    k_act: int | None = None
+    k_reward: int | None = 1
+    k_value: int | None = 1
+    p_obs: float | None = None
+    p_act: float | None = None
+    cdf_obs: float | None = None
+    cdf_act: float | None = 0.6
+    """Drop the least likely action tokens holding this much probability mass (original TT: 0.6)."""
+    use_cache: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _require(
+            self.mode in ("beam", "sample", "greedy"), "plan.mode", "use beam, sample or greedy"
+        )
+        _require(self.beam_width >= 1, "plan.beam_width", "must be >= 1")
+        _require(self.expand >= 1, "plan.expand", "must be >= 1")
+        _require(self.horizon >= 1, "plan.horizon", "must be >= 1")
+        _require(self.context >= 0, "plan.context", "must be >= 0")
+        _require(self.plan_every >= 1, "plan.plan_every", "must be >= 1")
+        _require(self.temperature > 0, "plan.temperature", "must be > 0")
+        _require(self.slide in ("multi", "single"), "plan.slide", "use multi or single")
+        for name in ("cdf_obs", "cdf_act"):
+            value = getattr(self, name)
+            _require(value is None or 0.0 <= value < 1.0, f"plan.{name}", "must be in [0, 1)")
+        for name in ("p_obs", "p_act"):
+            value = getattr(self, name)
+            _require(value is None or 0.0 < value <= 1.0, f"plan.{name}", "must be in (0, 1]")
+        for name in ("k_obs", "k_act", "k_reward", "k_value"):
+            value = getattr(self, name)
+            _require(value is None or value >= 1, f"plan.{name}", "must be >= 1 or null")
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation rollouts."""
+
+    episodes: int = 10
+    n_envs: int = 10
+    """Environments stepped together in one gymnasium.vector env (and one model batch)."""
+    vector: Literal["sync", "async"] = "sync"
+    seed: int = 1000
+    max_episode_steps: int | None = None
+    device: str = "auto"
+    progress: bool = True
+
+
+@dataclass
+class CollectConfig:
+    """How `tt collect` makes a dataset."""
+
+    env: str = "Pendulum-v1"
+    policy: str = "expert"
+    """random, expert (a shipped scripted controller), or sb3:ALGO:PATH."""
+    episodes: int = 500
+    noise: float = 0.0
+    """Gaussian action noise (fraction of the action range)."""
+    epsilon: float = 0.0
+    """Probability of a uniformly random action at each step."""
+    seed: int = 0
+    dataset_id: str | None = None
+    """Minari id to write (default: tt/<env>/<policy>-v0)."""
+    ref_episodes: int = 20
+    """Episodes used to measure the random and expert reference returns."""
+
+
+@dataclass
+class RunConfig:
+    """One run: everything from data to evaluation."""
+
+    name: str = "run"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    plan: PlanConfig = field(default_factory=PlanConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    collect: CollectConfig = field(default_factory=CollectConfig)
+
+
+def _require(ok: bool, key: str, what: str) -> None:
+    if not ok:
+        raise ConfigError(f"config key '{key}' {what}")
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """Plain JSON-able dict of a config dataclass (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _all_keys(cls: type, prefix: str = "") -> list[str]:
+    keys = []
+    for f in dataclasses.fields(cls):
+        hint = _field_types(cls)[f.name]
+        if dataclasses.is_dataclass(hint):
+            keys.extend(_all_keys(typing.cast(type, hint), f"{prefix}{f.name}."))
+        else:
+            keys.append(f"{prefix}{f.name}")
+    return keys
+
+
+def _unknown_key(key: str, cls: type) -> ConfigError:
+    choices = _all_keys(cls)
+    close = difflib.get_close_matches(key, choices, n=1, cutoff=0.5)
+    if not close:  # a bare leaf name ("lr") often matches a dotted key ("train.lr")
+        close = [c for c in choices if c.split(".")[-1] == key.split(".")[-1]][:1]
+    hint = f"; did you mean '{close[0]}'?" if close else "; `tt config show` lists the keys"
+    return ConfigError(f"unknown config key '{key}'{hint}")
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Convert a YAML/CLI value to the annotated type, with a clear error when it cannot be."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if value is None:
+        if type(None) in args or hint is Any:
+            return None
+        raise ConfigError(f"config key '{key}' cannot be null")
+    if origin is typing.Union or (origin is not None and type(None) in args):
+        inner = [a for a in args if a is not type(None)]
+        errors = []
+        for candidate in inner:
+            try:
+                return _coerce(value, candidate, key)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0])
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"config key '{key}' must be one of {list(args)}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list | tuple) or len(value) != len(args):
+            raise ConfigError(f"config key '{key}' needs {len(args)} values, got {value!r}")
+        return tuple(_coerce(v, a, key) for v, a in zip(value, args))
+    try:
+        if hint is bool:
+            if isinstance(value, bool):
+                return value
+            raise TypeError
+        if hint is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise TypeError
+            return int(value)
+        if hint is float:
+            if isinstance(value, bool):
+                raise TypeError
+            return float(value)
+        if hint is str:
+            return str(value)
+    except (TypeError, ValueError):
+        pass
+    else:
+        return value
+    raise ConfigError(f"config key '{key}' expects {getattr(hint, '__name__', hint)}, got {value!r}")
+
+
+def config_from_dict(data: dict[str, Any], cls: type = RunConfig, prefix: str = "") -> Any:
+    """Build a config dataclass from a nested dict; unknown keys are errors naming the closest key."""
+    hints = _field_types(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if key not in names:
+            raise _unknown_key(full, RunConfig if prefix or cls is RunConfig else cls)
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key '{full}' is a section; give it a mapping")
+            kwargs[key] = config_from_dict(value, typing.cast(type, hint), f"{full}.")
+        else:
+            kwargs[key] = _coerce(value, hint, full)
+    return cls(**kwargs)
+
+
+def _parse_value(text: str) -> Any:
+    """CLI values are YAML scalars: 3, 0.5, true, null, [0.9, 0.95], or plain strings."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
+    """Apply `section.key=value` strings (a leading `--` is allowed) and re-validate."""
+    update: dict[str, Any] = {}
+    valid = set(_all_keys(RunConfig))
+    for item in overrides:
+        text = item[2:] if item.startswith("--") else item
+        if "=" not in text:
+            raise ConfigError(f"override '{item}' is not of the form key=value (e.g. train.lr=3e-4)")
+        key, raw = text.split("=", 1)
+        key = key.strip()
+        if key not in valid:
+            raise _unknown_key(key, RunConfig)
+        node = update
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = _parse_value(raw)
+    merged = _merge(config_to_dict(config), update)
+    return typing.cast(RunConfig, config_from_dict(merged))
+
+
+def list_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err.__class__.__name__})") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    return data
+
+
+def load_config(preset: str | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Defaults, then a preset (a name under configs/ or a YAML path), then overrides.
+
+    A preset may name a `base` preset it extends, so presets stay small deltas over defaults.
+    """
+    data: dict[str, Any] = {}
+    if preset:
+        path = Path(preset)
+        if not path.suffix:
+            path = PRESET_DIR / f"{preset}.yaml"
+        if not path.is_file():
+            raise ConfigError(
+                f"no preset '{preset}'; choose one of {list_presets()} or give a YAML path"
+            )
+        data = _read_yaml(path)
+        base = data.pop("base", None)
+        if base:
+            data = _merge(config_to_dict(load_config(str(base))), data)
+    try:
+        config = typing.cast(RunConfig, config_from_dict(data))
+    except ConfigError as err:
+        raise ConfigError(f"preset '{preset}': {err}") from err
+    return apply_overrides(config, overrides or [])
