@@ -140,7 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_intermixed_args(argv)
+    parser = build_parser()
+    # key=value overrides may come before or after options; argparse leaves the later ones over.
+    args, extra = parser.parse_known_args(argv)
+    stray = [item for item in extra if "=" not in item]
+    if stray or (extra and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     try:
         return int(args.handler(args))
     except (TTError, ConfigError) as err:
