@@ -1,0 +1,222 @@
+"""The trajectory GPT: a decoder-only transformer over discretized transitions.
+
+A transition of `transition_dim` = obs + act + reward + value dimensions becomes `transition_dim`
+tokens. Every sequence starts at a transition boundary, so the token at position p describes
+dimension `p % transition_dim`. Reads top to bottom: attention → MLP → block → config → model.
+
+Three details from the original TT (Janner et al., 2021) that are easy to miss:
+- Token offsets: dimension d's bin b is embedded as id `d * vocab_size + b`, so bin 7 of the
+  velocity and bin 7 of the reward are different words. Targets stay raw bins (0..vocab_size-1).
+- Value mask: no position attends to a value token (the reward-to-go is a training target, not an
+  input; at planning time the real value is unknown and a placeholder is fed). A value token's
+  own output still predicts the next observation's first token through its residual stream.
+- Per-dimension heads (`separate_heads`): the output at position p, which predicts the token at
+  p + 1, goes through head `p % transition_dim`, one weight matrix per dimension applied as one
+  einsum over the transition axis (no Python loop over dimensions).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+__all__ = ["GPTConfig", "TrajectoryGPT", "value_attention_mask"]
+
+
+def value_attention_mask(seq_len: int, transition_dim: int, device: torch.device | None = None) -> torch.Tensor:
+    """Boolean (T, T) mask, True where query i may attend to key j: causal and j not a value token."""
+    idx = torch.arange(seq_len, device=device)
+    causal = idx[:, None] >= idx[None, :]  # (T, T)
+    not_value = (idx % transition_dim) != (transition_dim - 1)  # (T,)
+    return causal & not_value[None, :]
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, n_embd: int, n_head: int, dropout: float) -> None:
+        super().__init__()
+        self.n_head = n_head
+        self.qkv = nn.Linear(n_embd, 3 * n_embd)
+        self.proj = nn.Linear(n_embd, n_embd)
+        self.attn_dropout = dropout
+        self.resid_drop = nn.Dropout(dropout)
+
+    def split_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, T, C) → q, k, v each (B, H, T, C/H)."""
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=-1)  # 3 x (B, T, C)
+        shape = (B, T, self.n_head, C // self.n_head)
+        return (
+            q.view(shape).transpose(1, 2),
+            k.view(shape).transpose(1, 2),
+            v.view(shape).transpose(1, 2),
+        )
+
+    def merge_heads(self, y: torch.Tensor) -> torch.Tensor:
+        """(B, H, T, hd) → projected (B, T, C)."""
+        B, H, T, hd = y.shape
+        return self.resid_drop(self.proj(y.transpose(1, 2).reshape(B, T, H * hd)))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.split_heads(x)  # (B, H, T, hd)
+        dropout = self.attn_dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+        return self.merge_heads(y)  # (B, T, C)
+
+
+class MLP(nn.Module):
+    def __init__(self, n_embd: int, dropout: float) -> None:
+        super().__init__()
+        self.fc = nn.Linear(n_embd, 4 * n_embd)
+        self.proj = nn.Linear(4 * n_embd, n_embd)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.proj(F.gelu(self.fc(x))))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block."""
+
+    def __init__(self, n_embd: int, n_head: int, dropout: float) -> None:
+        super().__init__()
+        self.ln1 = nn.LayerNorm(n_embd)
+        self.attn = CausalSelfAttention(n_embd, n_head, dropout)
+        self.ln2 = nn.LayerNorm(n_embd)
+        self.mlp = MLP(n_embd, dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x), mask)
+        return x + self.mlp(self.ln2(x))
+
+
+@dataclass
+class GPTConfig:
+    """Everything needed to rebuild the model; stored as model.json in every run folder."""
+
+    vocab_size: int
+    """Bins per dimension."""
+    observation_dim: int
+    action_dim: int
+    n_transitions: int = 10
+    n_embd: int = 128
+    n_layer: int = 4
+    n_head: int = 4
+    dropout: float = 0.1
+    separate_heads: bool = True
+
+    @property
+    def transition_dim(self) -> int:
+        return self.observation_dim + self.action_dim + 2  # + reward + value
+
+    @property
+    def block_size(self) -> int:
+        """Longest input: a window of n_transitions, minus its last token (it is only a target)."""
+        return self.n_transitions * self.transition_dim - 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class TrajectoryGPT(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.config = config
+        td, C = config.transition_dim, config.n_embd
+        self.tok_emb = nn.Embedding(config.vocab_size * td, C)
+        self.pos_emb = nn.Parameter(torch.zeros(1, config.block_size, C))
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(
+            Block(C, config.n_head, config.dropout) for _ in range(config.n_layer)
+        )
+        self.ln_f = nn.LayerNorm(C)
+        n_heads = td if config.separate_heads else 1
+        self.head_weight = nn.Parameter(torch.empty(n_heads, C, config.vocab_size))  # (D, C, V)
+        self.head_bias = nn.Parameter(torch.zeros(n_heads, config.vocab_size))  # (D, V)
+        self.activation_checkpointing = False
+        self.register_buffer(
+            "attn_mask", value_attention_mask(config.block_size, td), persistent=False
+        )
+        self.register_buffer("dim_offsets", torch.arange(td) * config.vocab_size, persistent=False)
+        self.apply(self._init_weights)
+        nn.init.normal_(self.head_weight, mean=0.0, std=0.02)
+        # GPT-2: scale residual projections by 1/sqrt(2 * n_layer) so depth does not blow up the stream
+        for name, param in self.named_parameters():
+            if name.endswith("proj.weight"):
+                nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    # -- pieces shared by the full forward pass and the cached decoder ---------------------------
+    def embed(self, tokens: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Raw bins (B, T) at positions start..start+T-1 → embeddings (B, T, C)."""
+        T = tokens.shape[1]
+        td = self.config.transition_dim
+        dims = torch.arange(start, start + T, device=tokens.device) % td  # (T,)
+        ids = tokens.long() + self.dim_offsets[dims]  # (B, T)
+        return self.drop(self.tok_emb(ids) + self.pos_emb[:, start : start + T])  # (B, T, C)
+
+    def head(self, h: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Final hidden states (B, T, C) at positions start.. → logits (B, T, V) for the next token."""
+        B, T, C = h.shape
+        h = self.ln_f(h)
+        if not self.config.separate_heads:
+            return h @ self.head_weight[0] + self.head_bias[0]  # (B, T, V)
+        td = self.config.transition_dim
+        # Pad to whole transitions so one einsum applies head d to every position of dimension d.
+        lead = start % td
+        total = lead + T
+        padded_len = -(-total // td) * td
+        h = F.pad(h, (0, 0, lead, padded_len - total))  # (B, P, C)
+        h = h.view(B, padded_len // td, td, C)  # (B, N, D, C)
+        logits = torch.einsum("bndc,dcv->bndv", h, self.head_weight) + self.head_bias  # (B, N, D, V)
+        return logits.reshape(B, padded_len, -1)[:, lead:total]  # (B, T, V)
+
+    def head_at(self, h: torch.Tensor, position: int) -> torch.Tensor:
+        """Hidden states (B, C) of one position → logits (B, V)."""
+        h = self.ln_f(h)
+        d = position % self.config.transition_dim if self.config.separate_heads else 0
+        return torch.addmm(self.head_bias[d], h, self.head_weight[d])  # (B, V)
+
+    # -- training / reference forward ------------------------------------------------------------
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Raw bins (B, T), starting at a transition boundary → next-token logits (B, T, V)."""
+        T = tokens.shape[1]
+        if T > self.config.block_size:
+            raise ValueError(f"sequence of {T} tokens exceeds block_size {self.config.block_size}")
+        x = self.embed(tokens)  # (B, T, C)
+        mask = self.attn_mask[:T, :T]
+        for block in self.blocks:
+            if self.activation_checkpointing and self.training:
+                x = checkpoint(block, x, mask, use_reentrant=False)
+            else:
+                x = block(x, mask)
+        return self.head(x)  # (B, T, V)
+
+    def decay_groups(self, weight_decay: float) -> list[dict[str, Any]]:
+        """AdamW groups as in GPT: decay matmul weights only (not biases, norms, embeddings)."""
+        decay, no_decay = [], []
+        for name, param in self.named_parameters():
+            if not param.requires_grad:
+                continue
+            is_matrix = name.endswith(".weight") and param.dim() >= 2 and "emb" not in name
+            (decay if is_matrix or name == "head_weight" else no_decay).append(param)
+        return [
+            {"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
