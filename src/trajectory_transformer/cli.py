@@ -66,7 +66,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_benchmark
 
-    return run_benchmark(args.what, json_lines=args.json, quick=args.quick, overrides=args.overrides)
+    return run_benchmark(
+        args.what, json_lines=args.json, quick=args.quick, overrides=args.overrides
+    )
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -95,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def add(name: str, handler: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+    def add(
+        name: str, handler: Callable[[argparse.Namespace], int], help: str
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.set_defaults(handler=handler)
         return p

@@ -220,6 +220,8 @@ class CollectConfig:
     """Minari id to write (default: tt/<env>/<policy>-v0)."""
     ref_episodes: int = 20
     """Episodes used to measure the random and expert reference returns."""
+    overwrite: bool = False
+    """Replace an existing local dataset with the same id (otherwise that is an error)."""
 
 
 @dataclass
@@ -313,7 +315,9 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         pass
     else:
         return value
-    raise ConfigError(f"config key '{key}' expects {getattr(hint, '__name__', hint)}, got {value!r}")
+    raise ConfigError(
+        f"config key '{key}' expects {getattr(hint, '__name__', hint)}, got {value!r}"
+    )
 
 
 def config_from_dict(data: dict[str, Any], cls: type = RunConfig, prefix: str = "") -> Any:
@@ -360,7 +364,9 @@ def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
     for item in overrides:
         text = item[2:] if item.startswith("--") else item
         if "=" not in text:
-            raise ConfigError(f"override '{item}' is not of the form key=value (e.g. train.lr=3e-4)")
+            raise ConfigError(
+                f"override '{item}' is not of the form key=value (e.g. train.lr=3e-4)"
+            )
         key, raw = text.split("=", 1)
         key = key.strip()
         if key not in valid:

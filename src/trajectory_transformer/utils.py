@@ -7,7 +7,7 @@ import json
 import os
 import random
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +19,9 @@ __all__ = [
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_json",
+    "lazy_import",
     "read_json",
     "resolve_device",
-    "lazy_import",
     "seed_everything",
 ]
 
@@ -68,7 +68,9 @@ def read_json(path: str | os.PathLike[str], what: str = "file") -> Any:
     try:
         return json.loads(p.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise TTError(f"{p}: corrupt {what} ({err.__class__.__name__}); restore or delete it") from err
+        raise TTError(
+            f"{p}: corrupt {what} ({err.__class__.__name__}); restore or delete it"
+        ) from err
 
 
 def seed_everything(seed: int) -> np.random.Generator:
@@ -98,5 +100,3 @@ def lazy_import(module: str, extra: str) -> Any:
         raise TTError(
             f"'{module}' is needed for this; install it with pip install 'trajectory-transformer[{extra}]'"
         ) from err
-
-

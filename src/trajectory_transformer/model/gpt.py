@@ -18,6 +18,7 @@ Three details from the original TT (Janner et al., 2021) that are easy to miss:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -26,10 +27,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-__all__ = ["GPTConfig", "TrajectoryGPT", "value_attention_mask"]
+__all__ = ["AttendFn", "GPTConfig", "TrajectoryGPT", "value_attention_mask"]
+
+AttendFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+"""Attention given q, k, v (B, H, T, hd) → (B, H, T, hd); a KV cache supplies its own."""
 
 
-def value_attention_mask(seq_len: int, transition_dim: int, device: torch.device | None = None) -> torch.Tensor:
+def value_attention_mask(
+    seq_len: int, transition_dim: int, device: torch.device | None = None
+) -> torch.Tensor:
     """Boolean (T, T) mask, True where query i may attend to key j: causal and j not a value token."""
     idx = torch.arange(seq_len, device=device)
     causal = idx[:, None] >= idx[None, :]  # (T, T)
@@ -62,8 +68,13 @@ class CausalSelfAttention(nn.Module):
         B, H, T, hd = y.shape
         return self.resid_drop(self.proj(y.transpose(1, 2).reshape(B, T, H * hd)))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None, attend: AttendFn | None = None
+    ) -> torch.Tensor:
+        """`attend` lets a cache store the new keys/values and attend over its own."""
         q, k, v = self.split_heads(x)  # (B, H, T, hd)
+        if attend is not None:
+            return self.merge_heads(attend(q, k, v))
         dropout = self.attn_dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
         return self.merge_heads(y)  # (B, T, C)
@@ -90,8 +101,10 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(n_embd)
         self.mlp = MLP(n_embd, dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln1(x), mask)
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None, attend: AttendFn | None = None
+    ) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x), mask, attend)
         return x + self.mlp(self.ln2(x))
 
 
@@ -124,6 +137,9 @@ class GPTConfig:
 
 
 class TrajectoryGPT(nn.Module):
+    attn_mask: torch.Tensor
+    dim_offsets: torch.Tensor
+
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.config = config
@@ -184,7 +200,9 @@ class TrajectoryGPT(nn.Module):
         padded_len = -(-total // td) * td
         h = F.pad(h, (0, 0, lead, padded_len - total))  # (B, P, C)
         h = h.view(B, padded_len // td, td, C)  # (B, N, D, C)
-        logits = torch.einsum("bndc,dcv->bndv", h, self.head_weight) + self.head_bias  # (B, N, D, V)
+        logits = (
+            torch.einsum("bndc,dcv->bndv", h, self.head_weight) + self.head_bias
+        )  # (B, N, D, V)
         return logits.reshape(B, padded_len, -1)[:, lead:total]  # (B, T, V)
 
     def head_at(self, h: torch.Tensor, position: int) -> torch.Tensor:
@@ -197,7 +215,7 @@ class TrajectoryGPT(nn.Module):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Raw bins (B, T), starting at a transition boundary → next-token logits (B, T, V)."""
         T = tokens.shape[1]
-        if T > self.config.block_size:
+        if self.config.block_size < T:
             raise ValueError(f"sequence of {T} tokens exceeds block_size {self.config.block_size}")
         x = self.embed(tokens)  # (B, T, C)
         mask = self.attn_mask[:T, :T]
@@ -210,7 +228,8 @@ class TrajectoryGPT(nn.Module):
 
     def decay_groups(self, weight_decay: float) -> list[dict[str, Any]]:
         """AdamW groups as in GPT: decay matmul weights only (not biases, norms, embeddings)."""
-        decay, no_decay = [], []
+        decay: list[nn.Parameter] = []
+        no_decay: list[nn.Parameter] = []
         for name, param in self.named_parameters():
             if not param.requires_grad:
                 continue
