@@ -5,7 +5,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test install lint typecheck bench clean
+.PHONY: demo test install lint typecheck bench clean system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) lint typecheck
+# The report's browser test needs headless Chromium (Debian's package). Installed when missing and
+# apt-get is usable; otherwise the test fails with the install command (TT_SKIP_BROWSER=1 skips it).
+system-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium for the report's browser test"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "warning: could not install chromium; run: sudo apt-get install -y chromium"; \
+	  else echo "note: chromium missing; run: sudo apt-get install -y chromium"; fi; }
+
+test: $(STAMP) system-deps lint typecheck
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

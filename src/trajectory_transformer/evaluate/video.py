@@ -1,0 +1,179 @@
+"""`tt render`: record an agent's episodes to MP4 (ffmpeg) or GIF from the env's rgb_array frames.
+
+One env, not a vector env: frames come from `env.render()` after the reset and after every step,
+so an episode of T steps gives T + 1 frames. Frames stream to the writer (no list of frames in
+memory) and the file appears atomically. Rendering needs system pieces that pip cannot install
+(EGL or OSMesa for MuJoCo, pygame for classic control); their absence is a one-line TTError.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from ..plan.protocol import Agent
+from ..utils import TTError
+
+__all__ = ["record_episodes", "render_run"]
+
+_MUJOCO_HINT = (
+    "MuJoCo needs an OpenGL backend for headless rendering: set MUJOCO_GL=egl (apt-get install -y "
+    "libegl1 libegl-mesa0 libgl1-mesa-dri) or MUJOCO_GL=osmesa (apt-get install -y libosmesa6)"
+)
+
+
+def _default_gl_backend() -> None:
+    """Headless machines have no X display: EGL is MuJoCo's working choice there (see FACTS.md),
+    and SDL's dummy driver lets pygame draw classic-control frames off screen."""
+    if not os.environ.get("DISPLAY"):
+        os.environ.setdefault("MUJOCO_GL", "egl")
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+
+
+def _make_render_env(make_env: Callable[[], gym.Env[Any, Any]]) -> gym.Env[Any, Any]:
+    """MuJoCo picks its GL backend on import, so a missing EGL/OSMesa fails here, not in render()."""
+    try:
+        return make_env()
+    except Exception as err:
+        if not _gl_error(err):
+            raise
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise TTError(f"cannot make the env for rendering ({first}); {_MUJOCO_HINT}") from err
+
+
+def _gl_error(err: BaseException) -> bool:
+    """True when the failure comes from MuJoCo's GL backend (it surfaces as assorted types)."""
+    seen: BaseException | None = err
+    while seen is not None:
+        tb = seen.__traceback__
+        while tb is not None:
+            name = tb.tb_frame.f_code.co_filename
+            if "mujoco" in name and ("gl_context" in name or "egl" in name or "osmesa" in name):
+                return True
+            tb = tb.tb_next
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _render(env: gym.Env[Any, Any]) -> np.ndarray:
+    try:
+        frame = env.render()
+    except gym.error.DependencyNotInstalled as err:
+        raise TTError(f"rendering needs a missing package: {str(err).splitlines()[0]}") from err
+    except (
+        Exception
+    ) as err:  # GL backends fail with assorted types (ImportError, RuntimeError, ...)
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        is_mujoco = "mujoco" in type(env.unwrapped).__module__
+        hint = _MUJOCO_HINT if is_mujoco else "check the env's rendering dependencies"
+        raise TTError(f"cannot render ({err.__class__.__name__}: {first}); {hint}") from err
+    if not isinstance(frame, np.ndarray) or frame.ndim != 3:
+        raise TTError(
+            f"env.render() gave {type(frame).__name__}, not an RGB frame; make the env with render_mode='rgb_array'"
+        )
+    return frame
+
+
+def _writer(path: Path, fps: int) -> Any:
+    import imageio.v2 as imageio
+
+    suffix = path.suffix.lower()
+    if suffix == ".gif":
+        return imageio.get_writer(path, format="GIF", mode="I", duration=1000.0 / fps, loop=0)
+    if suffix == ".mp4":
+        # macro_block_size 2: yuv420p needs even sizes; the default (16) would rescale 500x500 frames
+        return imageio.get_writer(
+            path, format="FFMPEG", fps=fps, codec="libx264", macro_block_size=2, quality=7
+        )
+    raise TTError(f"{path}: unknown video format '{suffix}'; use .mp4 or .gif")
+
+
+def record_episodes(
+    make_env: Callable[[], gym.Env[Any, Any]],
+    agent: Agent,
+    episodes: int,
+    path: str | Path,
+    fps: int = 30,
+    seed: int = 0,
+) -> Path:
+    """Play `episodes` episodes (reset seeds seed, seed+1, ...) into one video file at `path`."""
+    from ..data.spaces import flatten, stack, unflatten
+
+    path = Path(path)
+    if episodes < 1:
+        raise TTError(f"episodes must be >= 1, got {episodes}")
+    _default_gl_backend()
+    env = _make_render_env(make_env)
+    if env.render_mode != "rgb_array":
+        env.close()
+        raise TTError(
+            f"the env renders in mode {env.render_mode!r}; make it with render_mode='rgb_array'"
+        )
+    obs_space, act_space = env.observation_space, env.action_space
+    low = high = None
+    if isinstance(act_space, gym.spaces.Box):
+        low, high = act_space.low.reshape(1, -1), act_space.high.reshape(1, -1)
+    slot = np.zeros(1, dtype=np.int64)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # same suffix: imageio picks by it
+    writer = None
+    try:
+        for episode in range(episodes):
+            obs, _ = env.reset(seed=seed + episode)
+            agent.reset(slot)
+            frame = _render(env)
+            if writer is None:
+                writer = _writer(tmp, fps)
+            writer.append_data(frame)
+            done = False
+            while not done:
+                flat_obs = flatten(obs_space, stack(obs_space, [obs]))  # (1, obs_dim)
+                action = np.asarray(agent.act(slot, flat_obs), dtype=np.float32)  # (1, act_dim)
+                env_action = np.clip(action, low, high) if low is not None else action
+                obs, reward, terminated, truncated, _ = env.step(
+                    unflatten(act_space, env_action)[0]
+                )
+                agent.record(slot, action, np.array([reward], dtype=np.float32))
+                writer.append_data(_render(env))
+                done = bool(terminated or truncated)
+        assert writer is not None  # episodes >= 1 opened it
+        writer.close()
+        writer = None
+        os.replace(tmp, path)
+    finally:
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
+        env.close()
+    return path
+
+
+def render_run(run_dir: Path, episodes: int = 1, overrides: list[str] | None = None) -> Path:
+    """Record the run's planner to RUN_DIR/videos/episode_<i>.mp4 (seeds eval.seed + i).
+
+    Returns the file for one episode, the videos folder for several.
+    """
+    from .run import prepare_run
+
+    run_dir = Path(run_dir)
+    if episodes < 1:
+        raise TTError(f"--episodes must be >= 1, got {episodes}")
+    _default_gl_backend()
+    prep = prepare_run(run_dir, overrides, "planner", render_mode="rgb_array")
+    out_dir = run_dir / "videos"
+    paths = [
+        record_episodes(
+            prep.make_env,
+            prep.agent,
+            1,
+            out_dir / f"episode_{i}.mp4",
+            seed=prep.config.eval.seed + i,
+        )
+        for i in range(episodes)
+    ]
+    return paths[0] if episodes == 1 else out_dir

@@ -1,0 +1,258 @@
+"""Run an `Agent` for N episodes in a `gymnasium.vector` env and time it.
+
+Why not gymnasium's autoreset: its default (NEXT_STEP) spends one extra step per episode on the
+reset and SAME_STEP resets without a seed. We run the vector env with autoreset DISABLED and reset
+finished slots ourselves with `reset_mask`, so every episode i starts from `reset(seed=seed + i)`
+whichever slot it lands in: results do not depend on n_envs or on the order episodes finish.
+
+Finished slots leave the agent's batch (the agent is never asked to act for them). When no episode
+is left to start, a slot idles: the vector env still steps it (gymnasium steps all sub-envs), with
+its last action, and its results are ignored.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
+from tqdm.auto import tqdm
+
+from ..utils import TTError
+from .protocol import Agent
+
+__all__ = ["RolloutResult", "StepInfo", "make_vector_env", "rollout"]
+
+
+@dataclass
+class StepInfo:
+    """What `on_step` sees after each vector step (flat vectors, active slots only)."""
+
+    slots: np.ndarray  # (k,) env slots that acted
+    episodes: np.ndarray  # (k,) episode index running in each slot
+    observations: np.ndarray  # (k, obs_dim) the observations the agent acted on
+    actions: np.ndarray  # (k, act_dim) flat actions from the agent (before clipping)
+    rewards: np.ndarray  # (k,)
+    terminated: np.ndarray  # (k,) bool
+    truncated: np.ndarray  # (k,) bool
+
+
+@dataclass
+class RolloutResult:
+    """Per-episode outcomes (indexed by episode, seeded seed + index) and timings."""
+
+    returns: np.ndarray  # (E,) float64 undiscounted return
+    lengths: np.ndarray  # (E,) int64 steps
+    terminated: np.ndarray  # (E,) bool: ended by a termination, not by the time limit
+    seeds: np.ndarray  # (E,) int64 reset seed
+    n_envs: int
+    wall_s: float  # whole rollout, resets included
+    env_s: float  # inside vector step/reset
+    agent_s: float  # inside agent.act (planning)
+    agent_calls: int  # vector steps = batched act calls
+
+    @property
+    def env_steps(self) -> int:
+        return int(self.lengths.sum())
+
+    @property
+    def env_steps_per_s(self) -> float:
+        """Env steps taken by real episodes per second of wall time (agent time included)."""
+        return self.env_steps / self.wall_s if self.wall_s > 0 else float("nan")
+
+    @property
+    def agent_ms_per_step(self) -> float:
+        """Planning time per env step (a batched call serves several env steps)."""
+        return 1e3 * self.agent_s / max(self.env_steps, 1)
+
+    @property
+    def agent_ms_per_call(self) -> float:
+        """Planning time per batched act call (one per vector step)."""
+        return 1e3 * self.agent_s / max(self.agent_calls, 1)
+
+    def episode_records(self) -> list[dict[str, Any]]:
+        """One JSON-able dict per episode, for episodes.jsonl."""
+        return [
+            {
+                "episode": i,
+                "seed": int(s),
+                "return": float(r),
+                "length": int(n),
+                "terminated": bool(d),
+            }
+            for i, (s, r, n, d) in enumerate(
+                zip(self.seeds, self.returns, self.lengths, self.terminated)
+            )
+        ]
+
+
+def make_vector_env(
+    make_env: Callable[[], gym.Env[Any, Any]],
+    n_envs: int,
+    vector: Literal["sync", "async"] = "sync",
+    max_episode_steps: int | None = None,
+) -> SyncVectorEnv | AsyncVectorEnv:
+    """A vector env with autoreset disabled (we reset finished slots with a mask and a seed)."""
+
+    def env_fn() -> gym.Env[Any, Any]:
+        env = make_env()
+        if max_episode_steps is not None:
+            env = gym.wrappers.TimeLimit(env, max_episode_steps)
+        return env
+
+    fns = [env_fn] * n_envs
+    if vector == "sync":
+        return SyncVectorEnv(fns, autoreset_mode=AutoresetMode.DISABLED)
+    if vector == "async":
+        return AsyncVectorEnv(fns, autoreset_mode=AutoresetMode.DISABLED)
+    raise TTError(f"vector must be 'sync' or 'async', got {vector!r}")
+
+
+def rollout(
+    make_env: Callable[[], gym.Env[Any, Any]],
+    agent: Agent,
+    episodes: int,
+    n_envs: int = 1,
+    seed: int = 0,
+    vector: Literal["sync", "async"] = "sync",
+    max_episode_steps: int | None = None,
+    progress: bool = True,
+    on_step: Callable[[StepInfo], None] | None = None,
+) -> RolloutResult:
+    """Run `episodes` episodes, at most `n_envs` at a time; episode i is reset with seed + i."""
+    if episodes < 1:
+        raise TTError(f"episodes must be >= 1, got {episodes}")
+    if n_envs < 1:
+        raise TTError(f"n_envs must be >= 1, got {n_envs}")
+    n_envs = min(n_envs, episodes)
+    venv = make_vector_env(make_env, n_envs, vector, max_episode_steps)
+    try:
+        return _run(venv, agent, episodes, seed, progress, on_step)
+    finally:
+        venv.close()
+
+
+def _run(
+    venv: SyncVectorEnv | AsyncVectorEnv,
+    agent: Agent,
+    episodes: int,
+    seed: int,
+    progress: bool,
+    on_step: Callable[[StepInfo], None] | None,
+) -> RolloutResult:
+    from ..data.spaces import flat_dim, flatten, unflatten
+
+    n = venv.num_envs
+    obs_space, act_space = venv.single_observation_space, venv.single_action_space
+    act_dim = flat_dim(act_space)
+    low = high = None
+    if isinstance(act_space, gym.spaces.Box):  # flat layout == the Box's C order
+        low = np.broadcast_to(act_space.low, act_space.shape).reshape(-1)
+        high = np.broadcast_to(act_space.high, act_space.shape).reshape(-1)
+
+    out_returns = np.zeros(episodes, dtype=np.float64)
+    out_lengths = np.zeros(episodes, dtype=np.int64)
+    out_terminated = np.zeros(episodes, dtype=bool)
+    seeds = seed + np.arange(episodes, dtype=np.int64)
+
+    slot_episode = np.arange(n, dtype=np.int64)  # episode running in each slot; -1: idle
+    ep_return = np.zeros(n, dtype=np.float64)
+    ep_length = np.zeros(n, dtype=np.int64)
+    actions = np.zeros((n, act_dim), dtype=np.float32)  # idle slots repeat their last action
+    next_episode = n
+    env_s = agent_s = 0.0
+    calls = 0
+
+    bar = tqdm(total=episodes, desc="episodes", unit="ep", disable=not progress, leave=False)
+    start = shown = time.perf_counter()
+    obs, _ = venv.reset(seed=[int(s) for s in seeds[:n]])
+    env_s += time.perf_counter() - start
+    agent.reset(np.arange(n))
+    while True:
+        active = np.flatnonzero(slot_episode >= 0)
+        if active.size == 0:
+            break
+        flat_obs = flatten(obs_space, obs)[active]  # (k, obs_dim)
+
+        t0 = time.perf_counter()
+        chosen = np.asarray(agent.act(active, flat_obs), dtype=np.float32)  # (k, act_dim)
+        agent_s += time.perf_counter() - t0
+        calls += 1
+        if chosen.shape != (active.size, act_dim):
+            raise TTError(
+                f"agent.act returned shape {chosen.shape}, expected {(active.size, act_dim)}"
+            )
+        actions[active] = chosen
+        flat_act = np.clip(actions, low, high) if low is not None else actions
+
+        t0 = time.perf_counter()
+        obs, reward, terminated, truncated, _ = venv.step(unflatten(act_space, flat_act))
+        env_s += time.perf_counter() - t0
+
+        reward = np.asarray(reward, dtype=np.float64)
+        agent.record(active, chosen, reward[active].astype(np.float32))
+        ep_return[active] += reward[active]
+        ep_length[active] += 1
+        done = np.logical_or(terminated, truncated)  # (n,)
+        if progress and time.perf_counter() - shown > 0.5:  # long episodes: show steps meanwhile
+            shown = time.perf_counter()
+            bar.set_postfix(steps=int(out_lengths.sum() + ep_length.sum()), refresh=True)
+        if on_step is not None:
+            on_step(
+                StepInfo(
+                    active,
+                    slot_episode[active].copy(),
+                    flat_obs,
+                    chosen,
+                    reward[active],
+                    terminated[active],
+                    truncated[active],
+                )
+            )
+
+        if not done.any():
+            continue
+        finished = active[done[active]]
+        eps = slot_episode[finished]
+        out_returns[eps] = ep_return[finished]
+        out_lengths[eps] = ep_length[finished]
+        out_terminated[eps] = terminated[finished]  # both flags set counts as terminated
+
+        n_new = min(finished.size, episodes - next_episode)
+        restart, retire = finished[:n_new], finished[n_new:]
+        slot_episode[restart] = np.arange(next_episode, next_episode + n_new)
+        slot_episode[retire] = -1
+        next_episode += n_new
+        ep_return[finished] = 0.0
+        ep_length[finished] = 0
+        if finished.size:
+            bar.update(finished.size)
+            bar.set_postfix(steps=int(out_lengths.sum() + ep_length.sum()), refresh=False)
+
+        if (slot_episode >= 0).any():
+            # Idle slots that just ended must be reset too: DISABLED autoreset refuses to step them.
+            seed_list: list[int | None] = [None] * n
+            for slot in restart:
+                seed_list[int(slot)] = int(seeds[slot_episode[slot]])
+            t0 = time.perf_counter()
+            obs, _ = venv.reset(seed=seed_list, options={"reset_mask": done.copy()})
+            env_s += time.perf_counter() - t0
+            if restart.size:
+                agent.reset(restart)
+    wall_s = time.perf_counter() - start
+    bar.close()
+    return RolloutResult(
+        returns=out_returns,
+        lengths=out_lengths,
+        terminated=out_terminated,
+        seeds=seeds,
+        n_envs=n,
+        wall_s=wall_s,
+        env_s=env_s,
+        agent_s=agent_s,
+        agent_calls=calls,
+    )

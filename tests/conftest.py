@@ -1,0 +1,51 @@
+"""Shared fixtures. Tests never touch ~/.minari or ~/.cache: the session points both at tmp dirs.
+
+`pendulum_dataset` (session-scoped) collects a tiny Pendulum-v1 expert dataset once, with the
+default id of DataConfig, so `prepare_tokens(DataConfig(...))` finds it. Tests that need an empty
+Minari folder use `minari_tmp` (which must not be combined with `pendulum_dataset`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PENDULUM_ID = "tt/pendulum/expert-v0"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("session")
+    saved = {k: os.environ.get(k) for k in ("MINARI_DATASETS_PATH", "TT_CACHE_DIR")}
+    os.environ["MINARI_DATASETS_PATH"] = str(root / "minari")
+    os.environ["TT_CACHE_DIR"] = str(root / "cache")
+    yield root
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture
+def minari_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty MINARI_DATASETS_PATH for this test only."""
+    path = tmp_path / "minari"
+    path.mkdir()
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def pendulum_dataset(_session_dirs: Path) -> str:
+    """Id of a 6-episode (1,200-step) Pendulum-v1 expert Minari dataset, collected once (~1 s)."""
+    from trajectory_transformer.config import CollectConfig
+    from trajectory_transformer.data.collect import collect_dataset
+
+    cfg = CollectConfig(
+        env="Pendulum-v1", policy="expert", episodes=6, ref_episodes=2, dataset_id=PENDULUM_ID
+    )
+    return collect_dataset(cfg, progress=False)

@@ -1,0 +1,186 @@
+"""Evaluation: baselines through evaluate_agent, bad-input errors, outputs, and `tt eval` end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from trajectory_transformer.config import EvalConfig, load_config
+from trajectory_transformer.data.episodes import DatasetInfo
+from trajectory_transformer.data.policies import PendulumExpert
+from trajectory_transformer.data.spaces import space_to_json
+from trajectory_transformer.evaluate.run import (
+    check_env_spaces,
+    env_factory,
+    evaluate_agent,
+    evaluate_run,
+    write_eval_outputs,
+)
+from trajectory_transformer.plan.protocol import PolicyAgent, RandomAgent
+from trajectory_transformer.utils import TTError
+
+
+def pendulum_info(**changes: Any) -> DatasetInfo:
+    env = gym.make("Pendulum-v1")
+    assert env.spec is not None
+    info = DatasetInfo(
+        dataset="test",
+        env_id="Pendulum-v1",
+        env_spec=env.spec.to_json(),
+        observation_space=space_to_json(env.observation_space),
+        action_space=space_to_json(env.action_space),
+        observation_dim=3,
+        action_dim=1,
+        ref_min_score=-1200.0,
+        ref_max_score=-150.0,
+    )
+    for key, value in changes.items():
+        setattr(info, key, value)
+    return info
+
+
+FAST = EvalConfig(episodes=4, n_envs=2, seed=0, max_episode_steps=60, progress=False)
+
+
+def test_expert_beats_random_through_evaluate_agent() -> None:
+    info = pendulum_info()
+    make_env = env_factory(info)
+    space = make_env()
+    expert = PolicyAgent(PendulumExpert(), space.observation_space, space.action_space)
+    random = evaluate_agent(make_env, RandomAgent(space.action_space, 0), FAST, info, desc="random")
+    good = evaluate_agent(make_env, expert, FAST, info, desc="behaviour")
+    json.dumps(good, allow_nan=False)
+    assert good["reference"]["source"] == "dataset"
+    assert good["episodes"] == 4 and good["lengths"] == [60] * 4 and good["done_ratio"] == 0.0
+    assert good["return_mean"] > random["return_mean"]
+    assert good["normalized_score"] > random["normalized_score"]
+    assert (
+        good["normalized_score_ci95"][0]
+        <= good["normalized_score"]
+        <= good["normalized_score_ci95"][1]
+    )
+
+
+def test_bad_env_id_is_one_line_error() -> None:
+    with pytest.raises(TTError, match="Nope-v0") as err:
+        env_factory(pendulum_info(env_id="Nope-v0", env_spec=None))
+    assert "\n" not in str(err.value)
+    with pytest.raises(TTError, match="names no environment"):
+        env_factory(pendulum_info(env_id=None, env_spec=None))
+
+
+def test_space_mismatch_says_what_differs() -> None:
+    env = gym.make("MountainCarContinuous-v0")  # Box(2,) observations, Box(1,) actions
+    with pytest.raises(TTError, match=r"observation space: run has Box\(3,\), env has Box\(2,\)"):
+        check_env_spaces(env, pendulum_info())
+    with pytest.raises(TTError, match="action space has 2 flat dims in the run"):
+        check_env_spaces(gym.make("Pendulum-v1"), pendulum_info(action_space=None, action_dim=2))
+    check_env_spaces(gym.make("Pendulum-v1"), pendulum_info())  # the matching env passes
+
+
+def test_outputs_written(tmp_path: Path) -> None:
+    info = pendulum_info()
+    make_env = env_factory(info)
+    summary = evaluate_agent(make_env, RandomAgent(make_env().action_space, 0), FAST, info)
+    paths = write_eval_outputs(summary, tmp_path / "eval", tb_dir=tmp_path / "tb", tb_step=3)
+    assert json.loads(paths["json"].read_text())["episodes"] == 4
+    lines = [json.loads(x) for x in paths["episodes"].read_text().splitlines()]
+    assert [x["seed"] for x in lines] == [0, 1, 2, 3]
+    assert paths["histogram"].read_bytes()[:4] == b"\x89PNG"
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+
+
+# --- end to end on a tiny trained run -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_run(pendulum_dataset: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from trajectory_transformer.train.trainer import train
+
+    cfg = load_config(
+        None,
+        [
+            f"data.dataset={pendulum_dataset}",
+            "data.n_bins=16",
+            "data.n_transitions=4",
+            "model.n_embd=16",
+            "model.n_layer=1",
+            "model.n_head=2",
+            "train.batch_size=16",
+            "train.max_steps=3",
+            "train.device=cpu",
+            "train.progress=false",
+        ],
+    )
+    return train(cfg, tmp_path_factory.mktemp("runs") / "tiny")
+
+
+SMALL = [
+    "plan.beam_width=4",
+    "plan.horizon=2",
+    "plan.context=2",
+    "eval.episodes=3",
+    "eval.n_envs=2",
+    "eval.max_episode_steps=8",
+    "eval.progress=false",
+    "eval.device=cpu",
+]
+
+
+def test_evaluate_run_end_to_end(tiny_run: Path) -> None:
+    summary = evaluate_run(tiny_run, overrides=SMALL)
+    out = tiny_run / "eval"
+    saved = json.loads((out / "eval.json").read_text())
+    assert saved["episodes"] == 3 and saved["lengths"] == [8, 8, 8]
+    assert saved["reference"]["source"] == "dataset" and summary["normalized_score"] is not None
+    assert saved["config"]["plan"]["beam_width"] == 4
+    assert len((out / "episodes.jsonl").read_text().splitlines()) == 3
+    assert (out / "eval_returns.png").is_file()
+    assert summary["plan_ms_per_step"] > 0
+    random = evaluate_run(tiny_run, overrides=SMALL, agent_kind="random")
+    assert (out / "eval_random.json").is_file() and random["agent"] == "random"
+
+
+def test_evaluate_run_rejects_bad_input(tiny_run: Path, tmp_path: Path) -> None:
+    with pytest.raises(TTError, match="only takes plan"):
+        evaluate_run(tiny_run, overrides=["train.lr=1e-3"])
+    with pytest.raises(ValueError, match=r"plan\.beam_width"):  # ConfigError, before any work
+        evaluate_run(tiny_run, overrides=["plan.beam_width=0"])
+    # a run whose dataset names another env: caught before any rollout, saying what differs
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(tiny_run, other, ignore=shutil.ignore_patterns("eval", "videos"))
+    info = json.loads((other / "dataset.json").read_text())
+    for env_id, message in (
+        ("MountainCarContinuous-v0", "observation space"),
+        ("Nope-v0", "Nope-v0"),
+    ):
+        info.update(env_id=env_id, env_spec=None, eval_env_spec=None)
+        (other / "dataset.json").write_text(json.dumps(info))
+        with pytest.raises(TTError, match=message):
+            evaluate_run(other, overrides=SMALL)
+    assert not (other / "eval").exists()  # nothing was written
+
+
+def test_render_run(tiny_run: Path) -> None:
+    import imageio.v3 as iio
+
+    try:
+        env = gym.make("Pendulum-v1", render_mode="rgb_array")
+        env.reset(seed=0)
+        env.render()
+    except gym.error.DependencyNotInstalled as err:
+        pytest.skip(f"Pendulum-v1 cannot render here: {err}")
+
+    from trajectory_transformer.evaluate.video import render_run
+
+    path = render_run(tiny_run, episodes=1, overrides=[*SMALL, "eval.max_episode_steps=5"])
+    assert path == tiny_run / "videos" / "episode_0.mp4"
+    assert sum(1 for _ in iio.imiter(path, plugin="FFMPEG")) == 6  # reset frame + 5 steps
+    assert np.asarray(next(iter(iio.imiter(path, plugin="FFMPEG")))).ndim == 3

@@ -1,0 +1,86 @@
+"""Normalized score formula, reference choice and confidence intervals."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from trajectory_transformer.evaluate.metrics import (
+    Reference,
+    confidence_interval,
+    normalized_score,
+    pick_reference,
+    summarize,
+)
+from trajectory_transformer.plan.rollout import RolloutResult
+
+
+def make_result(returns: list[float], terminated: list[bool] | None = None) -> RolloutResult:
+    n = len(returns)
+    return RolloutResult(
+        returns=np.asarray(returns, dtype=np.float64),
+        lengths=np.full(n, 100, dtype=np.int64),
+        terminated=np.asarray(terminated or [False] * n),
+        seeds=np.arange(n),
+        n_envs=2,
+        wall_s=2.0,
+        env_s=0.5,
+        agent_s=1.0,
+        agent_calls=50,
+    )
+
+
+def test_normalized_score_formula() -> None:
+    ref = Reference(random=-100.0, expert=300.0, source="dataset")
+    np.testing.assert_allclose(
+        normalized_score([-100.0, 300.0, 100.0, 700.0], ref), [0, 100, 50, 200]
+    )
+    hopper = pick_reference("Hopper-v5")
+    assert hopper is not None
+    # D4RL's hopper references: 100 * (3565 + 20.272305) / (3234.3 + 20.272305)
+    assert normalized_score(3565.0, hopper) == pytest.approx(110.1611, abs=1e-4)
+
+
+def test_reference_choice() -> None:
+    assert pick_reference("Pendulum-v1", -1200.0, -150.0) == Reference(-1200.0, -150.0, "dataset")
+    # the dataset's references win over D4RL's
+    assert pick_reference("Hopper-v5", 0.0, 1.0) == Reference(0.0, 1.0, "dataset")
+    assert pick_reference("HalfCheetah-v5") == Reference(-280.178953, 12135.0, "d4rl")
+    assert pick_reference("Walker2d-v4", None, 10.0) == Reference(1.629008, 4592.3, "d4rl")
+    assert pick_reference("Pendulum-v1") is None
+    assert pick_reference(None) is None
+
+
+def test_confidence_interval() -> None:
+    x = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    lo, hi = confidence_interval(x)
+    half = 2.7764 * x.std(ddof=1) / math.sqrt(5)  # t_{0.975, 4}
+    assert (lo, hi) == pytest.approx((3 - half, 3 + half))
+    lo, hi = confidence_interval(np.random.default_rng(0).normal(size=10_000))
+    assert hi - lo == pytest.approx(2 * 1.96 / 100, rel=0.05)  # large n: the normal interval
+    assert all(math.isnan(v) for v in confidence_interval(np.array([1.0])))
+
+
+def test_summarize_is_json_and_names_its_reference() -> None:
+    s = summarize(
+        make_result([0.0, 50.0, 100.0], [True, False, False]), Reference(0, 100, "dataset")
+    )
+    json.loads(json.dumps(s, allow_nan=False))
+    assert s["normalized_score"] == pytest.approx(50.0)
+    assert s["reference"]["source"] == "dataset"
+    assert "x100" in s["normalized_score_scale"]
+    assert s["done_ratio"] == pytest.approx(1 / 3)
+    assert s["return_min"] == 0.0 and s["return_max"] == 100.0
+    assert s["env_steps"] == 300 and s["env_steps_per_s"] == pytest.approx(150.0)
+    assert s["plan_ms_per_step"] == pytest.approx(1000.0 / 300)
+    assert s["plan_ms_per_call"] == pytest.approx(20.0)
+    lo, hi = s["normalized_score_ci95"]
+    assert lo < 50.0 < hi
+
+    single = summarize(make_result([5.0]), None)
+    json.loads(json.dumps(single, allow_nan=False))
+    assert single["normalized_score"] is None and single["reference"] is None
+    assert single["return_ci95"] is None

@@ -1,0 +1,58 @@
+"""Videos decode and hold one frame per rendered step (reset + every env step)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from trajectory_transformer.evaluate.video import record_episodes
+from trajectory_transformer.plan.protocol import RandomAgent
+from trajectory_transformer.utils import TTError
+
+STEPS = 12
+
+
+def make_pendulum() -> gym.Env[Any, Any]:
+    return gym.make("Pendulum-v1", render_mode="rgb_array", max_episode_steps=STEPS)
+
+
+def _can_render() -> str | None:
+    try:
+        env = make_pendulum()
+        env.reset(seed=0)
+        env.render()
+        env.close()
+    except Exception as err:
+        return f"Pendulum-v1 cannot render here ({err.__class__.__name__}: {err}); install pygame"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_can_render() is not None, reason=str(_can_render()))
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".gif"])
+def test_video_frame_count(tmp_path: Path, suffix: str) -> None:
+    episodes = 2
+    agent = RandomAgent(make_pendulum().action_space, seed=0)
+    path = record_episodes(make_pendulum, agent, episodes, tmp_path / f"ep{suffix}", fps=30)
+    assert path.is_file() and path.stat().st_size > 0
+    assert not list(tmp_path.glob(".*tmp*"))  # no temporary file left behind
+    plugin = "FFMPEG" if suffix == ".mp4" else "pillow"  # decode with an independent reader
+    frames = list(iio.imiter(path, plugin=plugin))
+    assert len(frames) == episodes * (STEPS + 1)
+    first = np.asarray(frames[0])
+    assert first.ndim == 3 and first.shape[0] == 500 and first.std() > 0  # a real picture
+
+
+def test_video_errors(tmp_path: Path) -> None:
+    agent = RandomAgent(make_pendulum().action_space, seed=0)
+    with pytest.raises(TTError, match="rgb_array"):
+        record_episodes(lambda: gym.make("Pendulum-v1"), agent, 1, tmp_path / "x.mp4")
+    with pytest.raises(TTError, match=r"mp4 or \.gif"):
+        record_episodes(make_pendulum, agent, 1, tmp_path / "x.avi")
+    assert not list(tmp_path.iterdir())
