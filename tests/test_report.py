@@ -19,7 +19,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from trajectory_transformer.evaluate.metrics import Reference, summarize
 from trajectory_transformer.evaluate.report import write_report
+from trajectory_transformer.plan.rollout import RolloutResult
 from trajectory_transformer.utils import TTError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -38,21 +40,22 @@ CHROMIUM = "/usr/bin/chromium"
 
 
 def _summary(returns: list[float], lo: float = -10.0, hi: float = 100.0) -> dict:
-    r = np.asarray(returns)
-    norm = 100 * (r - lo) / (hi - lo)
-    return {
-        "returns": returns,
-        "mean_return": float(r.mean()),
-        "std_return": float(r.std()),
-        "min_return": float(r.min()),
-        "max_return": float(r.max()),
-        "n_episodes": len(returns),
-        "normalized_score": float(norm.mean()),
-        "normalized_score_ci": [float(norm.mean() - 3), float(norm.mean() + 3)],
-        "reference": {"random": lo, "expert": hi},
-        "done_ratio": 0.5,
-        "mean_length": 200.0,
-    }
+    """A summary in exactly the format `tt eval` writes (evaluate.metrics.summarize)."""
+    r = np.asarray(returns, dtype=np.float64)
+    result = RolloutResult(
+        returns=r,
+        lengths=np.full(len(r), 200, np.int64),
+        terminated=np.arange(len(r)) % 2 == 0,
+        seeds=np.arange(len(r), dtype=np.int64),
+        n_envs=4,
+        wall_s=40.0,
+        env_s=1.0,
+        agent_s=33.0,
+        agent_calls=len(r) * 50,
+    )
+    summary = summarize(result, Reference(lo, hi, "dataset"))
+    summary["returns"] = result.returns.tolist()  # as evaluate_agent adds them
+    return summary
 
 
 def _make_run(root: Path, video: bool = True) -> Path:
@@ -87,16 +90,16 @@ def _make_run(root: Path, video: bool = True) -> Path:
                     "step": step,
                     "epoch": step // 50,
                     "tokens": step * 640,
-                    "loss": 3 * decay + 0.2,
-                    "loss/obs": 2.5 * decay + 0.2,
-                    "loss/act": 3.5 * decay + 0.3,
-                    "loss/reward": 1.5 * decay + 0.1,
-                    "loss/value": 1.8 * decay + 0.1,
-                    "acc/obs": 1 - decay * 0.9,
-                    "acc/act": 1 - decay * 0.95,
-                    "lr": 6e-4 * min(1.0, step / 50),
-                    "grad_norm": 1.0 + rng.random(),
-                    "tokens_per_s": 5000 + 100 * rng.random(),
+                    "losses/total": 3 * decay + 0.2,
+                    "losses/obs": 2.5 * decay + 0.2,
+                    "losses/act": 3.5 * decay + 0.3,
+                    "losses/reward": 1.5 * decay + 0.1,
+                    "losses/value": 1.8 * decay + 0.1,
+                    "accuracy/obs": 1 - decay * 0.9,
+                    "accuracy/act": 1 - decay * 0.95,
+                    "charts/lr": 6e-4 * min(1.0, step / 50),
+                    "charts/grad_norm": 1.0 + rng.random(),
+                    "charts/tokens_per_s": 5000 + 100 * rng.random(),
                 }
             )
         )
@@ -117,9 +120,6 @@ def _make_run(root: Path, video: bool = True) -> Path:
     tt = _summary([float(x) for x in rng.normal(90, 5, 12)])
     tt.update(
         {
-            "wall_time_s": 40.0,
-            "env_steps_per_s": 60.0,
-            "plan_ms_per_step": 16.5,
             "plan": {"beam": 32, "horizon": 5},
         }
     )
@@ -174,12 +174,12 @@ def test_full_report_is_self_contained(tmp_path: Path) -> None:
     videos = _data_uris(text, "video/mp4")
     assert len(videos) == 1 and videos[0] == (run / "videos" / "episode0.mp4").read_bytes()
     for needle in (
-        "loss/act",
-        "acc/obs",
+        "losses/act",
+        "accuracy/obs",
         "Pendulum-v1",
         "behaviour",
         "random",
-        "16.5",
+        "plan_ms_per_step",
         "0 = random",
     ):
         assert needle in text
@@ -204,7 +204,7 @@ def test_corrupt_and_partial_parts(tmp_path: Path) -> None:
     (run / "discretization.json").write_text(json.dumps({"per_dim_error": "oops"}))
     (run / "baselines" / "random.json").unlink()
     ev = json.loads((run / "eval" / "eval.json").read_text())
-    for key in ("normalized_score", "normalized_score_ci", "reference"):
+    for key in ("normalized_score", "normalized_score_ci95", "reference"):
         del ev[key]  # the report computes the score from returns and the dataset's references
     (run / "eval" / "eval.json").write_text(json.dumps(ev))
     out = write_report(run, out=tmp_path / "elsewhere" / "r.html")

@@ -88,7 +88,8 @@ def _cmd_render(args: argparse.Namespace) -> int:
 def _cmd_quickstart(args: argparse.Namespace) -> int:
     from .quickstart import run_quickstart
 
-    run_quickstart(_config(args), Path(args.run_dir) if args.run_dir else None)
+    cfg = load_config(args.preset or "quickstart", args.overrides)
+    run_quickstart(cfg, Path(args.run_dir) if args.run_dir else None)
     return 0
 
 

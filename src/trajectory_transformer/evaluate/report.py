@@ -196,7 +196,7 @@ def _group_metric_keys(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
     """Group numeric metric keys by meaning so unknown producer keys are still plotted.
 
     Any key containing "loss" → Losses, starting with "acc" → Accuracy, the learning rate alone,
-    and every other numeric key grouped by its prefix before "/".
+    and every other numeric key on its own plot (namespaced keys such as charts/grad_norm).
     """
     keys: list[str] = []
     for row in rows:
@@ -213,8 +213,8 @@ def _group_metric_keys(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
             groups["Accuracy"].append(k)
         elif last in ("lr", "learning_rate"):
             groups["Learning rate"].append(k)
-        else:
-            groups.setdefault(k.split("/", 1)[0], []).append(k)
+        else:  # one plot per remaining metric (grad norm, tokens/s): their scales differ
+            groups.setdefault(k.rsplit("/", 1)[-1].replace("_", " "), []).append(k)
     return {name: ks for name, ks in groups.items() if ks}
 
 
@@ -259,7 +259,7 @@ def _refs(run: _Run, summary: dict[str, Any]) -> tuple[float, float] | None:
 
 
 def _ci(summary: dict[str, Any]) -> tuple[float, float] | None:
-    ci = summary.get("normalized_score_ci")
+    ci = summary.get("normalized_score_ci95", summary.get("normalized_score_ci"))
     if isinstance(ci, dict):
         ci = [ci.get("low"), ci.get("high")]
     if isinstance(ci, list | tuple) and len(ci) == 2 and all(_is_num(v) for v in ci):
@@ -330,13 +330,13 @@ def _summary_section(run: _Run) -> str:
         rows.append(("normalized score (0 = random, 100 = expert)", score))
         rows.append(("95% CI", f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else None))
         rets = _returns(ev)
-        mean = ev.get("mean_return", float(rets.mean()) if rets.size else None)
-        std = ev.get("std_return", float(rets.std()) if rets.size else None)
+        mean = ev.get("return_mean", float(rets.mean()) if rets.size else None)
+        std = ev.get("return_std", float(rets.std()) if rets.size else None)
         rows.append(("mean return ± std", f"{_fmt(mean)} ± {_fmt(std)}"))
         rows.append(
-            ("min / max return", f"{_fmt(ev.get('min_return'))} / {_fmt(ev.get('max_return'))}")
+            ("min / max return", f"{_fmt(ev.get('return_min'))} / {_fmt(ev.get('return_max'))}")
         )
-        rows.append(("episodes", ev.get("n_episodes", int(rets.size) if rets.size else None)))
+        rows.append(("episodes", ev.get("episodes", int(rets.size) if rets.size else None)))
         for key in ("done_ratio", "mean_length"):
             if key in ev:
                 rows.append((key.replace("_", " "), ev[key]))
@@ -460,8 +460,8 @@ def _score_section(run: _Run) -> str:
         score, ci = _score(run, s)
         rets = _returns(s)
         ci_txt = f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else None
-        n_ep = s.get("n_episodes", int(rets.size) if rets.size else None)
-        rows.append((name, score, ci_txt, s.get("mean_return"), s.get("std_return"), n_ep))
+        n_ep = s.get("episodes", int(rets.size) if rets.size else None)
+        rows.append((name, score, ci_txt, s.get("return_mean"), s.get("return_std"), n_ep))
         if score is not None:
             points.append((name, score, ci))
     refs = _refs(run, run.eval or next(iter(pols.values())))
@@ -504,7 +504,7 @@ def _latency_section(run: _Run) -> str:
     title = "Planning latency"
     if ev is None:
         return _section("latency", title, _note(run.notes.get("eval", "no evaluation")))
-    keys = ("plan_ms_per_step", "env_steps_per_s", "wall_time_s")
+    keys = ("plan_ms_per_step", "plan_ms_per_call", "env_steps_per_s", "wall_s")
     rows = [(k, ev[k]) for k in keys if k in ev]
     rows += [
         (k, v)

@@ -1,0 +1,60 @@
+"""The main job end to end with tiny budgets: collect → train → eval (+ baselines) → video → report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from trajectory_transformer.cli import main
+from trajectory_transformer.config import load_config
+from trajectory_transformer.quickstart import run_quickstart
+
+TINY = [
+    "collect.episodes=4",
+    "collect.ref_episodes=2",
+    "data.dataset=tt/pendulum/quickstart-test-v0",
+    "model.n_embd=16",
+    "model.n_layer=1",
+    "model.n_head=2",
+    "train.max_steps=3",
+    "train.batch_size=8",
+    "train.progress=false",
+    "plan.beam_width=2",
+    "plan.horizon=2",
+    "eval.episodes=2",
+    "eval.n_envs=2",
+    "eval.max_episode_steps=5",
+    "eval.progress=false",
+]
+
+
+def test_quickstart_writes_a_complete_run(tmp_path: Path) -> None:
+    cfg = load_config("quickstart", TINY)
+    results = run_quickstart(cfg, tmp_path / "qs")
+    run = tmp_path / "qs"
+    assert set(results) == {"trajectory transformer", "behaviour policy", "random policy"}
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "eval/eval.json",
+        "baselines/behaviour.json",
+        "baselines/random.json",
+        "phases.json",
+        "report.html",
+    ):
+        assert (run / name).is_file(), name
+    phases = json.loads((run / "phases.json").read_text())
+    assert {"collect_s", "train_s", "eval_s", "total_s"} <= set(phases)
+    html = (run / "report.html").read_text()
+    assert "Not available" not in html.split("Config")[0] or "video" in html.lower()
+    assert list((run / "videos").glob("*.mp4"))
+    # a second run finds the dataset and does not collect again
+    run_quickstart(cfg, tmp_path / "qs2")
+    assert "collect_s" not in json.loads((tmp_path / "qs2" / "phases.json").read_text())
+
+
+def test_quickstart_cli_rejects_unknown_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["quickstart", "train.max_stepz=3"]) == 2
+    assert "did you mean 'train.max_steps'" in capsys.readouterr().err
