@@ -25,7 +25,13 @@ from .episodes import minari_root
 from .policies import EXPERTS, NoisyPolicy, Policy, RandomPolicy, make_policy
 from .spaces import stack
 
-__all__ = ["collect_dataset", "default_dataset_id", "rollout_returns", "run_episodes"]
+__all__ = [
+    "behaviour_policy",
+    "collect_dataset",
+    "default_dataset_id",
+    "rollout_returns",
+    "run_episodes",
+]
 
 _REF_SEED_OFFSET = 1_000_003  # reference episodes use seeds disjoint from the data's
 
@@ -119,10 +125,12 @@ def rollout_returns(env_id: str, policy: Policy, n_episodes: int, seed: int) -> 
     return float(np.mean([np.sum(b.rewards) for b in buffers]))
 
 
-def _base_policy(cfg: CollectConfig, env: gym.Env[Any, Any]) -> Policy:
-    base = make_policy(cfg.policy, env, cfg.seed)
+def behaviour_policy(cfg: CollectConfig, env: gym.Env[Any, Any], seed: int | None = None) -> Policy:
+    """The policy that made a dataset: collect.policy with its noise/epsilon mixture."""
+    seed = cfg.seed if seed is None else seed
+    base = make_policy(cfg.policy, env, seed)
     if cfg.noise > 0 or cfg.epsilon > 0:
-        return NoisyPolicy(base, env.action_space, cfg.noise, cfg.epsilon, cfg.seed)
+        return NoisyPolicy(base, env.action_space, cfg.noise, cfg.epsilon, seed)
     return base
 
 
@@ -145,7 +153,7 @@ def collect_dataset(cfg: CollectConfig, progress: bool = True) -> str:
         env = gym.make(cfg.env)
     except Exception as err:
         raise TTError(f"collect.env={cfg.env}: cannot make this Gymnasium env ({err})") from err
-    policy = _base_policy(cfg, env)
+    policy = behaviour_policy(cfg, env)
 
     bar = tqdm(total=cfg.episodes, desc=f"collect {dataset_id}", unit="ep", disable=not progress)
     stats = {"steps": 0, "returns": 0.0, "episodes": 0}

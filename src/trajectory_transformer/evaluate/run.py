@@ -223,9 +223,9 @@ def _make_agent(
     if kind == "random":
         return RandomAgent(env.action_space, seed=cfg.eval.seed)
     if kind == "behaviour":
-        from ..data.policies import make_policy
+        from ..data.collect import behaviour_policy
 
-        policy = make_policy(cfg.collect.policy, env, seed=cfg.eval.seed)
+        policy = behaviour_policy(cfg.collect, env, seed=cfg.eval.seed)
         return PolicyAgent(policy, env.observation_space, env.action_space)
     raise TTError(f"agent kind '{kind}' is unknown; use one of {list(AGENT_KINDS)}")
 
@@ -365,7 +365,7 @@ def evaluate_run(
     """Evaluate a trained run folder; returns the summary also written to eval.json.
 
     agent_kind: planner (the run's model via plan.agent.make_agent), random, or behaviour (the
-    run's collect.policy, without collection noise). Non-planner outputs are named eval_<kind>.*.
+    run's collect.policy with its noise/epsilon, as collected). Non-planner outputs are named eval_<kind>.*.
     """
     from ..train.checkpoint import TB_DIR
 

@@ -1,0 +1,762 @@
+"""`train()`: a dataset becomes a self-describing run folder (see checkpoint.py for its layout).
+
+What the loop does, and where it differs from the original TT (Janner et al., 2021):
+- Loss: per-token cross entropy, weighted by target kind (action targets x action_weight, reward x
+  reward_weight, value x value_weight, observations x 1), times the padding mask, **divided by the
+  mask's sum** (the number of real target tokens). The original divides by all tokens, padding
+  included, which shrinks the loss (and the gradient) of batches that hold episode ends.
+- Schedule: minGPT's linear warmup + cosine decay counted in non-padding target tokens.
+- Epochs: None means the original rule, 50 reference epochs scaled to a 1M-transition dataset,
+  capped at `MAX_AUTO_EPOCHS` so a tiny dataset does not ask for 10^5 passes.
+- Exact resume: a checkpoint stores the weights, AdamW state, schedule, the epoch and the batch
+  position within it, and every RNG state (per rank); the same seeded permutation is rebuilt and
+  the batches already seen are skipped, so on CPU the loss curve equals an uninterrupted run.
+  The DataLoader gets its own generator so creating it does not advance the global torch RNG.
+- Distributed: under torchrun, DistributedDataParallel with a DistributedSampler; only rank 0
+  writes; logged metrics are summed over ranks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import random
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from ..config import ConfigError, RunConfig, apply_overrides, config_from_dict, config_to_dict
+from ..model.gpt import GPTConfig, TrajectoryGPT
+from ..utils import TTError, atomic_write_json, read_json, resolve_device, seed_everything
+from . import checkpoint as ckpt
+from . import distributed as dist_utils
+from .distributed import DistInfo
+from .schedule import TokenSchedule
+
+if TYPE_CHECKING:
+    from ..data.windows import TokenizedDataset
+
+__all__ = [
+    "MAX_AUTO_EPOCHS",
+    "PARTS",
+    "EvalFn",
+    "StepCallback",
+    "auto_epochs",
+    "train",
+    "weighted_loss",
+]
+
+EvalFn = Callable[[Path, int], dict[str, Any]]
+"""Called as eval_fn(run_dir, epoch) on rank 0 after `model.safetensors` holds the current weights."""
+StepCallback = Callable[[int, dict[str, float], nn.Module], None]
+"""Called as callback(step, metrics, model) on every rank after each optimizer step and any
+checkpoint (metrics only on log steps, else {}; model is the unwrapped TrajectoryGPT)."""
+
+PARTS = ("obs", "act", "reward", "value")
+MAX_AUTO_EPOCHS = 1000
+# Keys that do not change what is trained; a rerun that differs only in these is the same run.
+_RUNTIME_KEYS = {
+    "progress",
+    "device",
+    "num_workers",
+    "log_every",
+    "save_every",
+    "keep_last",
+    "eval_every",
+}
+# On resume these sections may not change (they define the model and its tokens).
+_FROZEN_ON_RESUME = ("model.", "data.n_bins", "data.strategy", "data.n_transitions", "data.discount",
+                     "data.termination_penalty", "data.max_episodes")  # fmt: skip
+
+
+# ------------------------------------------------------------------------------ loss
+def target_parts(seq_len: int, observation_dim: int, action_dim: int) -> torch.Tensor:
+    """Part id (0 obs, 1 act, 2 reward, 3 value) of the target at each of `seq_len` positions.
+
+    The target at input position i is window token i + 1, of transition dimension (i + 1) % td.
+    """
+    td = observation_dim + action_dim + 2
+    dims = (torch.arange(seq_len) + 1) % td  # (T,)
+    parts = torch.zeros(seq_len, dtype=torch.long)
+    parts[dims >= observation_dim] = 1
+    parts[dims == td - 2] = 2
+    parts[dims == td - 1] = 3
+    return parts
+
+
+def weighted_loss(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    mask: torch.Tensor,
+    parts: torch.Tensor,
+    part_weights: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted, masked CE normalised by the mask sum, and per-part sums for logging.
+
+    logits (B, T, V), targets (B, T) raw bins, mask (B, T) float, parts (T,) ids, part_weights (4,).
+    Returns the loss (scalar) and stats (3, 4): rows are CE sum, correct count, token count per part.
+    """
+    B, T, V = logits.shape
+    ce = F.cross_entropy(logits.float().reshape(B * T, V), targets.reshape(B * T), reduction="none")
+    ce = ce.view(B, T)  # (B, T)
+    weights = part_weights[parts]  # (T,)
+    loss = (ce * weights * mask).sum() / mask.sum().clamp_min(1.0)
+    with torch.no_grad():
+        onehot = F.one_hot(parts, len(PARTS)).to(ce.dtype)  # (T, 4)
+        correct = (logits.argmax(-1) == targets).to(ce.dtype) * mask  # (B, T)
+        stats = (
+            torch.stack([(ce.detach() * mask).sum(0), correct.sum(0), mask.sum(0)]) @ onehot
+        )  # (3, 4)
+    return loss, stats
+
+
+def auto_epochs(n_windows: int) -> int:
+    """Original TT: 50 reference epochs for 1M transitions, scaled by dataset size (capped)."""
+    return int(min(MAX_AUTO_EPOCHS, max(1, round(50 * 1e6 / max(n_windows, 1)))))
+
+
+# ------------------------------------------------------------------------------ run folder
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    out = json.loads(json.dumps(config))
+    for key in _RUNTIME_KEYS:
+        out.get("train", {}).pop(key, None)
+    for section in ("plan", "eval", "collect"):
+        out.pop(section, None)
+    return out
+
+
+def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = sorted(set(a) | set(b))
+        return [d for k in keys for d in _diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")]
+    return [] if a == b else [f"{prefix[:-1]} ({a!r} vs {b!r})"]
+
+
+def _claim_run_dir(run_dir: Path, cfg: RunConfig, overwrite: bool, info: DistInfo) -> None:
+    """Refuse a folder holding another run (or this run's checkpoints) unless overwrite."""
+    config_path = run_dir / ckpt.CONFIG_FILE
+    if config_path.exists() and not overwrite:
+        try:
+            old = read_json(config_path, "run config")
+        except TTError:
+            old = None
+        if not isinstance(old, dict):
+            raise TTError(
+                f"{config_path}: unreadable run config; pass --overwrite to replace the run"
+            )
+        diff = _diff_keys(_comparable(old), _comparable(config_to_dict(cfg)))
+        if diff:
+            raise TTError(
+                f"{run_dir} already holds a different run ({', '.join(diff[:3])}); "
+                "pass --overwrite to replace it or choose another --run-dir"
+            )
+        if ckpt.list_checkpoints(run_dir):
+            raise TTError(
+                f"{run_dir} already holds checkpoints of this run; continue it with "
+                f"`tt train --resume {run_dir}` or pass --overwrite to start over"
+            )
+    dist_utils.barrier(info)  # every rank has checked before rank 0 deletes anything
+    if overwrite and info.is_main:
+        for name in (ckpt.CHECKPOINT_DIR, ckpt.TB_DIR):
+            shutil.rmtree(run_dir / name, ignore_errors=True)
+        for name in (ckpt.CONFIG_FILE, ckpt.MODEL_CONFIG_FILE, ckpt.DATASET_FILE,
+                     ckpt.DISCRETIZER_FILE, ckpt.WEIGHTS_FILE, ckpt.METRICS_FILE):  # fmt: skip
+            (run_dir / name).unlink(missing_ok=True)
+    dist_utils.barrier(info)
+
+
+def _resume_config(run_dir: Path, overrides: list[str]) -> RunConfig:
+    raw = read_json(run_dir / ckpt.CONFIG_FILE, "run config (is this a run folder?)")
+    try:
+        cfg: RunConfig = config_from_dict(raw)
+    except ConfigError as err:
+        raise TTError(f"{run_dir / ckpt.CONFIG_FILE}: {err}") from err
+    for item in overrides:
+        key = item.removeprefix("--").split("=", 1)[0]
+        if key.startswith(_FROZEN_ON_RESUME):
+            raise TTError(
+                f"'{key}' cannot change when resuming (it defines the model or its tokens); "
+                "start a new run instead"
+            )
+    return apply_overrides(cfg, overrides)
+
+
+def _dataset_differences(run_dir: Path, data: TokenizedDataset, gpt: GPTConfig) -> list[str]:
+    """What differs between the resumed run's dataset and the one prepared now (empty: same)."""
+    saved_model = ckpt.load_gpt_config(run_dir / ckpt.MODEL_CONFIG_FILE)
+    diffs = [
+        f"{name} {getattr(saved_model, name)} vs {getattr(gpt, name)}"
+        for name in ("observation_dim", "action_dim", "vocab_size")
+        if getattr(saved_model, name) != getattr(gpt, name)
+    ]
+    saved_info = read_json(run_dir / ckpt.DATASET_FILE, "dataset info")
+    new_info = data.info.to_dict()
+    if isinstance(saved_info, dict):
+        for key in sorted(set(saved_info) | set(new_info)):
+            if ("space" in key or key.endswith("_dim") or key == "env_id") and saved_info.get(
+                key
+            ) != new_info.get(key):
+                diffs.append(f"dataset '{key}'")
+    if not diffs:
+        from ..data.discretizer import Discretizer
+
+        saved = Discretizer.load(run_dir / ckpt.DISCRETIZER_FILE)
+        new = data.discretizer
+        if saved.edges.shape != new.edges.shape or not np.array_equal(saved.edges, new.edges):
+            diffs.append("discretizer bins (the dataset's contents changed)")
+    return diffs
+
+
+def _write_run_files(run_dir: Path, cfg: RunConfig, gpt: GPTConfig, data: TokenizedDataset) -> None:
+    atomic_write_json(run_dir / ckpt.CONFIG_FILE, config_to_dict(cfg))
+    atomic_write_json(run_dir / ckpt.MODEL_CONFIG_FILE, gpt.to_dict())
+    atomic_write_json(run_dir / ckpt.DATASET_FILE, data.info.to_dict())
+    data.discretizer.save(run_dir / ckpt.DISCRETIZER_FILE)
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """On resume, drop lines logged after the checkpoint so the curve is not duplicated."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if int(json.loads(line).get("step", 0)) <= step:
+                kept.append(line)
+        except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
+            continue  # a line cut by the crash
+    from ..utils import atomic_write_bytes
+
+    atomic_write_bytes(path, ("\n".join(kept) + "\n" if kept else "").encode())
+
+
+# ------------------------------------------------------------------------------ RNG state
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    """This process's RNG states as JSON lists (restored bit-exactly by `_set_rng_state`)."""
+    np_state: tuple[Any, ...] = tuple(np.random.get_state())
+    py_version, py_internal, py_gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state().tolist(),
+        "numpy": [
+            np_state[0],
+            np_state[1].tolist(),
+            int(np_state[2]),
+            int(np_state[3]),
+            float(np_state[4]),
+        ],
+        "python": [py_version, list(py_internal), py_gauss],
+    }
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device).tolist()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(torch.tensor(state["cuda"], dtype=torch.uint8), device)
+
+
+def _gather_torch_rng(device: torch.device, info: DistInfo) -> list[dict[str, Any]]:
+    """Every rank's torch (and CUDA) RNG state, so a DDP resume restores each rank's dropout."""
+    own = torch.get_rng_state()
+    states = [{"torch": t.tolist()} for t in dist_utils.all_gather_bytes(own, info)]
+    if device.type == "cuda":
+        cuda = dist_utils.all_gather_bytes(torch.cuda.get_rng_state(device), info)
+        for s, c in zip(states, cuda):
+            s["cuda"] = c.tolist()
+    return states
+
+
+@contextlib.contextmanager
+def _rng_preserved(device: torch.device) -> Iterator[None]:
+    """Evaluation may draw random numbers; training must not notice (exact resume)."""
+    saved = _rng_state(device)
+    try:
+        yield
+    finally:
+        _set_rng_state(saved, device)
+
+
+# ------------------------------------------------------------------------------ the trainer
+@dataclass
+class _Position:
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+
+
+def _mask_fraction(windows: Dataset[Any], n_windows: int, samples: int = 1024) -> float:
+    """Mean fraction of non-padding targets per window (estimated on evenly spaced windows)."""
+    idx = np.unique(np.linspace(0, n_windows - 1, num=min(samples, n_windows)).astype(int))
+    masks = torch.stack([windows[int(i)][2] for i in idx])  # (S, L-1)
+    return float(masks.float().mean())
+
+
+def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _make_windows(data: TokenizedDataset, n_transitions: int) -> Dataset[Any]:
+    from ..data.windows import TokenWindows
+
+    return TokenWindows(data.tokens, data.episode_starts, n_transitions)
+
+
+def _prepare_data(cfg: RunConfig, run_dir: Path, info: DistInfo) -> TokenizedDataset:
+    """Rank 0 prepares (and caches) the tokens first, then the others read the cache."""
+    from ..data.windows import prepare_tokens
+
+    seed = cfg.train.seed  # drives the episode subset when data.max_episodes is set
+    data = prepare_tokens(cfg.data, cfg.data.cache_dir, seed=seed) if info.is_main else None
+    dist_utils.barrier(info)
+    return data if data is not None else prepare_tokens(cfg.data, cfg.data.cache_dir, seed=seed)
+
+
+def train(
+    cfg: RunConfig | None,
+    run_dir: str | Path,
+    resume: bool = False,
+    overwrite: bool = False,
+    overrides: list[str] | None = None,
+    *,
+    dataset: TokenizedDataset | None = None,
+    eval_fn: EvalFn | None = None,
+    step_callback: StepCallback | None = None,
+) -> Path:
+    """Train a Trajectory Transformer into `run_dir` (or continue it with resume=True); returns run_dir.
+
+    `dataset` skips `prepare_tokens(cfg.data)` (custom data); `eval_fn(run_dir, epoch) -> dict` runs
+    every `train.eval_every` epochs and is logged under eval/; `step_callback(step, metrics, model)`
+    is called after each step (tests use it to interrupt a run or inspect the weights).
+    """
+    run_dir = Path(run_dir)
+    info = dist_utils.detect()
+    if resume:
+        if cfg is not None:
+            raise TTError(
+                "resume=True continues the saved config; pass cfg=None (changes as overrides)"
+            )
+        cfg = _resume_config(run_dir, overrides or [])
+        if ckpt.latest_checkpoint(run_dir) is None:
+            raise TTError(
+                f"{run_dir / ckpt.CHECKPOINT_DIR}: no checkpoint to resume from; train without --resume"
+            )
+    else:
+        if cfg is None:
+            raise TTError("train() needs a RunConfig unless resume=True")
+        cfg = apply_overrides(cfg, overrides) if overrides else cfg
+    if cfg.train.precision == "fp16" and resolve_device(cfg.train.device).type != "cuda":
+        raise TTError(
+            "train.precision=fp16 needs CUDA (a GradScaler); use train.precision=bf16 on CPU"
+        )
+    device = dist_utils.init(info, resolve_device(cfg.train.device))
+    try:
+        if not resume:
+            _claim_run_dir(run_dir, cfg, overwrite, info)
+        return _Trainer(cfg, run_dir, info, device, resume, dataset, eval_fn, step_callback).run()
+    finally:
+        dist_utils.cleanup(info)
+
+
+class _Trainer:
+    """State of one training process; `run()` is the loop."""
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        run_dir: Path,
+        info: DistInfo,
+        device: torch.device,
+        resume: bool,
+        dataset: TokenizedDataset | None,
+        eval_fn: EvalFn | None,
+        step_callback: StepCallback | None,
+    ) -> None:
+        self.cfg, self.run_dir, self.info, self.device = cfg, run_dir, info, device
+        self.eval_fn, self.step_callback = eval_fn, step_callback
+        tc = cfg.train
+        seed_everything(tc.seed)
+        if device.type == "cuda":
+            torch.set_float32_matmul_precision("high")  # TF32 matmuls in fp32 mode
+        self.data = dataset if dataset is not None else _prepare_data(cfg, run_dir, info)
+        self.gpt_config = GPTConfig(
+            vocab_size=cfg.data.n_bins,
+            observation_dim=int(self.data.observation_dim),
+            action_dim=int(self.data.action_dim),
+            n_transitions=cfg.data.n_transitions,
+            n_embd=cfg.model.n_embd,
+            n_layer=cfg.model.n_layer,
+            n_head=cfg.model.n_head,
+            dropout=cfg.model.dropout,
+            separate_heads=cfg.model.separate_heads,
+        )
+        if resume:
+            diffs = _dataset_differences(run_dir, self.data, self.gpt_config)
+            if diffs:
+                raise TTError(
+                    f"the dataset does not match the run in {run_dir}: {'; '.join(diffs)}; "
+                    "resume with the original dataset or start a new run"
+                )
+        self.windows = _make_windows(self.data, cfg.data.n_transitions)
+        self.n_windows = len(self.windows)  # type: ignore[arg-type]
+        if self.n_windows == 0:
+            raise TTError(f"dataset '{cfg.data.dataset}' yields no training windows")
+
+        # identical initial weights on every rank (DDP also broadcasts rank 0's)
+        torch.manual_seed(tc.seed)
+        self.model = TrajectoryGPT(self.gpt_config).to(device)
+        self.model.activation_checkpointing = tc.activation_checkpointing
+        self.optimizer = torch.optim.AdamW(
+            self.model.decay_groups(tc.weight_decay),
+            lr=tc.lr,
+            betas=tc.betas,
+            fused=True if device.type == "cuda" else None,
+        )
+        self.scaler = torch.amp.GradScaler("cuda") if tc.precision == "fp16" else None
+
+        self.sampler: DistributedSampler[Any] = DistributedSampler(
+            self.windows,
+            num_replicas=info.world_size,
+            rank=info.rank,
+            shuffle=True,
+            seed=tc.seed,
+            drop_last=False,
+        )
+        self.steps_per_epoch = math.ceil(len(self.sampler) / tc.batch_size)
+        epochs = tc.epochs if tc.epochs is not None else auto_epochs(self.n_windows)
+        self.total_steps = max(1, math.ceil(epochs * self.steps_per_epoch))
+        if tc.max_steps is not None:
+            self.total_steps = min(self.total_steps, tc.max_steps)
+        self.window_len = self.gpt_config.block_size  # input/target tokens per window, L - 1
+        global_batch = tc.batch_size * info.world_size
+        final_tokens = float(self.total_steps * global_batch * self.window_len)
+        final_tokens *= _mask_fraction(self.windows, self.n_windows)
+        self.schedule = TokenSchedule(
+            tc.lr, tc.warmup_fraction * final_tokens, final_tokens, tc.lr_min_ratio
+        )
+        parts = target_parts(
+            self.window_len, self.gpt_config.observation_dim, self.gpt_config.action_dim
+        )
+        self.parts = parts.to(device)
+        self.part_weights = torch.tensor(
+            [1.0, tc.action_weight, tc.reward_weight, tc.value_weight], device=device
+        )
+        self.pos = _Position()
+        torch.manual_seed(tc.seed + info.rank)  # different dropout masks per rank
+        if resume:
+            self._restore()
+        elif info.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            _write_run_files(run_dir, cfg, self.gpt_config, self.data)
+        dist_utils.barrier(info)
+
+        wrapped: nn.Module = self.model
+        if info.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            wrapped = DistributedDataParallel(
+                self.model, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        if tc.compile:
+            wrapped = torch.compile(wrapped)  # type: ignore[assignment]
+        self.wrapped = wrapped
+
+    # -------------------------------------------------------------------------- resume
+    def _restore(self) -> None:
+        path = ckpt.latest_checkpoint(self.run_dir)
+        assert path is not None
+        loaded = ckpt.load_checkpoint(path, self.device)
+        state = loaded.state
+        try:
+            self.model.load_state_dict(loaded.model, strict=True)
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[0]
+            raise TTError(
+                f"{path / ckpt.WEIGHTS_FILE}: does not match the model ({first})"
+            ) from err
+        current = self.optimizer.state_dict()["param_groups"]
+        for saved, now in zip(loaded.optimizer["param_groups"], current):
+            for key in ("fused", "foreach", "capturable"):  # device flags follow this run
+                if key in now:
+                    saved[key] = now[key]
+        try:
+            self.optimizer.load_state_dict(loaded.optimizer)
+        except (ValueError, KeyError) as err:
+            raise TTError(
+                f"{path}/optimizer.safetensors: does not match the model ({err})"
+            ) from err
+        sched = dict(state["schedule"])
+        self.schedule.tokens = int(sched["tokens"])  # the horizon follows the (maybe new) config
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.pos = _Position(int(state["step"]), int(state["epoch"]), int(state["batch_in_epoch"]))
+        same_world = int(state.get("world_size", 1)) == self.info.world_size
+        if not same_world:
+            # the permutation is split differently: restart the epoch rather than skip wrongly
+            print(f"resuming with {self.info.world_size} processes instead of {state.get('world_size')}: "
+                  "the current epoch restarts", file=sys.stderr)  # fmt: skip
+            self.pos.batch_in_epoch = 0
+        _set_rng_state(state["rng"], self.device)
+        per_rank = state.get("rng_ranks", [])
+        if same_world and self.info.rank < len(per_rank):
+            own = per_rank[self.info.rank]
+            torch.set_rng_state(torch.tensor(own["torch"], dtype=torch.uint8))
+            if self.device.type == "cuda" and "cuda" in own:
+                torch.cuda.set_rng_state(torch.tensor(own["cuda"], dtype=torch.uint8), self.device)
+        if self.info.is_main:
+            atomic_write_json(self.run_dir / ckpt.CONFIG_FILE, config_to_dict(self.cfg))
+            _truncate_metrics(self.run_dir / ckpt.METRICS_FILE, self.pos.step)
+
+    def _save(self, interval_loss: float) -> None:
+        """All ranks gather RNG states; rank 0 writes the checkpoint and the inference weights."""
+        rng_ranks = _gather_torch_rng(self.device, self.info)
+        if not self.info.is_main:
+            return
+        state = {
+            "step": self.pos.step,
+            "epoch": self.pos.epoch,
+            "batch_in_epoch": self.pos.batch_in_epoch,
+            "tokens": self.schedule.tokens,
+            "loss": interval_loss,
+            "world_size": self.info.world_size,
+            "schedule": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "rng": _rng_state(self.device),
+            "rng_ranks": rng_ranks,
+        }
+        model_state = self.model.state_dict()
+        ckpt.save_checkpoint(
+            self.run_dir, self.pos.step, model_state, self.optimizer.state_dict(), state
+        )
+        ckpt.save_weights(self.run_dir / ckpt.WEIGHTS_FILE, model_state)
+        ckpt.prune_checkpoints(self.run_dir, self.cfg.train.keep_last)
+
+    # -------------------------------------------------------------------------- loop
+    def _loader(
+        self, skip_batches: int
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """The epoch's seeded permutation (this rank's share), minus the batches already done."""
+        self.sampler.set_epoch(self.pos.epoch)
+        bs = self.cfg.train.batch_size
+        indices = list(self.sampler)[skip_batches * bs :]
+        batch_fn = getattr(self.windows, "batch", None)
+        if self.cfg.train.num_workers == 0 and callable(batch_fn):
+            # TokenWindows gathers a whole batch with one vectorised index: no per-item collate
+            return (batch_fn(indices[i : i + bs]) for i in range(0, len(indices), bs))
+        return iter(
+            DataLoader(
+                self.windows,
+                batch_size=self.cfg.train.batch_size,
+                sampler=indices,  # type: ignore[arg-type]
+                num_workers=self.cfg.train.num_workers,
+                pin_memory=self.device.type == "cuda",
+                drop_last=False,
+                generator=torch.Generator().manual_seed(self.cfg.train.seed + self.pos.epoch),
+            )
+        )
+
+    def _step(
+        self, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        n_tokens = mask.sum()  # on the host: no device sync for the schedule
+        if self.info.enabled:
+            n_tokens = dist_utils.all_reduce_sum(n_tokens, self.info)
+        lr = self.schedule.advance(int(n_tokens.item()))
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        nb = self.device.type == "cuda"
+        x = x.to(self.device, non_blocking=nb)  # (B, T)
+        y = y.to(self.device, non_blocking=nb)  # (B, T)
+        mask = mask.to(self.device, non_blocking=nb)  # (B, T)
+        with _autocast(self.device, self.cfg.train.precision):
+            logits = self.wrapped(x)  # (B, T, V)
+        loss, stats = weighted_loss(logits, y, mask, self.parts, self.part_weights)
+        clip = self.cfg.train.grad_clip if self.cfg.train.grad_clip > 0 else float("inf")
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        # (loss, grad_norm) and the per-part stats stay on the device until a log step
+        return torch.stack([loss.detach().float(), grad_norm.detach().float()]), stats
+
+    def _metrics(
+        self, acc: torch.Tensor, stats: torch.Tensor, n: int, seconds: float
+    ) -> dict[str, float]:
+        acc = dist_utils.all_reduce_sum(acc, self.info) / self.info.world_size
+        stats = dist_utils.all_reduce_sum(stats, self.info)
+        acc_l, stats_l = acc.tolist(), stats.tolist()
+        tokens = n * self.cfg.train.batch_size * self.info.world_size * self.window_len
+        out = {
+            "step": self.pos.step,
+            "epoch": self.pos.step / self.steps_per_epoch,
+            "tokens": self.schedule.tokens,
+            "losses/total": acc_l[0] / n,
+        }
+        for i, part in enumerate(PARTS):
+            count = max(stats_l[2][i], 1.0)
+            out[f"losses/{part}"] = stats_l[0][i] / count
+            out[f"accuracy/{part}"] = stats_l[1][i] / count
+        out["charts/lr"] = self.schedule.lr
+        out["charts/grad_norm"] = acc_l[1] / n
+        out["charts/tokens_per_s"] = tokens / max(seconds, 1e-9)
+        return out
+
+    def run(self) -> Path:
+        tc, info = self.cfg.train, self.info
+        writer = None
+        metrics_file = None
+        bar = None
+        if info.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(
+                str(self.run_dir / ckpt.TB_DIR),
+                purge_step=self.pos.step + 1 if self.pos.step else None,
+            )
+            self._write_hparams(writer)
+            metrics_file = open(self.run_dir / ckpt.METRICS_FILE, "a")  # noqa: SIM115
+            if tc.progress:
+                from tqdm.auto import tqdm
+
+                print(
+                    f"training {self.run_dir}: {self.n_windows} windows, {self.steps_per_epoch} steps/epoch, "
+                    f"{self.total_steps} steps, device {self.device}, world {info.world_size}",
+                    file=sys.stderr,
+                )
+                bar = tqdm(
+                    total=self.total_steps, initial=self.pos.step, unit="step", dynamic_ncols=True
+                )
+        self.model.train()
+        zero_acc = torch.zeros(2, device=self.device)
+        zero_stats = torch.zeros(3, len(PARTS), device=self.device)
+        acc, stats, n_log = zero_acc.clone(), zero_stats.clone(), 0
+        ckpt_loss, n_ckpt = zero_acc[:1].clone(), 0
+        last_saved = self.pos.step if self.pos.step else -1
+        t_log = time.perf_counter()
+        try:
+            while self.pos.step < self.total_steps:
+                skip = self.pos.batch_in_epoch
+                for x, y, mask in self._loader(skip):
+                    step_acc, step_stats = self._step(x, y, mask)
+                    acc += step_acc
+                    stats += step_stats
+                    ckpt_loss += step_acc[:1]
+                    n_log, n_ckpt = n_log + 1, n_ckpt + 1
+                    self.pos.step += 1
+                    self.pos.batch_in_epoch += 1
+                    epoch_done = self.pos.batch_in_epoch >= self.steps_per_epoch
+                    if epoch_done:
+                        self.pos.epoch, self.pos.batch_in_epoch = self.pos.epoch + 1, 0
+                    last = self.pos.step >= self.total_steps
+                    metrics: dict[str, float] = {}
+                    if self.pos.step % max(tc.log_every, 1) == 0 or last:
+                        metrics = self._metrics(acc, stats, n_log, time.perf_counter() - t_log)
+                        if info.is_main:
+                            self._log(metrics, writer, metrics_file, bar)
+                        acc, stats, n_log, t_log = (
+                            zero_acc.clone(),
+                            zero_stats.clone(),
+                            0,
+                            time.perf_counter(),
+                        )
+                    if bar is not None:
+                        bar.update(1)
+                    if epoch_done and tc.eval_every > 0 and self.pos.epoch % tc.eval_every == 0:
+                        self._evaluate(writer, metrics_file)
+                    if self.pos.step % max(tc.save_every, 1) == 0 or last:
+                        loss = float(dist_utils.all_reduce_sum(ckpt_loss, info).item()) / (
+                            n_ckpt * info.world_size
+                        )
+                        self._save(loss)
+                        last_saved = self.pos.step
+                        ckpt_loss, n_ckpt = zero_acc[:1].clone(), 0
+                    if self.step_callback is not None:
+                        self.step_callback(self.pos.step, metrics, self.model)
+                    if last:
+                        break
+            if last_saved != self.pos.step:  # e.g. resumed a run that had already finished
+                self._save(float("inf"))
+            dist_utils.barrier(info)
+        finally:
+            if bar is not None:
+                bar.close()
+            if writer is not None:
+                writer.close()
+            if metrics_file is not None:
+                metrics_file.close()
+        return self.run_dir
+
+    def _log(self, metrics: dict[str, float], writer: Any, metrics_file: Any, bar: Any) -> None:
+        step = int(metrics["step"])
+        for key, value in metrics.items():
+            if "/" in key:
+                writer.add_scalar(key, value, step)
+        metrics_file.write(json.dumps(metrics) + "\n")
+        metrics_file.flush()
+        if bar is not None:
+            bar.set_postfix(
+                loss=f"{metrics['losses/total']:.3f}",
+                tok_s=f"{metrics['charts/tokens_per_s']:.3g}",
+                lr=f"{metrics['charts/lr']:.2e}",
+                refresh=False,
+            )
+
+    def _evaluate(self, writer: Any, metrics_file: Any) -> None:
+        """Rank 0 saves the current weights and runs the eval hook; the others wait."""
+        if self.eval_fn is not None and self.info.is_main:
+            ckpt.save_weights(self.run_dir / ckpt.WEIGHTS_FILE, self.model.state_dict())
+            with _rng_preserved(self.device):
+                result = self.eval_fn(self.run_dir, self.pos.epoch)
+            numeric = {
+                f"eval/{k}": float(v)
+                for k, v in (result or {}).items()
+                if isinstance(v, int | float)
+            }
+            for key, value in numeric.items():
+                writer.add_scalar(key, value, self.pos.step)
+            metrics_file.write(
+                json.dumps({"step": self.pos.step, "epoch": self.pos.epoch, **numeric}) + "\n"
+            )
+            metrics_file.flush()
+        dist_utils.barrier(self.info)
+
+    def _write_hparams(self, writer: Any) -> None:
+        from torch.utils.tensorboard.summary import hparams
+
+        flat: dict[str, Any] = {}
+        for section in ("data", "model", "train"):
+            for key, value in config_to_dict(getattr(self.cfg, section)).items():
+                if isinstance(value, bool | int | float | str):
+                    flat[f"{section}.{key}"] = value
+                elif value is None:
+                    flat[f"{section}.{key}"] = "None"
+        exp, ssi, sei = hparams(flat, {"losses/total": float("nan")})
+        file_writer = writer._get_file_writer()
+        for summary in (exp, ssi, sei):
+            file_writer.add_summary(summary)

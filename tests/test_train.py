@@ -1,0 +1,232 @@
+"""Training on a tiny Pendulum dataset: loss goes down, artifacts, exact resume, bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from trajectory_transformer.config import RunConfig, apply_overrides
+from trajectory_transformer.data.windows import prepare_tokens
+from trajectory_transformer.train import checkpoint as ckpt
+from trajectory_transformer.train import load_run, train
+from trajectory_transformer.train.trainer import auto_epochs, target_parts, weighted_loss
+from trajectory_transformer.utils import TTError
+
+TINY = [
+    "model.n_embd=16",
+    "model.n_layer=1",
+    "model.n_head=2",
+    "model.dropout=0.1",
+    "data.n_bins=20",
+    "data.n_transitions=4",
+    "train.batch_size=32",
+    "train.lr=3e-3",
+    "train.log_every=1",
+    "train.progress=false",
+]
+
+
+def _cfg(dataset: str, *overrides: str) -> RunConfig:
+    cfg = apply_overrides(RunConfig(), [*TINY, *overrides])
+    return replace(cfg, data=replace(cfg.data, dataset=dataset))
+
+
+def _metrics(run_dir: Path) -> list[dict[str, Any]]:
+    lines = (run_dir / ckpt.METRICS_FILE).read_text().splitlines()
+    return [json.loads(line) for line in lines if "losses/total" in line]
+
+
+def _losses(run_dir: Path) -> list[float]:
+    return [m["losses/total"] for m in _metrics(run_dir)]
+
+
+def _went_down(losses: list[float]) -> bool:
+    k = max(len(losses) // 5, 1)
+    return sum(losses[-k:]) / k < 0.9 * sum(losses[:k]) / k
+
+
+# ------------------------------------------------------------------------------ unit pieces
+def test_target_parts_follow_the_next_token() -> None:
+    parts = target_parts(11, observation_dim=2, action_dim=1)  # td = 5: o o a r v
+    # input position i predicts window token i+1: dims 1 2 3 4 0 1 2 3 4 0 1
+    assert parts.tolist() == [0, 1, 2, 3, 0, 0, 1, 2, 3, 0, 0]
+
+
+def test_weighted_loss_normalises_by_real_tokens() -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 7)
+    targets = torch.randint(0, 7, (2, 5))
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]], dtype=torch.float32)
+    parts = torch.tensor([0, 1, 2, 3, 0])
+    weights = torch.tensor([1.0, 5.0, 2.0, 3.0])
+    loss, stats = weighted_loss(logits, targets, mask, parts, weights)
+    ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+    expected = (ce * weights[parts] * mask).sum() / 7
+    torch.testing.assert_close(loss, expected)
+    assert stats[2].tolist() == [3.0, 2.0, 1.0, 1.0]  # real targets per part
+    torch.testing.assert_close(stats[0].sum(), (ce * mask).sum())
+
+
+def test_auto_epochs_follows_original_rule_and_is_capped() -> None:
+    assert auto_epochs(1_000_000) == 50
+    assert auto_epochs(2_000_000) == 25
+    assert auto_epochs(100_000_000) == 1
+    assert auto_epochs(100) == 1000
+
+
+# ------------------------------------------------------------------------------ training runs
+def test_tiny_run_learns_and_writes_a_complete_run_folder(
+    pendulum_dataset: str, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    seen: list[dict[str, Any]] = []
+    cfg = _cfg(
+        pendulum_dataset,
+        "train.max_steps=40",
+        "train.save_every=15",
+        "train.keep_last=1",
+        "train.eval_every=1",
+    )
+    n_windows = 1200
+    steps_per_epoch = -(-n_windows // 32)
+    assert steps_per_epoch < 40  # the eval hook fires once
+
+    def eval_fn(run_dir: Path, epoch: int) -> dict[str, Any]:
+        assert (run_dir / ckpt.WEIGHTS_FILE).is_file()
+        seen.append({"epoch": epoch})
+        return {"score": 1.5, "note": "text is not logged"}
+
+    train(cfg, run, eval_fn=eval_fn)
+    losses = _losses(run)
+    assert len(losses) == 40 and _went_down(losses), losses
+    last = _metrics(run)[-1]
+    for part in ("obs", "act", "reward", "value"):
+        assert f"losses/{part}" in last and 0.0 <= last[f"accuracy/{part}"] <= 1.0
+    for key in ("charts/lr", "charts/grad_norm", "charts/tokens_per_s", "tokens", "epoch"):
+        assert key in last
+    assert seen == [{"epoch": 1}]
+    evals = [
+        json.loads(s) for s in (run / ckpt.METRICS_FILE).read_text().splitlines() if "eval/" in s
+    ]
+    assert evals == [{"step": steps_per_epoch, "epoch": 1, "eval/score": 1.5}]
+    for name in (
+        ckpt.CONFIG_FILE,
+        ckpt.MODEL_CONFIG_FILE,
+        ckpt.DATASET_FILE,
+        ckpt.DISCRETIZER_FILE,
+        ckpt.WEIGHTS_FILE,
+    ):
+        assert (run / name).is_file(), name
+    assert list((run / ckpt.TB_DIR).glob("events.out.tfevents.*"))
+    kept = [s for s, _ in ckpt.list_checkpoints(run)]
+    assert 40 in kept and len(kept) <= 2  # the last, and the best if it is another one
+    state = json.loads((run / "checkpoints" / "step_40" / "state.json").read_text())
+    assert {"step", "epoch", "batch_in_epoch", "tokens", "schedule", "rng", "optimizer"} <= set(
+        state
+    )
+    loaded = load_run(run)
+    final = ckpt.load_weights(run / "checkpoints" / "step_40" / ckpt.WEIGHTS_FILE)
+    assert all(torch.equal(v, final[k]) for k, v in loaded.model.state_dict().items())
+
+
+@pytest.mark.parametrize("extra", ["train.precision=bf16", "train.activation_checkpointing=true"])
+def test_loss_goes_down_with_bf16_and_activation_checkpointing(
+    pendulum_dataset: str, tmp_path: Path, extra: str
+) -> None:
+    train(_cfg(pendulum_dataset, "train.max_steps=30", extra), tmp_path / "run")
+    assert _went_down(_losses(tmp_path / "run"))
+
+
+def test_fp16_on_cpu_is_a_clear_error(pendulum_dataset: str, tmp_path: Path) -> None:
+    with pytest.raises(TTError, match="fp16 needs CUDA"):
+        train(_cfg(pendulum_dataset, "train.precision=fp16", "train.device=cpu"), tmp_path / "run")
+
+
+def test_killed_run_resumes_with_an_identical_loss_curve(
+    pendulum_dataset: str, tmp_path: Path
+) -> None:
+    # batch 64: 19 steps per epoch; killed at 13 (checkpoint at 10, mid-epoch), resumed across an epoch
+    args = ("train.batch_size=64", "train.max_steps=26", "train.save_every=5")
+    train(_cfg(pendulum_dataset, *args), tmp_path / "straight")
+
+    def kill_at_13(step: int, metrics: dict[str, float], model: torch.nn.Module) -> None:
+        if step == 13:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(_cfg(pendulum_dataset, *args), tmp_path / "killed", step_callback=kill_at_13)
+    assert [s for s, _ in ckpt.list_checkpoints(tmp_path / "killed")][-1] == 10
+    train(None, tmp_path / "killed", resume=True)
+
+    straight, resumed = _metrics(tmp_path / "straight"), _metrics(tmp_path / "killed")
+    assert [m["step"] for m in resumed] == list(range(1, 27))
+    for a, b in zip(straight, resumed):
+        assert {k: v for k, v in a.items() if k != "charts/tokens_per_s"} == {
+            k: v for k, v in b.items() if k != "charts/tokens_per_s"
+        }
+    w1 = ckpt.load_weights(tmp_path / "straight" / ckpt.WEIGHTS_FILE)
+    w2 = ckpt.load_weights(tmp_path / "killed" / ckpt.WEIGHTS_FILE)
+    assert all(torch.equal(w1[k], w2[k]) for k in w1)
+
+
+def test_refuses_a_folder_holding_another_run(pendulum_dataset: str, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train(_cfg(pendulum_dataset, "train.max_steps=2"), run)
+    with pytest.raises(TTError, match=r"different run.*train\.lr"):
+        train(_cfg(pendulum_dataset, "train.max_steps=2", "train.lr=1e-4"), run)
+    with pytest.raises(TTError, match="--resume"):
+        train(_cfg(pendulum_dataset, "train.max_steps=2"), run)
+    train(_cfg(pendulum_dataset, "train.max_steps=3", "train.lr=1e-4"), run, overwrite=True)
+    assert [m["step"] for m in _metrics(run)] == [1, 2, 3]
+    assert json.loads((run / ckpt.CONFIG_FILE).read_text())["train"]["lr"] == 1e-4
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and ckpt.TB_DIR not in p.parts
+    }
+
+
+def test_corrupt_checkpoint_is_a_clear_error_and_damages_nothing(
+    pendulum_dataset: str, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    train(_cfg(pendulum_dataset, "train.max_steps=10", "train.save_every=5"), run)
+    bad = run / "checkpoints" / "step_10" / ckpt.WEIGHTS_FILE
+    bad.write_bytes(bad.read_bytes()[:100])  # truncated
+    before = _digest(run)
+    with pytest.raises(TTError) as err:
+        train(None, run, resume=True, overrides=["train.max_steps=20"])
+    assert "step_10/model.safetensors" in str(err.value) and "\n" not in str(err.value)
+    assert _digest(run) == before
+
+
+def test_resume_with_a_mismatched_dataset_says_what_differs(
+    pendulum_dataset: str, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    cfg = _cfg(pendulum_dataset, "train.max_steps=3")
+    train(cfg, run)
+    data = prepare_tokens(cfg.data, seed=cfg.train.seed)
+    # drop one observation dimension: a dataset of another environment
+    other = replace(
+        data,
+        tokens=data.tokens[:, 1:].copy(),
+        observation_dim=data.observation_dim - 1,
+        info=replace(
+            data.info, observation_dim=data.observation_dim - 1, observation_space="Box(2,)"
+        ),
+    )
+    with pytest.raises(TTError, match="observation_dim 3 vs 2") as err:
+        train(None, run, resume=True, overrides=["train.max_steps=6"], dataset=other)
+    assert "observation_space" in str(err.value)
+    with pytest.raises(TTError, match="cannot change when resuming"):
+        train(None, run, resume=True, overrides=["model.n_layer=3"])
