@@ -184,3 +184,13 @@ def test_render_run(tiny_run: Path) -> None:
     assert path == tiny_run / "videos" / "episode_0.mp4"
     assert sum(1 for _ in iio.imiter(path, plugin="FFMPEG")) == 6  # reset frame + 5 steps
     assert np.asarray(next(iter(iio.imiter(path, plugin="FFMPEG")))).ndim == 3
+
+
+def test_training_eval_hook_returns_headline_numbers(tiny_run: Path) -> None:
+    from trajectory_transformer.evaluate.run import training_eval_hook
+
+    numbers = training_eval_hook(SMALL)(tiny_run, 7)
+    assert {"return_mean", "normalized_score", "done_ratio"} <= set(numbers)
+    saved = json.loads((tiny_run / "eval" / "epoch_7.json").read_text())
+    assert saved["return_mean"] == pytest.approx(numbers["return_mean"])
+    assert saved["episodes"] == 3

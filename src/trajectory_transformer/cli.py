@@ -44,14 +44,16 @@ def _cmd_collect(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from .evaluate.run import training_eval_hook
     from .train.trainer import train
 
+    hook = training_eval_hook()  # used only when train.eval_every > 0
     if args.resume:
-        train(None, Path(args.resume), resume=True, overrides=args.overrides)
+        train(None, Path(args.resume), resume=True, overrides=args.overrides, eval_fn=hook)
     else:
         cfg = _config(args)
         run_dir = Path(args.run_dir or Path("runs") / cfg.name)
-        train(cfg, run_dir, overwrite=args.overwrite)
+        train(cfg, run_dir, overwrite=args.overwrite, eval_fn=hook)
     return 0
 
 

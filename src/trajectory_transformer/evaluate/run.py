@@ -49,6 +49,7 @@ __all__ = [
     "evaluate_agent",
     "evaluate_run",
     "prepare_run",
+    "training_eval_hook",
     "write_eval_outputs",
 ]
 
@@ -382,3 +383,22 @@ def evaluate_run(
         summary, out_dir, name=name, tb_dir=run_dir / TB_DIR, tb_step=_train_step(run_dir)
     )
     return summary
+
+
+def training_eval_hook(
+    overrides: list[str] | None = None,
+) -> Callable[[Path, int], dict[str, float]]:
+    """The trainer's `eval_fn`: plan with the current weights every `train.eval_every` epochs.
+
+    Writes RUN_DIR/eval/epoch_<N>.json and returns the headline numbers, which the trainer logs
+    under eval/ (TensorBoard and metrics.jsonl), so nothing is logged twice.
+    """
+
+    def hook(run_dir: Path, epoch: int) -> dict[str, float]:
+        prep = prepare_run(run_dir, overrides, "planner")
+        summary = evaluate_agent(prep.make_env, prep.agent, prep.config.eval, prep.loaded.info)
+        atomic_write_json(Path(run_dir) / "eval" / f"epoch_{epoch}.json", summary)
+        keys = ("return_mean", "return_std", "normalized_score", "done_ratio", "plan_ms_per_step")
+        return {k: float(summary[k]) for k in keys if summary.get(k) is not None}
+
+    return hook

@@ -44,12 +44,12 @@ def value_attention_mask(
 
 
 class CausalSelfAttention(nn.Module):
-    def __init__(self, n_embd: int, n_head: int, dropout: float) -> None:
+    def __init__(self, n_embd: int, n_head: int, dropout: float, attn_dropout: float) -> None:
         super().__init__()
         self.n_head = n_head
         self.qkv = nn.Linear(n_embd, 3 * n_embd)
         self.proj = nn.Linear(n_embd, n_embd)
-        self.attn_dropout = dropout
+        self.attn_dropout = attn_dropout
         self.resid_drop = nn.Dropout(dropout)
 
     def split_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -94,10 +94,10 @@ class MLP(nn.Module):
 class Block(nn.Module):
     """Pre-norm transformer block."""
 
-    def __init__(self, n_embd: int, n_head: int, dropout: float) -> None:
+    def __init__(self, n_embd: int, n_head: int, dropout: float, attn_dropout: float = 0.0) -> None:
         super().__init__()
         self.ln1 = nn.LayerNorm(n_embd)
-        self.attn = CausalSelfAttention(n_embd, n_head, dropout)
+        self.attn = CausalSelfAttention(n_embd, n_head, dropout, attn_dropout)
         self.ln2 = nn.LayerNorm(n_embd)
         self.mlp = MLP(n_embd, dropout)
 
@@ -122,6 +122,7 @@ class GPTConfig:
     n_head: int = 4
     dropout: float = 0.1
     separate_heads: bool = True
+    attn_dropout: float = 0.0
 
     @property
     def transition_dim(self) -> int:
@@ -148,7 +149,8 @@ class TrajectoryGPT(nn.Module):
         self.pos_emb = nn.Parameter(torch.zeros(1, config.block_size, C))
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(
-            Block(C, config.n_head, config.dropout) for _ in range(config.n_layer)
+            Block(C, config.n_head, config.dropout, config.attn_dropout)
+            for _ in range(config.n_layer)
         )
         self.ln_f = nn.LayerNorm(C)
         n_heads = td if config.separate_heads else 1

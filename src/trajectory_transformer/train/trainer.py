@@ -407,6 +407,7 @@ class _Trainer:
             n_layer=cfg.model.n_layer,
             n_head=cfg.model.n_head,
             dropout=cfg.model.dropout,
+            attn_dropout=cfg.model.attn_dropout,
             separate_heads=cfg.model.separate_heads,
         )
         if resume:
