@@ -288,3 +288,13 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     target = os.environ.get("TT_REPORT_SCREENSHOT")
     if target:  # lets `make` or a person keep the screenshot for the README
         shutil.copyfile(shot, target)
+
+
+def test_recorded_total_time_is_not_added_to_the_phases(tmp_path: Path) -> None:
+    run = _make_run(tmp_path / "run", video=False)
+    (run / "phases.json").write_text(
+        json.dumps({"train_s": 100.0, "eval_s": 50.0, "total_s": 180.0})
+    )
+    text = write_report(run).read_text()
+    assert "3.0 min" in text  # total_s, not 330 s
+    assert "330 s" not in text and "330.0 s" not in text

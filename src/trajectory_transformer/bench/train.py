@@ -28,7 +28,7 @@ from torch import nn
 
 from ..config import RunConfig, apply_overrides
 from ..model.gpt import MLP, GPTConfig, TrajectoryGPT, value_attention_mask
-from ..train.trainer import target_parts, weighted_loss
+from ..train.trainer import gpt_config_for, target_parts, weighted_loss
 from ..utils import resolve_device
 
 __all__ = ["BaselineGPT", "main"]
@@ -145,18 +145,7 @@ def main(json_lines: bool = False, quick: bool = False, overrides: list[str] | N
     cfg: RunConfig = apply_overrides(RunConfig(), [*defaults, *(overrides or [])])
     device = resolve_device(cfg.train.device)
     batch, reps = cfg.train.batch_size, max(cfg.train.max_steps or 3, 1)
-    gpt = GPTConfig(
-        vocab_size=100,
-        observation_dim=OBS_DIM,
-        action_dim=ACT_DIM,
-        n_transitions=N_TRANSITIONS,
-        n_embd=cfg.model.n_embd,
-        n_layer=cfg.model.n_layer,
-        n_head=cfg.model.n_head,
-        dropout=cfg.model.dropout,
-        attn_dropout=cfg.model.attn_dropout,
-        separate_heads=cfg.model.separate_heads,
-    )
+    gpt = gpt_config_for(cfg, OBS_DIM, ACT_DIM)  # 250-token HalfCheetah window by default
     variants: list[tuple[str, str, bool]] = [
         ("ours", "fp32", False), ("baseline", "fp32", False),
         ("ours", "bf16", False), ("baseline", "bf16", False),

@@ -294,6 +294,13 @@ def _section(sid: str, title: str, body: str) -> str:
     return f'<section id="{sid}"><h2>{_esc(title)}</h2>\n{body}\n</section>'
 
 
+def _total_time(phases: dict[str, Any]) -> float:
+    """The recorded end-to-end time (`total_s`), else the sum of the phases."""
+    if _is_num(phases.get("total_s")):
+        return float(phases["total_s"])
+    return sum(float(v) for v in phases.values() if _is_num(v))
+
+
 def _kpis(run: _Run) -> str:
     """The few numbers a newcomer looks for first, large, above the summary table."""
     cards: list[tuple[str, str]] = []
@@ -304,8 +311,7 @@ def _kpis(run: _Run) -> str:
         sub = f"95% CI [{_fmt(ci[0], 3)}, {_fmt(ci[1], 3)}]" if ci else "no CI"
         cards.append((f"{name} normalized score", f"{_fmt(score, 3)}<small>{_esc(sub)}</small>"))
     if run.phases:
-        total = sum(float(v) for v in run.phases.values() if _is_num(v))
-        cards.append(("total time", f"{total / 60:.1f} min"))
+        cards.append(("total time", f"{_total_time(run.phases) / 60:.1f} min"))
     if not cards:
         return ""
     items = "".join(
@@ -344,9 +350,12 @@ def _summary_section(run: _Run) -> str:
     if ev is None:
         body += _note(run.notes.get("eval", "no evaluation"))
     if run.phases:
-        prow = [(k.removesuffix("_s"), f"{_fmt(v)} s") for k, v in run.phases.items() if _is_num(v)]
-        total = sum(float(v) for v in run.phases.values() if _is_num(v))
-        prow.append(("total", f"{_fmt(total)} s"))
+        prow = [
+            (k.removesuffix("_s"), f"{_fmt(v)} s")
+            for k, v in run.phases.items()
+            if _is_num(v) and k != "total_s"
+        ]
+        prow.append(("total", f"{_fmt(_total_time(run.phases))} s"))
         body += "<h3>Time per phase</h3>\n" + _table(prow, ("phase", "wall time"))
     else:
         body += "<h3>Time per phase</h3>\n" + _note(run.notes.get("phases", "no phase timings"))

@@ -2,7 +2,9 @@
 
 The prompt for a slot is its last `plan.context` real transitions (observation, action, reward and a
 placeholder value: value tokens are masked from attention, so their content is never read) followed
-by the current observation. Slots whose prompts have the same length are planned in one batch.
+by the current observation. Slots whose prompts have the same length (all of them, except right
+after episodes start at different times) are planned as one batch. Per-slot state lives in arrays
+indexed by slot, so a step costs the same few array operations for 1 or 100 environments.
 """
 
 from __future__ import annotations
@@ -35,82 +37,100 @@ class PlannerAgent:
         self.act_dims = np.arange(self.obs_dim, self.obs_dim + self.act_dim)
         self.reward_dim = self.obs_dim + self.act_dim
         bins = np.arange(mcfg.vocab_size)[:, None]  # (V, 1)
-        reward_centers = discretizer.decode(bins, dims=[self.reward_dim])[:, 0]
-        value_centers = discretizer.decode(bins, dims=[self.reward_dim + 1])[:, 0]
+        centers = [
+            discretizer.decode(bins, dims=[d])[:, 0] for d in (self.reward_dim, self.reward_dim + 1)
+        ]
         self.planner = BeamPlanner(
-            model,
-            cfg,
-            torch.as_tensor(np.asarray(reward_centers, dtype=np.float32)),
-            torch.as_tensor(np.asarray(value_centers, dtype=np.float32)),
+            model, cfg, *(torch.as_tensor(np.asarray(c, dtype=np.float32)) for c in centers)
         )
-        self.history: dict[int, list[np.ndarray]] = {}  # slot → token rows (td,)
-        self.pending_obs: dict[int, np.ndarray] = {}  # slot → obs tokens of the last act
-        self.plans: dict[int, list[np.ndarray]] = {}  # slot → queued action-token rows
-        self.steps: dict[int, int] = {}
-        self.predicted_return: dict[int, float] = {}
+        self.context = max(cfg.context, 1)
+        self._allocate(0)
+
+    def _allocate(self, n_slots: int) -> None:
+        """Grow the per-slot arrays (history, counts, queued plan) to hold `n_slots` slots."""
+        old = getattr(self, "history", None)
+        n_old = 0 if old is None else old.shape[0]
+        if old is not None and n_slots <= n_old:
+            return
+
+        def grow(array: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+            out = np.zeros((n_slots, *shape), dtype=np.int64)
+            if array is not None:
+                out[:n_old] = array
+            return out
+
+        self.history = grow(old, (self.context, self.td))  # last transitions, right-aligned
+        self.count = grow(getattr(self, "count", None), ())  # real transitions seen (capped)
+        self.pending_obs = grow(getattr(self, "pending_obs", None), (self.obs_dim,))
+        self.queued = grow(getattr(self, "queued", None), (self.cfg.plan_every, self.act_dim))
+        self.queued_left = grow(getattr(self, "queued_left", None), ())
+        self.queued_next = grow(getattr(self, "queued_next", None), ())
+        self.predicted_return = np.zeros(n_slots, dtype=np.float64)
 
     def reset(self, slots: np.ndarray) -> None:
-        for slot in np.asarray(slots).tolist():
-            self.history[slot] = []
-            self.plans[slot] = []
-            self.steps[slot] = 0
-            self.pending_obs.pop(slot, None)
-
-    def _prompt(self, slot: int, obs_tokens: np.ndarray) -> np.ndarray:
-        past = self.history.get(slot, [])[-self.cfg.context :] if self.cfg.context else []
-        return np.concatenate([*past, obs_tokens]) if past else obs_tokens
+        slots = np.asarray(slots, dtype=np.int64)
+        if slots.size:
+            self._allocate(int(slots.max()) + 1)
+        self.count[slots] = 0
+        self.queued_left[slots] = 0
 
     def act(self, slots: np.ndarray, observations: np.ndarray) -> np.ndarray:
         """(k,) slots with (k, obs_dim) flat observations → (k, act_dim) flat actions."""
-        slots = np.asarray(slots)
-        obs_tokens = self.discretizer.encode(np.asarray(observations), dims=self.obs_dims)
-        obs_tokens = np.asarray(obs_tokens, dtype=np.int64)
+        slots = np.asarray(slots, dtype=np.int64)
+        self._allocate(int(slots.max()) + 1 if slots.size else 0)
+        obs_tokens = np.asarray(
+            self.discretizer.encode(np.asarray(observations), dims=self.obs_dims)
+        )
+        self.pending_obs[slots] = obs_tokens
         action_tokens = np.zeros((len(slots), self.act_dim), dtype=np.int64)
-        need: dict[int, list[int]] = {}  # prompt length → row indices that must (re)plan
-        for i, slot in enumerate(slots.tolist()):
-            self.pending_obs[slot] = obs_tokens[i]
-            if self.plans.get(slot):
-                action_tokens[i] = self.plans[slot].pop(0)
-            else:
-                need.setdefault(len(self._prompt(slot, obs_tokens[i])), []).append(i)
-        for rows in need.values():
-            prompts = np.stack([self._prompt(int(slots[i]), obs_tokens[i]) for i in rows])
-            prompt_t = torch.as_tensor(prompts)
-            if self.cfg.mode == "beam":
-                result = self.planner.plan(prompt_t)
-                plan = result.tokens.cpu().numpy()  # (G, H, td)
-                for j, i in enumerate(rows):
-                    slot = int(slots[i])
-                    steps = plan[j, : self.cfg.plan_every, self.obs_dim : self.reward_dim]
-                    action_tokens[i] = steps[0]
-                    self.plans[slot] = list(steps[1:])
-                    self.predicted_return[slot] = float(result.predicted_return[j])
-            else:
-                action_tokens[rows] = self.planner.act(prompt_t).cpu().numpy()
+
+        # steps still covered by a stored plan (plan_every > 1)
+        queued = self.queued_left[slots] > 0
+        if queued.any():
+            qs = slots[queued]
+            action_tokens[queued] = self.queued[qs, self.queued_next[qs]]
+            self.queued_next[qs] += 1
+            self.queued_left[qs] -= 1
+
+        # everyone else plans, one batch per prompt length
+        past = np.minimum(self.count[slots], self.cfg.context)
+        for n_past in np.unique(past[~queued]):
+            rows = np.flatnonzero(~queued & (past == n_past))
+            history = self.history[slots[rows], self.context - n_past :].reshape(len(rows), -1)
+            prompt = torch.as_tensor(np.concatenate([history, obs_tokens[rows]], axis=1))
+            action_tokens[rows] = self._plan(slots[rows], prompt)
         actions = self.discretizer.decode(action_tokens, dims=self.act_dims)
         return np.asarray(actions, dtype=np.float32)
 
+    def _plan(self, slots: np.ndarray, prompt: torch.Tensor) -> np.ndarray:
+        """Action tokens (G, act_dim) for the first step; later planned steps are queued."""
+        if self.cfg.mode != "beam":
+            return self.planner.act(prompt).cpu().numpy()
+        result = self.planner.plan(prompt)
+        actions = result.tokens[:, :, self.obs_dim : self.reward_dim].cpu().numpy()  # (G, H, A)
+        steps = min(self.cfg.plan_every, actions.shape[1])
+        self.queued[slots, :steps] = actions[:, :steps]
+        self.queued_left[slots] = steps - 1
+        self.queued_next[slots] = 1
+        self.predicted_return[slots] = result.predicted_return.cpu().numpy()
+        return actions[:, 0]
+
     def record(self, slots: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
         """Append the real transition (obs, executed action, reward, placeholder value)."""
-        act_tokens = np.asarray(self.discretizer.encode(np.asarray(actions), dims=self.act_dims))
-        reward_tokens = np.asarray(
-            self.discretizer.encode(
-                np.asarray(rewards, dtype=np.float32)[:, None], dims=[self.reward_dim]
-            )
+        slots = np.asarray(slots, dtype=np.int64)
+        rewards = np.asarray(rewards, dtype=np.float32).reshape(-1, 1)
+        rows = np.concatenate(
+            [
+                self.pending_obs[slots],
+                np.asarray(self.discretizer.encode(np.asarray(actions), dims=self.act_dims)),
+                np.asarray(self.discretizer.encode(rewards, dims=[self.reward_dim])),
+                np.zeros((len(slots), 1), dtype=np.int64),  # value: masked, never read
+            ],
+            axis=1,
         )
-        for i, slot in enumerate(np.asarray(slots).tolist()):
-            row = np.concatenate(
-                [
-                    self.pending_obs[slot],
-                    act_tokens[i],
-                    reward_tokens[i],
-                    np.zeros(1, dtype=np.int64),
-                ]
-            ).astype(np.int64)
-            history = self.history.setdefault(slot, [])
-            history.append(row)
-            del history[: -max(self.cfg.context, 1)]
-            self.steps[slot] = self.steps.get(slot, 0) + 1
+        self.history[slots, :-1] = self.history[slots, 1:]  # shift left, newest last
+        self.history[slots, -1] = rows
+        self.count[slots] = np.minimum(self.count[slots] + 1, self.context)
 
 
 def make_agent(

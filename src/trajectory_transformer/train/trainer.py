@@ -53,6 +53,7 @@ __all__ = [
     "EvalFn",
     "StepCallback",
     "auto_epochs",
+    "gpt_config_for",
     "train",
     "weighted_loss",
 ]
@@ -119,6 +120,23 @@ def weighted_loss(
             torch.stack([(ce.detach() * mask).sum(0), correct.sum(0), mask.sum(0)]) @ onehot
         )  # (3, 4)
     return loss, stats
+
+
+def gpt_config_for(cfg: RunConfig, observation_dim: int, action_dim: int) -> GPTConfig:
+    """The model's architecture from a run config and the dataset's dimensions."""
+    m = cfg.model
+    return GPTConfig(
+        vocab_size=cfg.data.n_bins,
+        observation_dim=observation_dim,
+        action_dim=action_dim,
+        n_transitions=cfg.data.n_transitions,
+        n_embd=m.n_embd,
+        n_layer=m.n_layer,
+        n_head=m.n_head,
+        dropout=m.dropout,
+        attn_dropout=m.attn_dropout,
+        separate_heads=m.separate_heads,
+    )
 
 
 def auto_epochs(n_windows: int) -> int:
@@ -398,17 +416,8 @@ class _Trainer:
         if device.type == "cuda":
             torch.set_float32_matmul_precision("high")  # TF32 matmuls in fp32 mode
         self.data = dataset if dataset is not None else _prepare_data(cfg, run_dir, info)
-        self.gpt_config = GPTConfig(
-            vocab_size=cfg.data.n_bins,
-            observation_dim=int(self.data.observation_dim),
-            action_dim=int(self.data.action_dim),
-            n_transitions=cfg.data.n_transitions,
-            n_embd=cfg.model.n_embd,
-            n_layer=cfg.model.n_layer,
-            n_head=cfg.model.n_head,
-            dropout=cfg.model.dropout,
-            attn_dropout=cfg.model.attn_dropout,
-            separate_heads=cfg.model.separate_heads,
+        self.gpt_config = gpt_config_for(
+            cfg, int(self.data.observation_dim), int(self.data.action_dim)
         )
         if resume:
             diffs = _dataset_differences(run_dir, self.data, self.gpt_config)

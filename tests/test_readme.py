@@ -1,0 +1,67 @@
+"""Every `tt ...` line of the README's CLI section runs, with tiny sizes appended to each."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from trajectory_transformer.cli import main
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+TINY_MODEL = ["model.n_embd=16", "model.n_layer=1", "model.n_head=2"]
+TINY_EVAL = [
+    "plan.beam_width=2",
+    "plan.horizon=2",
+    "eval.episodes=2",
+    "eval.n_envs=2",
+    "eval.max_episode_steps=5",
+    "eval.progress=false",
+]
+
+
+def readme_commands() -> list[list[str]]:
+    section = README.read_text().split("## The `tt` command", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert block, "README lost its CLI block"
+    lines = [line.split("  #", 1)[0].strip() for line in block.group(1).splitlines()]
+    return [shlex.split(line)[1:] for line in lines if line.startswith("tt ")]
+
+
+def tiny(args: list[str]) -> list[str]:
+    """The same command at toy size: our overrides come last, so they win."""
+    command = args[0]
+    if command == "collect":
+        return [*args, "collect.episodes=3", "collect.ref_episodes=1", "--no-progress"]
+    if command == "train" and "--resume" in args:
+        return [*args, "train.max_steps=6", "train.progress=false"]
+    if command == "train":
+        steps = ["train.max_steps=4", "train.batch_size=8", "train.save_every=2"]
+        return [*args, *TINY_MODEL, *steps, "train.progress=false"]
+    if command in ("eval", "render"):
+        return [*args, *TINY_EVAL]
+    if command == "bench":
+        return [*args, "--quick"]
+    if command == "quickstart":
+        steps = ["train.max_steps=3", "train.batch_size=8", "train.progress=false"]
+        return [*args, *TINY_MODEL, *steps, *TINY_EVAL, "collect.episodes=3"]
+    return args
+
+
+def test_readme_lists_every_subcommand() -> None:
+    used = {args[0] for args in readme_commands()}
+    assert used >= {"config", "collect", "train", "eval", "render", "report", "bench", "quickstart"}
+
+
+def test_readme_commands_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    for args in readme_commands():
+        assert main(tiny(args)) == 0, f"README command failed: tt {' '.join(args)}"
+    run = tmp_path / "runs" / "pendulum"
+    for produced in ("model.safetensors", "eval/eval.json", "eval_greedy/eval.json", "report.html"):
+        assert (run / produced).is_file(), produced
+    assert (run / "videos" / "episode_0.mp4").is_file()
+    assert (tmp_path / "runs" / "quickstart" / "report.html").is_file()
