@@ -142,7 +142,7 @@ class KVCacheDecoder:
     def window(self) -> torch.Tensor:
         return self.win.view()
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def start(self, tokens: torch.Tensor, shared: bool = True) -> torch.Tensor:
         """Encode windows (B, T) from position 0; returns the last position's logits (B, V).
 
@@ -201,7 +201,7 @@ class KVCacheDecoder:
         y_suffix = probs[..., P:].transpose(1, 2).reshape(B, H, 1, S) @ sv  # (B, H, 1, hd)
         return y_prefix.transpose(1, 2).reshape(B, H, 1, hd) + y_suffix
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         """Feed one token per row (B,); returns logits (B, V) for the token after it."""
         win = self.win

@@ -85,7 +85,7 @@ class BeamPlanner:
             self._decoder = make_decoder(self.model, rows, self.cfg.slide, self.cfg.use_cache)
         return self._decoder
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def act(self, prompt: torch.Tensor) -> torch.Tensor:
         """No search: sample (or take greedily) the next action tokens. (G, Lp) → (G, act_dim)."""
         cfg = self.model.config
@@ -99,7 +99,7 @@ class BeamPlanner:
                 logits = dec.step(token)
         return torch.stack(actions, dim=1)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def plan(self, prompt: torch.Tensor) -> PlanResult:
         """Beam search from prompts (G, Lp): whole past transitions then the current observation."""
         mcfg, cfg = self.model.config, self.cfg
