@@ -68,6 +68,9 @@ def test_cached_logits_equal_full_forward(slide: str, separate_heads: bool, grou
             ).flatten()
             cached.reorder(index)
             full.reorder(index)
+        elif i % 5 == 2 and cached.batch * 2 <= 24:  # beam expansion: rows share history
+            cached.expand(2)
+            full.expand(2)
         tokens = torch.randint(0, 13, (cached.batch,), generator=gen)
         a, b = cached.step(tokens), full.step(tokens)
         assert torch.equal(cached.window(), full.window())

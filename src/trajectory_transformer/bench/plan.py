@@ -84,19 +84,21 @@ def max_logit_diff(model: TrajectoryGPT, s: Setting, rows_per_env: int = 4) -> f
     cfg = model.config
     V, td = cfg.vocab_size, cfg.transition_dim
     rows = s.envs * rows_per_env
-    cached = KVCacheDecoder(model, rows * 2, s.slide)
-    full = FullRecomputeDecoder(model, rows * 2, s.slide)
+    cached = KVCacheDecoder(model, rows * s.expand, s.slide)
+    full = FullRecomputeDecoder(model, rows * s.expand, s.slide)
     prompt = torch.randint(0, V, (s.envs, s.context * td + cfg.observation_dim), generator=gen)
     worst = (cached.start(prompt) - full.start(prompt)).abs().max().item()
     index = torch.arange(s.envs).repeat_interleave(rows_per_env)
     cached.reorder(index)
     full.reorder(index)
     for i in range(s.horizon * td):
-        if i % td == 0:  # beam pruning/expansion: shuffle rows within each environment
+        if i % td == 0:  # beam expansion, as the planner does before the action tokens
+            cached.expand(s.expand)
+            full.expand(s.expand)
+        elif i % td == 4:  # beam pruning: keep rows_per_env rows of each environment
             R = cached.batch // s.envs
-            index = (
-                torch.arange(s.envs)[:, None] * R + torch.randint(0, R, (s.envs, R), generator=gen)
-            ).flatten()
+            picks = torch.randint(0, R, (s.envs, rows_per_env), generator=gen)
+            index = (torch.arange(s.envs)[:, None] * R + picks).flatten()
             cached.reorder(index)
             full.reorder(index)
         tokens = torch.randint(0, V, (cached.batch,), generator=gen)

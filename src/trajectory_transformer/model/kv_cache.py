@@ -34,6 +34,7 @@ class Decoder(Protocol):
     def start(self, tokens: torch.Tensor) -> torch.Tensor: ...
     def step(self, tokens: torch.Tensor) -> torch.Tensor: ...
     def reorder(self, index: torch.Tensor) -> None: ...
+    def expand(self, factor: int) -> None: ...
     def window(self) -> torch.Tensor: ...
 
 
@@ -102,18 +103,61 @@ class FullRecomputeDecoder:
     def reorder(self, index: torch.Tensor) -> None:
         self.win.reorder(index)
 
+    def expand(self, factor: int) -> None:
+        rows = torch.arange(self.batch, device=self.win.tokens.device)
+        self.win.reorder(rows.repeat_interleave(factor))
+
     def window(self) -> torch.Tensor:
         return self.win.view()
+
+
+def _attend_segments(
+    q: torch.Tensor, segments: list[tuple[torch.Tensor, torch.Tensor]], scale: float
+) -> torch.Tensor:
+    """One query per row (B, H, 1, hd) against key/value segments shared by groups of rows.
+
+    A segment (Gs, H, S, hd) is shared by B / Gs consecutive rows (a whole environment's beams,
+    or one beam's expansions), so its scores are one matrix product per group. One softmax over
+    all segments' scores keeps the result exactly that of attention over their concatenation.
+    """
+    B, H, _, hd = q.shape
+    scores, shapes = [], []
+    for k, _ in segments:
+        Gs, S = k.shape[0], k.shape[2]
+        r = B // Gs
+        if r == 1:
+            scores.append((q @ k.transpose(-1, -2)).view(B, H, S))  # (B, H, S)
+        else:
+            qg = q.view(Gs, r, H, hd).transpose(1, 2)  # (Gs, H, r, hd)
+            s = qg @ k.transpose(-1, -2)  # (Gs, H, r, S)
+            scores.append(s.transpose(1, 2).reshape(B, H, S))
+        shapes.append((Gs, r, S))
+    probs = (torch.cat(scores, dim=-1) * scale).softmax(dim=-1)  # (B, H, ΣS)
+    out: torch.Tensor | None = None
+    offset = 0
+    for (_, v), (Gs, r, S) in zip(segments, shapes):
+        p = probs[..., offset : offset + S]
+        offset += S
+        if r == 1:
+            y = p.unsqueeze(2) @ v  # (B, H, 1, hd)
+        else:
+            pg = p.reshape(Gs, r, H, S).transpose(1, 2)  # (Gs, H, r, S)
+            y = (pg @ v).transpose(1, 2).reshape(B, H, 1, hd)
+        out = y if out is None else out + y
+    assert out is not None
+    return out
 
 
 class KVCacheDecoder:
     """Cached decoder: per layer, projected keys/values of the non-value tokens of each row.
 
-    Shared-prefix attention: `start(prompt, shared=True)` stores the prompt once per group (one
-    environment), and later rows of that group (its beams and their expansions) keep only their
-    own suffix. Each decode step attends to the group's prefix as one matrix product for all its
-    rows, then to the row's suffix; a joint softmax over both keeps it exact. Beam reordering
-    copies suffixes only. Rows must stay grouped: new row i belongs to group i // (rows / groups).
+    The cache has three segments, so that rows which share history share its keys and values:
+    - prefix: the prompt, one copy per group (environment), written by `start(prompt)`;
+    - suffix: one copy per beam;
+    - child: tokens written after `expand(E)`, one copy per expanded row.
+    A decode step attends to all three (see `_attend_segments`). `expand` copies nothing;
+    `reorder` (beam pruning) gathers the surviving rows' suffixes once and appends their child
+    tokens. Rows must stay grouped: new row i belongs to group i // (rows / groups).
     After a slide every row's window differs, so everything is re-encoded into the suffix.
     """
 
@@ -122,17 +166,25 @@ class KVCacheDecoder:
         self.model = model
         param = model.pos_emb
         self.win = _WindowTokens(model, max_batch, slide, param.device)
-        self.head_dim = cfg.n_embd // cfg.n_head
-        self.scale = self.head_dim**-0.5
+        head_dim = cfg.n_embd // cfg.n_head
+        self.scale = head_dim**-0.5
         # Value tokens never enter the cache, so a full window holds block_size - (n - 1) slots.
         capacity = cfg.block_size - (cfg.n_transitions - 1)
-        shape = (cfg.n_layer, max_batch, cfg.n_head, capacity, self.head_dim)
-        self.prefix_k, self.prefix_v, self.suffix_k, self.suffix_v = (
-            torch.zeros(shape, dtype=param.dtype, device=param.device) for _ in range(4)
+        shape = (cfg.n_layer, max_batch, cfg.n_head, capacity, head_dim)
+        child_shape = (cfg.n_layer, max_batch, cfg.n_head, cfg.transition_dim, head_dim)
+        dtype, device = param.dtype, param.device
+        self.prefix_k, self.prefix_v, self.suffix_k, self.suffix_v, self.spare_k, self.spare_v = (
+            torch.zeros(shape, dtype=dtype, device=device) for _ in range(6)
+        )
+        self.child_k, self.child_v = (
+            torch.zeros(child_shape, dtype=dtype, device=device) for _ in range(2)
         )
         self.groups = 0
-        self.prefix_len = 0  # cached prefix slots (shared by a group's rows)
-        self.suffix_len = 0  # cached suffix slots (per row)
+        self.beams = 0  # rows of the suffix segment
+        self.prefix_len = 0  # cached slots per segment
+        self.suffix_len = 0
+        self.child_len = 0
+        self.expanded = False
         self.value_dim = cfg.transition_dim - 1
 
     @property
@@ -169,37 +221,33 @@ class KVCacheDecoder:
         x = model.embed(tokens)  # (B, T, C)
         for layer, block in enumerate(model.blocks):
             x = block(x, mask, store(layer))
-        self.groups = B
+        self.groups, self.beams = B, B
         self.prefix_len, self.suffix_len = (n_keep, 0) if shared else (0, n_keep)
+        self.child_len, self.expanded = 0, False
         return model.head_at(x[:, -1], T - 1)  # (B, V)
 
-    def _attend_cached(
-        self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, store: bool
-    ) -> torch.Tensor:
-        """One query per row (B, H, 1, hd) against group prefix + own suffix (+ itself)."""
-        B, H, _, hd = q.shape
-        S = self.suffix_len
-        if store:  # a value token is attended by no one, itself included
-            self.suffix_k[layer, :B, :, S] = k[:, :, 0]
-            self.suffix_v[layer, :B, :, S] = v[:, :, 0]
-            S += 1
-        sk = self.suffix_k[layer, :B, :, :S]  # (B, H, S, hd)
-        sv = self.suffix_v[layer, :B, :, :S]
-        suffix_scores = (q @ sk.transpose(-1, -2)) * self.scale  # (B, H, 1, S)
-        P = self.prefix_len
-        if P == 0:
-            return suffix_scores.softmax(dim=-1) @ sv  # (B, H, 1, hd)
-        G = self.groups
-        R = B // G
-        pk = self.prefix_k[layer, :G, :, :P]  # (G, H, P, hd)
-        pv = self.prefix_v[layer, :G, :, :P]
-        qg = q.view(G, R, H, hd).transpose(1, 2)  # (G, H, R, hd)
-        prefix_scores = (qg @ pk.transpose(-1, -2)) * self.scale  # (G, H, R, P)
-        suffix_g = suffix_scores.view(G, R, H, S).transpose(1, 2)  # (G, H, R, S)
-        probs = torch.cat([prefix_scores, suffix_g], dim=-1).softmax(dim=-1)  # (G, H, R, P+S)
-        y_prefix = probs[..., :P] @ pv  # (G, H, R, hd)
-        y_suffix = probs[..., P:].transpose(1, 2).reshape(B, H, 1, S) @ sv  # (B, H, 1, hd)
-        return y_prefix.transpose(1, 2).reshape(B, H, 1, hd) + y_suffix
+    def _segments(self, layer: int, B: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        segments = []
+        if self.prefix_len:
+            P = self.prefix_len
+            segments.append(
+                (
+                    self.prefix_k[layer, : self.groups, :, :P],
+                    self.prefix_v[layer, : self.groups, :, :P],
+                )
+            )
+        if self.suffix_len:
+            S = self.suffix_len
+            segments.append(
+                (
+                    self.suffix_k[layer, : self.beams, :, :S],
+                    self.suffix_v[layer, : self.beams, :, :S],
+                )
+            )
+        if self.child_len:
+            C = self.child_len
+            segments.append((self.child_k[layer, :B, :, :C], self.child_v[layer, :B, :, :C]))
+        return segments
 
     @torch.inference_mode()
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -209,26 +257,65 @@ class KVCacheDecoder:
             return self.start(win.slid(tokens), shared=False)
         position = win.length
         win.append(tokens)
-        store = position % win.td != self.value_dim
+        store = position % win.td != self.value_dim  # a value token is attended by no one
+        if self.expanded:
+            dest_k, dest_v, slot = self.child_k, self.child_v, self.child_len
+        else:
+            dest_k, dest_v, slot = self.suffix_k, self.suffix_v, self.suffix_len
 
         def attend(layer: int):  # type: ignore[no-untyped-def]
-            return lambda q, k, v: self._attend_cached(layer, q, k, v, store)
+            def hook(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+                B = q.shape[0]
+                if store:
+                    dest_k[layer, :B, :, slot] = k[:, :, 0]
+                    dest_v[layer, :B, :, slot] = v[:, :, 0]
+                return _attend_segments(q, self._segments(layer, B), self.scale)
 
+            return hook
+
+        if store:  # the new slot is visible to the step itself
+            if self.expanded:
+                self.child_len += 1
+            else:
+                self.suffix_len += 1
+                self.beams = win.batch
         x = self.model.embed(tokens[:, None], start=position)  # (B, 1, C)
         for layer, block in enumerate(self.model.blocks):
             x = block(x, None, attend(layer))
-        self.suffix_len += int(store)
         return self.model.head_at(x[:, 0], position)  # (B, V)
+
+    def expand(self, factor: int) -> None:
+        """Each row becomes `factor` consecutive rows (repeat_interleave) without copying its cache."""
+        rows = torch.arange(self.batch, device=self.win.tokens.device)
+        if self.expanded or self.child_len:
+            self._merge_children(rows)
+        self.beams = self.batch
+        self.win.reorder(rows.repeat_interleave(factor))
+        self.expanded = factor > 1
 
     def reorder(self, index: torch.Tensor) -> None:
         """Rows become `index` (M,) of the current rows, keeping groups (see the class doc)."""
-        n, M = self.suffix_len, index.shape[0]
+        M = index.shape[0]
         if self.prefix_len and M % self.groups:
             raise ValueError(f"{M} rows cannot be split evenly over {self.groups} groups")
-        if n:
-            self.suffix_k[:, :M, :, :n] = self.suffix_k[:, index, :, :n]
-            self.suffix_v[:, :M, :, :n] = self.suffix_v[:, index, :, :n]
+        self._merge_children(index)
         self.win.reorder(index)
+
+    def _merge_children(self, index: torch.Tensor) -> None:
+        """Suffix rows become suffix[parent of index] followed by child[index]; children end."""
+        M, n, c = index.shape[0], self.suffix_len, self.child_len
+        parents = index // (self.batch // self.beams) if self.beams else index
+        if n:
+            self.spare_k[:, :M, :, :n] = self.suffix_k[:, parents, :, :n]
+            self.spare_v[:, :M, :, :n] = self.suffix_v[:, parents, :, :n]
+        if c:
+            self.spare_k[:, :M, :, n : n + c] = self.child_k[:, index, :, :c]
+            self.spare_v[:, :M, :, n : n + c] = self.child_v[:, index, :, :c]
+        if n or c:
+            self.suffix_k, self.spare_k = self.spare_k, self.suffix_k
+            self.suffix_v, self.spare_v = self.spare_v, self.suffix_v
+        self.suffix_len, self.child_len = n + c, 0
+        self.beams, self.expanded = M, False
 
 
 def make_decoder(

@@ -123,9 +123,9 @@ class BeamPlanner:
         scores = torch.zeros(G, W, device=device)
 
         for t in range(H):
-            # 1. expand every beam E times
+            # 1. expand every beam E times (the cache shares each beam's keys with its children)
             rows = torch.arange(G * W, device=device).repeat_interleave(E)  # (M,) M = G*W*E
-            dec.reorder(rows)
+            dec.expand(E)
             logits, plan, rewards = logits[rows], plan[rows], rewards[rows]
             for j in range(A):
                 token = self.sample_act(logits, gen)  # (M,)
