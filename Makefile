@@ -23,8 +23,8 @@ demo: $(STAMP)
 	MUJOCO_GL=$${MUJOCO_GL:-egl} $(BIN)/tt quickstart
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
