@@ -49,3 +49,8 @@ def test_lr_stays_in_range_and_decays_after_warmup(
     if lo >= warmup:
         assert s.lr_at(hi) <= s.lr_at(lo) + 1e-12
     assert math.isfinite(s.lr_at(hi))
+
+
+def test_warmup_shorter_than_one_token_never_exceeds_the_base_lr() -> None:
+    schedule = TokenSchedule(1.0, warmup_tokens=0.5, final_tokens=10.0)
+    assert schedule.lr_at(0) <= 1.0

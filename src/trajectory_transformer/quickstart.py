@@ -81,8 +81,7 @@ def run_quickstart(cfg: RunConfig | None = None, run_dir: Path | None = None) ->
     if _dataset_exists(cfg.data.dataset):
         print(f"dataset {cfg.data.dataset} found; skipping collection")
     else:
-        if cfg.collect.dataset_id is None:
-            cfg.collect.dataset_id = cfg.data.dataset
+        cfg.collect.dataset_id = cfg.data.dataset  # collect exactly the dataset the run trains on
         _timed(phases, "collect", lambda: collect_dataset(cfg.collect, progress=cfg.train.progress))
 
     _timed(phases, "train", lambda: train(cfg, run_dir, overwrite=True))

@@ -34,7 +34,7 @@ class TokenSchedule:
     def lr_at(self, tokens: float) -> float:
         if tokens < self.warmup_tokens:
             # never exactly 0: the first step would be wasted
-            return self.base_lr * max(tokens, 1.0) / self.warmup_tokens
+            return self.base_lr * min(1.0, max(tokens, 1.0) / self.warmup_tokens)
         progress = (tokens - self.warmup_tokens) / (self.final_tokens - self.warmup_tokens)
         cosine = 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
         return self.base_lr * max(self.min_ratio, cosine)
