@@ -194,7 +194,8 @@ def _run(
         env_s += time.perf_counter() - t0
 
         reward = np.asarray(reward, dtype=np.float64)
-        agent.record(active, chosen, reward[active].astype(np.float32))
+        # the action the env executed (clipped to its bounds) is what the agent's history holds
+        agent.record(active, flat_act[active], reward[active].astype(np.float32))
         ep_return[active] += reward[active]
         ep_length[active] += 1
         done = np.logical_or(terminated, truncated)  # (n,)
