@@ -34,7 +34,7 @@ def test_quickstart_writes_a_complete_run(tmp_path: Path) -> None:
     cfg = load_config("quickstart", TINY)
     results = run_quickstart(cfg, tmp_path / "qs")
     run = tmp_path / "qs"
-    assert set(results) == {"trajectory transformer", "behaviour policy", "random policy"}
+    assert set(results) == {"TT (beam search)", "behaviour", "random"}
     for name in (
         "config.json",
         "model.safetensors",

@@ -44,9 +44,11 @@ def _summary_table(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"Quickstart: {run_dir}")
-    for column in ("policy", "normalized score (x100)", "95% CI", "mean return", "std", "episodes"):
-        table.add_column(column)
+    table = Table(
+        title=f"Quickstart: {run_dir}", caption="score: normalized, 0 = random, 100 = expert"
+    )
+    for column in ("policy", "score", "95% CI", "mean return", "std", "episodes"):
+        table.add_column(column, no_wrap=True)
     for name, s in results.items():
         ci = s.get("normalized_score_ci95") or [None, None]
         ci_text = "-" if ci[0] is None else f"[{ci[0]:.1f}, {ci[1]:.1f}]"
@@ -87,11 +89,11 @@ def run_quickstart(cfg: RunConfig | None = None, run_dir: Path | None = None) ->
     _timed(phases, "train", lambda: train(cfg, run_dir, overwrite=True))
 
     results: dict[str, dict[str, Any]] = {}
-    results["trajectory transformer"] = _timed(phases, "eval", lambda: evaluate_run(run_dir))
+    results["TT (beam search)"] = _timed(phases, "eval", lambda: evaluate_run(run_dir))
     for kind in ("behaviour", "random"):
         summary = _timed(phases, f"eval_{kind}", lambda k=kind: evaluate_run(run_dir, agent_kind=k))  # type: ignore[misc]
         atomic_write_json(run_dir / "baselines" / f"{kind}.json", summary)
-        results[f"{kind} policy"] = summary
+        results[kind] = summary
 
     try:
         _timed(phases, "video", lambda: render_run(run_dir, episodes=1))
