@@ -1,8 +1,9 @@
 """Exact incremental decoding: a preallocated key/value cache and a full-recompute twin.
 
-Both decoders hold a batch of token windows that start at a transition boundary and expose the
-same three operations the planner needs: `step` (feed one token per row, get next-token logits),
-`reorder` (keep/duplicate rows, e.g. beam pruning and expansion) and sliding past the window.
+Both decoders hold a batch of token windows that start at a transition boundary and expose what
+the planner needs: `step` (feed one token per row, get next-token logits, sliding past the window
+when it is full), `expand` (each row becomes several, for beam expansion) and `reorder`
+(keep/duplicate rows, for beam pruning).
 
 Why the cache is exact:
 - It stores *projected* keys and values per layer (not hidden states to re-project), in buffers
@@ -43,7 +44,6 @@ class _WindowTokens:
 
     def __init__(self, model: TrajectoryGPT, max_batch: int, slide: Slide, device: torch.device):
         cfg = model.config
-        self.model = model
         self.td = cfg.transition_dim
         self.block_size = cfg.block_size
         # Transitions dropped when the window is full: half a window (the model then sees between
@@ -278,7 +278,6 @@ class KVCacheDecoder:
                 self.child_len += 1
             else:
                 self.suffix_len += 1
-                self.beams = win.batch
         x = self.model.embed(tokens[:, None], start=position)  # (B, 1, C)
         for layer, block in enumerate(self.model.blocks):
             x = block(x, None, attend(layer))
@@ -304,7 +303,7 @@ class KVCacheDecoder:
     def _merge_children(self, index: torch.Tensor) -> None:
         """Suffix rows become suffix[parent of index] followed by child[index]; children end."""
         M, n, c = index.shape[0], self.suffix_len, self.child_len
-        parents = index // (self.batch // self.beams) if self.beams else index
+        parents = index // (self.batch // self.beams)  # expanded rows share their parent's suffix
         if n:
             self.spare_k[:, :M, :, :n] = self.suffix_k[:, parents, :, :n]
             self.spare_v[:, :M, :, :n] = self.suffix_v[:, parents, :, :n]

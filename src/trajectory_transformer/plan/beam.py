@@ -115,9 +115,8 @@ class BeamPlanner:
         dec.reorder(rows)
         logits = logits[rows]
         plan = torch.zeros(G * W, H, td, dtype=torch.long, device=device)  # imagined tokens
-        plan[:, 0, :O] = prompt[rows, -O:].to(
-            device
-        )  # the first transition starts from the real obs
+        # the first imagined transition starts from the real observation
+        plan[:, 0, :O] = prompt[rows, -O:].to(device)
         rewards = torch.zeros(G * W, H, device=device)  # expected rewards per imagined step
         env_offset = torch.arange(G, device=device)[:, None] * (W * E)  # (G, 1)
         scores = torch.zeros(G, W, device=device)

@@ -74,21 +74,6 @@ class RolloutResult:
         """Planning time per batched act call (one per vector step)."""
         return 1e3 * self.agent_s / max(self.agent_calls, 1)
 
-    def episode_records(self) -> list[dict[str, Any]]:
-        """One JSON-able dict per episode, for episodes.jsonl."""
-        return [
-            {
-                "episode": i,
-                "seed": int(s),
-                "return": float(r),
-                "length": int(n),
-                "terminated": bool(d),
-            }
-            for i, (s, r, n, d) in enumerate(
-                zip(self.seeds, self.returns, self.lengths, self.terminated)
-            )
-        ]
-
 
 def make_vector_env(
     make_env: Callable[[], gym.Env[Any, Any]],

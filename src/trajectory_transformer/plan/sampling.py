@@ -58,12 +58,6 @@ class TokenSampler:
         if self.top_k is not None and self.top_k < 1:
             raise ValueError("top_k must be >= 1")
 
-    def check_vocab(self, vocab_size: int, name: str) -> None:
-        if self.top_k is not None and self.top_k > vocab_size:
-            raise ValueError(
-                f"plan.k_{name}={self.top_k} exceeds the vocabulary ({vocab_size} bins)"
-            )
-
     def __call__(self, logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """(B, V) logits → (B,) sampled tokens."""
         if self.greedy or self.top_k == 1:
