@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from trajectory_transformer import runs
 from trajectory_transformer.config import RunConfig, config_to_dict
 from trajectory_transformer.data.discretizer import Discretizer
 from trajectory_transformer.data.episodes import DatasetInfo
 from trajectory_transformer.model.gpt import GPTConfig, TrajectoryGPT
-from trajectory_transformer.train import checkpoint as ckpt
+from trajectory_transformer.training import checkpoint as ckpt
 from trajectory_transformer.utils import TTError, atomic_write_json
 
 GPT = GPTConfig(
@@ -45,7 +46,7 @@ def test_interrupted_checkpoint_leaves_previous_intact(
     before = _digest(tmp_path)
 
     calls = {"n": 0}
-    real = ckpt.save_file
+    real = runs.save_file
 
     def failing_save(tensors: dict, path: str, metadata: dict | None = None) -> None:
         calls["n"] += 1
@@ -53,24 +54,24 @@ def test_interrupted_checkpoint_leaves_previous_intact(
             raise OSError(28, "No space left on device")
         real(tensors, path, metadata=metadata)
 
-    monkeypatch.setattr(ckpt, "save_file", failing_save)
+    monkeypatch.setattr(runs, "save_file", failing_save)
     with pytest.raises(OSError):
         ckpt.save_checkpoint(tmp_path, 10, model.state_dict(), opt_state, {"loss": 0.5})
     assert _digest(tmp_path) == before  # no step_10, no temp folder, step_5 unchanged
-    assert [s for s, _ in ckpt.list_checkpoints(tmp_path)] == [5]
+    assert [s for s, _ in runs.list_checkpoints(tmp_path)] == [5]
 
 
 def test_interrupted_weights_write_keeps_old_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "model.safetensors"
-    ckpt.save_weights(path, {"w": torch.ones(3)})
+    runs.save_weights(path, {"w": torch.ones(3)})
     old = path.read_bytes()
     monkeypatch.setattr(
-        ckpt, "save_file", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt())
+        runs, "save_file", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt())
     )
     with pytest.raises(KeyboardInterrupt):
-        ckpt.save_weights(path, {"w": torch.zeros(3)})
+        runs.save_weights(path, {"w": torch.zeros(3)})
     assert path.read_bytes() == old
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]
 
@@ -95,38 +96,38 @@ def test_prune_keeps_last_k_and_best(tmp_path: Path) -> None:
     for step, loss in [(1, 3.0), (2, 0.5), (3, 2.0), (4, 1.5), (5, 1.0)]:
         ckpt.save_checkpoint(tmp_path, step, model.state_dict(), opt_state, {"loss": loss})
     ckpt.prune_checkpoints(tmp_path, keep_last=2)
-    assert [s for s, _ in ckpt.list_checkpoints(tmp_path)] == [2, 4, 5]
+    assert [s for s, _ in runs.list_checkpoints(tmp_path)] == [2, 4, 5]
 
 
 def _write_run(run_dir: Path, model: TrajectoryGPT) -> None:
     rng = np.random.default_rng(0)
     disc = Discretizer.fit(rng.normal(size=(200, GPT.transition_dim)), GPT.vocab_size)
-    atomic_write_json(run_dir / ckpt.CONFIG_FILE, config_to_dict(RunConfig()))
-    atomic_write_json(run_dir / ckpt.MODEL_CONFIG_FILE, GPT.to_dict())
+    atomic_write_json(run_dir / runs.CONFIG_FILE, config_to_dict(RunConfig()))
+    atomic_write_json(run_dir / runs.MODEL_CONFIG_FILE, GPT.to_dict())
     atomic_write_json(
-        run_dir / ckpt.DATASET_FILE,
+        run_dir / runs.DATASET_FILE,
         DatasetInfo(dataset="synthetic", observation_dim=3, action_dim=1).to_dict(),
     )
-    disc.save(run_dir / ckpt.DISCRETIZER_FILE)
-    ckpt.save_weights(run_dir / ckpt.WEIGHTS_FILE, model.state_dict())
+    disc.save(run_dir / runs.DISCRETIZER_FILE)
+    runs.save_weights(run_dir / runs.WEIGHTS_FILE, model.state_dict())
 
 
 def test_load_run_round_trip_gives_identical_logits(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = TrajectoryGPT(GPT).eval()
     _write_run(tmp_path, model)
-    run = ckpt.load_run(tmp_path)
+    run = runs.load_run(tmp_path)
     assert not run.model.training and run.gpt_config == GPT and run.info.dataset == "synthetic"
     tokens = torch.randint(0, GPT.vocab_size, (4, GPT.block_size))
     with torch.no_grad():
         assert torch.equal(run.model(tokens), model(tokens))
 
 
-@pytest.mark.parametrize("name", [ckpt.WEIGHTS_FILE, ckpt.CONFIG_FILE, ckpt.MODEL_CONFIG_FILE])
+@pytest.mark.parametrize("name", [runs.WEIGHTS_FILE, runs.CONFIG_FILE, runs.MODEL_CONFIG_FILE])
 def test_load_run_corrupt_file_is_one_line_error(tmp_path: Path, name: str) -> None:
     _write_run(tmp_path, TrajectoryGPT(GPT))
     path = tmp_path / name
     path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])  # truncated
     with pytest.raises(TTError) as err:
-        ckpt.load_run(tmp_path)
+        runs.load_run(tmp_path)
     assert name in str(err.value) and "\n" not in str(err.value)

@@ -13,7 +13,7 @@ from trajectory_transformer.cli import main as tt_main
 from trajectory_transformer.config import CollectConfig, DataConfig
 from trajectory_transformer.data.collect import collect_dataset, default_dataset_id, rollout_returns
 from trajectory_transformer.data.policies import NoisyPolicy, PendulumExpert, make_policy
-from trajectory_transformer.data.windows import prepare_tokens
+from trajectory_transformer.data.tokens import prepare_tokens
 from trajectory_transformer.utils import TTError
 
 

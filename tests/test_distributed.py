@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 import torch.multiprocessing as mp
 
+from trajectory_transformer import runs
 from trajectory_transformer.config import RunConfig, apply_overrides
-from trajectory_transformer.train import checkpoint as ckpt
 
 OVERRIDES = [
     "model.n_embd=16",
@@ -46,7 +46,7 @@ def _worker(rank: int, world: int, port: int, dataset: str, run_dir: str, out_di
     torch.set_num_threads(1)
     from safetensors.torch import save_file
 
-    from trajectory_transformer.train import train
+    from trajectory_transformer.training import train
 
     def keep_weights(step: int, metrics: dict[str, float], model: torch.nn.Module) -> None:
         if step == 25:
@@ -66,13 +66,13 @@ def test_two_gloo_ranks_end_identical_and_learn(pendulum_dataset: str, tmp_path:
         nprocs=2,
         join=True,
     )
-    w0 = ckpt.load_weights(tmp_path / "rank0.safetensors")
-    w1 = ckpt.load_weights(tmp_path / "rank1.safetensors")
-    final = ckpt.load_weights(run / ckpt.WEIGHTS_FILE)
+    w0 = runs.load_weights(tmp_path / "rank0.safetensors")
+    w1 = runs.load_weights(tmp_path / "rank1.safetensors")
+    final = runs.load_weights(run / runs.WEIGHTS_FILE)
     assert all(torch.equal(w0[k], w1[k]) and torch.equal(w0[k], final[k]) for k in w0)
     losses = [
         json.loads(line)["losses/total"]
-        for line in (run / ckpt.METRICS_FILE).read_text().splitlines()
+        for line in (run / runs.METRICS_FILE).read_text().splitlines()
     ]
     assert len(losses) == 25  # one writer: rank 0
     assert sum(losses[-5:]) < 0.9 * sum(losses[:5])
@@ -86,7 +86,7 @@ def test_torchrun_entry_point_runs(pendulum_dataset: str, tmp_path: Path) -> Non
     run = tmp_path / "run"
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port", str(_free_port()),
-        "-m", "trajectory_transformer.train", "--run-dir", str(run),
+        "-m", "trajectory_transformer.training", "--run-dir", str(run),
         *[o for o in OVERRIDES if not o.startswith("train.max_steps")], "train.max_steps=4",
         f"data.dataset={pendulum_dataset}",
     ]  # fmt: skip
@@ -95,4 +95,4 @@ def test_torchrun_entry_point_runs(pendulum_dataset: str, tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stderr[-2000:]
     state = json.loads((run / "checkpoints" / "step_4" / "state.json").read_text())
     assert state["world_size"] == 2
-    assert (run / ckpt.WEIGHTS_FILE).is_file()
+    assert (run / runs.WEIGHTS_FILE).is_file()

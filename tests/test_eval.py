@@ -14,14 +14,10 @@ from trajectory_transformer.config import EvalConfig, load_config
 from trajectory_transformer.data.episodes import DatasetInfo
 from trajectory_transformer.data.policies import PendulumExpert
 from trajectory_transformer.data.spaces import space_to_json
-from trajectory_transformer.evaluate.run import (
-    check_env_spaces,
-    env_factory,
-    evaluate_agent,
-    evaluate_run,
-    write_eval_outputs,
-)
-from trajectory_transformer.plan.protocol import PolicyAgent, RandomAgent
+from trajectory_transformer.envs.agents import PolicyAgent, RandomAgent
+from trajectory_transformer.envs.factory import check_env_spaces, env_factory
+from trajectory_transformer.evaluation.evaluate import evaluate_agent, evaluate_run
+from trajectory_transformer.evaluation.outputs import write_eval_outputs
 from trajectory_transformer.utils import TTError
 
 
@@ -100,7 +96,7 @@ def test_outputs_written(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def tiny_run(pendulum_dataset: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from trajectory_transformer.train.trainer import train
+    from trajectory_transformer.training.trainer import train
 
     cfg = load_config(
         None,
@@ -178,7 +174,7 @@ def test_render_run(tiny_run: Path) -> None:
     except gym.error.DependencyNotInstalled as err:
         pytest.skip(f"Pendulum-v1 cannot render here: {err}")
 
-    from trajectory_transformer.evaluate.video import render_run
+    from trajectory_transformer.evaluation.video import render_run
 
     path = render_run(tiny_run, episodes=1, overrides=[*SMALL, "eval.max_episode_steps=5"])
     assert path == tiny_run / "videos" / "episode_0.mp4"
@@ -187,7 +183,7 @@ def test_render_run(tiny_run: Path) -> None:
 
 
 def test_training_eval_hook_returns_headline_numbers(tiny_run: Path) -> None:
-    from trajectory_transformer.evaluate.run import training_eval_hook
+    from trajectory_transformer.evaluation.evaluate import training_eval_hook
 
     numbers = training_eval_hook(SMALL)(tiny_run, 7)
     assert {"return_mean", "normalized_score", "done_ratio"} <= set(numbers)

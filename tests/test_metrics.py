@@ -8,14 +8,14 @@ import math
 import numpy as np
 import pytest
 
-from trajectory_transformer.evaluate.metrics import (
+from trajectory_transformer.envs.loop import RolloutResult
+from trajectory_transformer.evaluation.metrics import (
     Reference,
     confidence_interval,
     normalized_score,
     pick_reference,
     summarize,
 )
-from trajectory_transformer.plan.rollout import RolloutResult
 
 
 def make_result(returns: list[float], terminated: list[bool] | None = None) -> RolloutResult:

@@ -71,18 +71,17 @@ def test_readme_python_example_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pendulum_dataset: str
 ) -> None:
     """The README's Python API example, with tiny sizes appended to its overrides."""
-    import trajectory_transformer.config as config_module
-    import trajectory_transformer.evaluate.run as run_module
+    import trajectory_transformer as tt
 
     section = README.read_text().split("## Python API", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S)
     assert code, "README lost its Python example"
-    real_load, real_eval = config_module.load_config, run_module.evaluate_run
+    real_load, real_eval = tt.load_config, tt.evaluate
     tiny_train = [f"data.dataset={pendulum_dataset}", *TINY_MODEL, "train.max_steps=3",
                   "train.batch_size=8", "train.progress=false"]  # fmt: skip
-    monkeypatch.setattr(config_module, "load_config",
+    monkeypatch.setattr(tt, "load_config",
                         lambda preset=None, overrides=None: real_load(preset, [*(overrides or []), *tiny_train]))  # fmt: skip
-    monkeypatch.setattr(run_module, "evaluate_run",
+    monkeypatch.setattr(tt, "evaluate",
                         lambda run_dir, overrides=None, **kw: real_eval(run_dir, [*(overrides or []), *TINY_EVAL], **kw))  # fmt: skip
     monkeypatch.chdir(tmp_path)
     exec(compile(code.group(1), "README.md", "exec"), {})

@@ -19,9 +19,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from trajectory_transformer.evaluate.metrics import Reference, summarize
-from trajectory_transformer.evaluate.report import write_report
-from trajectory_transformer.plan.rollout import RolloutResult
+from trajectory_transformer import runs
+from trajectory_transformer.config import config_to_dict, load_config
+from trajectory_transformer.data.episodes import DatasetInfo
+from trajectory_transformer.envs.loop import RolloutResult
+from trajectory_transformer.evaluation.metrics import Reference, summarize
+from trajectory_transformer.evaluation.report import write_report
 from trajectory_transformer.utils import TTError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -62,25 +65,26 @@ def _make_run(root: Path, video: bool = True) -> Path:
     """A synthetic run folder holding every part the report reads."""
     rng = np.random.default_rng(0)
     root.mkdir(parents=True, exist_ok=True)
-    config = {
-        "name": "synthetic <run> & co",
-        "data": {"dataset": "local/pendulum-v0", "n_bins": 100},
-        "model": {"n_layer": 2, "n_embd": 64},
-        "train": {"lr": 6e-4, "batch_size": 64},
-        "plan": {"beam": 32, "horizon": 5},
-        "eval": {"n_episodes": 10},
-        "collect": {"policy": "sb3"},
-    }
-    (root / "config.json").write_text(json.dumps(config))
-    dataset = {
-        "dataset": "local/pendulum-v0",
-        "env_id": "Pendulum-v1",
-        "ref_min_score": -10.0,
-        "ref_max_score": 100.0,
-        "n_episodes": 50,
-        "n_transitions": 10000,
-    }
-    (root / "dataset.json").write_text(json.dumps(dataset))
+    # real config keys: the fixture goes through the same config classes as a real run
+    config = load_config(
+        None,
+        ["name=synthetic <run> & co", "data.dataset=local/pendulum-v0", "model.n_layer=2",
+         "model.n_embd=64", "train.batch_size=64", "plan.beam_width=32", "plan.horizon=5",
+         "eval.episodes=12"],
+    )  # fmt: skip
+    (root / runs.CONFIG_FILE).write_text(json.dumps(config_to_dict(config)))
+    dataset = DatasetInfo(
+        dataset="local/pendulum-v0",
+        env_id="Pendulum-v1",
+        observation_dim=3,
+        action_dim=1,
+        ref_min_score=-10.0,
+        ref_max_score=100.0,
+        n_episodes=50,
+        n_transitions=10000,
+        discretization_error=[0.01, 0.02, 0.005, 0.03, 0.012, 0.2],
+    )
+    (root / runs.DATASET_FILE).write_text(json.dumps(dataset.to_dict()))
     lines = []
     for step in range(0, 200, 10):
         decay = np.exp(-step / 80)
@@ -105,14 +109,6 @@ def _make_run(root: Path, video: bool = True) -> Path:
         )
     lines.append('{"step": 200, "loss": 0.3')  # a partial line, as a killed run leaves
     (root / "metrics.jsonl").write_text("\n".join(lines) + "\n")
-    (root / "discretization.json").write_text(
-        json.dumps(
-            {
-                "per_dim_error": [0.01, 0.02, 0.005, 0.03, 0.012],
-                "dim_names": ["cos θ", "sin θ", "θ̇", "torque", "reward"],
-            }
-        )
-    )
     (root / "phases.json").write_text(
         json.dumps({"collect_s": 12.5, "train_s": 180.2, "eval_s": 40.0})
     )
@@ -124,11 +120,10 @@ def _make_run(root: Path, video: bool = True) -> Path:
         }
     )
     (root / "eval" / "eval.json").write_text(json.dumps(tt))
-    (root / "baselines").mkdir(exist_ok=True)
-    (root / "baselines" / "behaviour.json").write_text(
+    (root / "eval" / "eval_behaviour.json").write_text(
         json.dumps(_summary([float(x) for x in rng.normal(85, 8, 12)]))
     )
-    (root / "baselines" / "random.json").write_text(
+    (root / "eval" / "eval_random.json").write_text(
         json.dumps(_summary([float(x) for x in rng.normal(-10, 3, 12)]))
     )
     if video:
@@ -201,8 +196,9 @@ def test_missing_parts_become_notes(tmp_path: Path) -> None:
 def test_corrupt_and_partial_parts(tmp_path: Path) -> None:
     run = _make_run(tmp_path / "run", video=False)
     (run / "config.json").write_text("{not json")
-    (run / "discretization.json").write_text(json.dumps({"per_dim_error": "oops"}))
-    (run / "baselines" / "random.json").unlink()
+    info = json.loads((run / runs.DATASET_FILE).read_text())
+    (run / runs.DATASET_FILE).write_text(json.dumps({**info, "discretization_error": "oops"}))
+    (run / "eval" / "eval_random.json").unlink()
     ev = json.loads((run / "eval" / "eval.json").read_text())
     for key in ("normalized_score", "normalized_score_ci95", "reference"):
         del ev[key]  # the report computes the score from returns and the dataset's references
@@ -210,8 +206,8 @@ def test_corrupt_and_partial_parts(tmp_path: Path) -> None:
     out = write_report(run, out=tmp_path / "elsewhere" / "r.html")
     text = out.read_text()
     assert "config.json could not be read" in text
-    assert "per_dim_error missing" in text
-    assert "baselines/random.json not found" in text
+    assert "dataset.json has no discretization_error" in text
+    assert "eval/eval_random.json not found" in text
     assert "no videos/*.mp4" in text
     expected = 100 * (np.mean(ev["returns"]) + 10) / 110
     assert f"{expected:.4g}" in text

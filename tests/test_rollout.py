@@ -8,8 +8,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from trajectory_transformer.plan.protocol import Agent, RandomAgent
-from trajectory_transformer.plan.rollout import StepInfo, rollout
+from trajectory_transformer.envs.agents import Agent, RandomAgent
+from trajectory_transformer.envs.loop import StepInfo, rollout
 
 GOAL = 5
 TIME_LIMIT = 8

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trajectory_transformer.train.schedule import TokenSchedule
+from trajectory_transformer.training.schedule import TokenSchedule
 
 
 def test_warmup_is_linear_then_cosine_to_floor() -> None:

@@ -11,11 +11,13 @@ from typing import Any
 import pytest
 import torch
 
+from trajectory_transformer import runs
 from trajectory_transformer.config import RunConfig, apply_overrides
-from trajectory_transformer.data.windows import prepare_tokens
-from trajectory_transformer.train import checkpoint as ckpt
-from trajectory_transformer.train import load_run, train
-from trajectory_transformer.train.trainer import auto_epochs, target_parts, weighted_loss
+from trajectory_transformer.data.tokens import prepare_tokens
+from trajectory_transformer.runs import load_run
+from trajectory_transformer.training import train
+from trajectory_transformer.training.loss import target_parts, weighted_loss
+from trajectory_transformer.training.trainer import auto_epochs
 from trajectory_transformer.utils import TTError
 
 TINY = [
@@ -38,7 +40,7 @@ def _cfg(dataset: str, *overrides: str) -> RunConfig:
 
 
 def _metrics(run_dir: Path) -> list[dict[str, Any]]:
-    lines = (run_dir / ckpt.METRICS_FILE).read_text().splitlines()
+    lines = (run_dir / runs.METRICS_FILE).read_text().splitlines()
     return [json.loads(line) for line in lines if "losses/total" in line]
 
 
@@ -98,7 +100,7 @@ def test_tiny_run_learns_and_writes_a_complete_run_folder(
     assert steps_per_epoch < 40  # the eval hook fires once
 
     def eval_fn(run_dir: Path, epoch: int) -> dict[str, Any]:
-        assert (run_dir / ckpt.WEIGHTS_FILE).is_file()
+        assert (run_dir / runs.WEIGHTS_FILE).is_file()
         seen.append({"epoch": epoch})
         return {"score": 1.5, "note": "text is not logged"}
 
@@ -112,26 +114,26 @@ def test_tiny_run_learns_and_writes_a_complete_run_folder(
         assert key in last
     assert seen == [{"epoch": 1}]
     evals = [
-        json.loads(s) for s in (run / ckpt.METRICS_FILE).read_text().splitlines() if "eval/" in s
+        json.loads(s) for s in (run / runs.METRICS_FILE).read_text().splitlines() if "eval/" in s
     ]
     assert evals == [{"step": steps_per_epoch, "epoch": 1, "eval/score": 1.5}]
     for name in (
-        ckpt.CONFIG_FILE,
-        ckpt.MODEL_CONFIG_FILE,
-        ckpt.DATASET_FILE,
-        ckpt.DISCRETIZER_FILE,
-        ckpt.WEIGHTS_FILE,
+        runs.CONFIG_FILE,
+        runs.MODEL_CONFIG_FILE,
+        runs.DATASET_FILE,
+        runs.DISCRETIZER_FILE,
+        runs.WEIGHTS_FILE,
     ):
         assert (run / name).is_file(), name
-    assert list((run / ckpt.TB_DIR).glob("events.out.tfevents.*"))
-    kept = [s for s, _ in ckpt.list_checkpoints(run)]
+    assert list((run / runs.TB_DIR).glob("events.out.tfevents.*"))
+    kept = [s for s, _ in runs.list_checkpoints(run)]
     assert 40 in kept and len(kept) <= 2  # the last, and the best if it is another one
     state = json.loads((run / "checkpoints" / "step_40" / "state.json").read_text())
     assert {"step", "epoch", "batch_in_epoch", "tokens", "schedule", "rng", "optimizer"} <= set(
         state
     )
     loaded = load_run(run)
-    final = ckpt.load_weights(run / "checkpoints" / "step_40" / ckpt.WEIGHTS_FILE)
+    final = runs.load_weights(run / "checkpoints" / "step_40" / runs.WEIGHTS_FILE)
     assert all(torch.equal(v, final[k]) for k, v in loaded.model.state_dict().items())
 
 
@@ -161,7 +163,7 @@ def test_killed_run_resumes_with_an_identical_loss_curve(
 
     with pytest.raises(KeyboardInterrupt):
         train(_cfg(pendulum_dataset, *args), tmp_path / "killed", step_callback=kill_at_13)
-    assert [s for s, _ in ckpt.list_checkpoints(tmp_path / "killed")][-1] == 10
+    assert [s for s, _ in runs.list_checkpoints(tmp_path / "killed")][-1] == 10
     train(None, tmp_path / "killed", resume=True)
 
     straight, resumed = _metrics(tmp_path / "straight"), _metrics(tmp_path / "killed")
@@ -170,8 +172,8 @@ def test_killed_run_resumes_with_an_identical_loss_curve(
         assert {k: v for k, v in a.items() if k != "charts/tokens_per_s"} == {
             k: v for k, v in b.items() if k != "charts/tokens_per_s"
         }
-    w1 = ckpt.load_weights(tmp_path / "straight" / ckpt.WEIGHTS_FILE)
-    w2 = ckpt.load_weights(tmp_path / "killed" / ckpt.WEIGHTS_FILE)
+    w1 = runs.load_weights(tmp_path / "straight" / runs.WEIGHTS_FILE)
+    w2 = runs.load_weights(tmp_path / "killed" / runs.WEIGHTS_FILE)
     assert all(torch.equal(w1[k], w2[k]) for k in w1)
 
 
@@ -184,14 +186,14 @@ def test_refuses_a_folder_holding_another_run(pendulum_dataset: str, tmp_path: P
         train(_cfg(pendulum_dataset, "train.max_steps=2"), run)
     train(_cfg(pendulum_dataset, "train.max_steps=3", "train.lr=1e-4"), run, overwrite=True)
     assert [m["step"] for m in _metrics(run)] == [1, 2, 3]
-    assert json.loads((run / ckpt.CONFIG_FILE).read_text())["train"]["lr"] == 1e-4
+    assert json.loads((run / runs.CONFIG_FILE).read_text())["train"]["lr"] == 1e-4
 
 
 def _digest(folder: Path) -> dict[str, str]:
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and ckpt.TB_DIR not in p.parts
+        if p.is_file() and runs.TB_DIR not in p.parts
     }
 
 
@@ -200,7 +202,7 @@ def test_corrupt_checkpoint_is_a_clear_error_and_damages_nothing(
 ) -> None:
     run = tmp_path / "run"
     train(_cfg(pendulum_dataset, "train.max_steps=10", "train.save_every=5"), run)
-    bad = run / "checkpoints" / "step_10" / ckpt.WEIGHTS_FILE
+    bad = run / "checkpoints" / "step_10" / runs.WEIGHTS_FILE
     bad.write_bytes(bad.read_bytes()[:100])  # truncated
     before = _digest(run)
     with pytest.raises(TTError) as err:

@@ -10,8 +10,8 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from trajectory_transformer.evaluate.video import record_episodes
-from trajectory_transformer.plan.protocol import RandomAgent
+from trajectory_transformer.envs.agents import RandomAgent
+from trajectory_transformer.evaluation.video import record_episodes
 from trajectory_transformer.utils import TTError
 
 STEPS = 12

@@ -11,7 +11,8 @@ import torch
 
 from trajectory_transformer.config import DataConfig
 from trajectory_transformer.data.episodes import load_transitions
-from trajectory_transformer.data.windows import TokenWindows, prepare_tokens
+from trajectory_transformer.data.tokens import prepare_tokens
+from trajectory_transformer.data.windows import TokenWindows
 
 
 def test_windows_shift_padding_and_mask() -> None:

@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __version__
-from .config import ConfigError, RunConfig, config_to_dict, list_presets, load_config
-from .utils import TTError
+from .config import RunConfig, config_to_dict, list_presets, load_config
+from .errors import ConfigError, TTError
 
 __all__ = ["main"]
 
@@ -44,8 +44,8 @@ def _cmd_collect(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .evaluate.run import training_eval_hook
-    from .train.trainer import train
+    from .evaluation.evaluate import training_eval_hook
+    from .training.trainer import train
 
     hook = training_eval_hook()  # used only when train.eval_every > 0
     if args.resume:
@@ -58,7 +58,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluate.run import evaluate_run
+    from .evaluation.evaluate import evaluate_run
 
     summary = evaluate_run(Path(args.run_dir), overrides=args.overrides, out=args.out)
     print(json.dumps(summary, indent=2))
@@ -74,14 +74,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .evaluate.report import write_report
+    from .evaluation.report import write_report
 
     print(write_report(Path(args.run_dir)))
     return 0
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
-    from .evaluate.video import render_run
+    from .evaluation.video import render_run
 
     print(render_run(Path(args.run_dir), episodes=args.episodes, overrides=args.overrides))
     return 0

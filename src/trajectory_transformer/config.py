@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 import yaml
 
+from .errors import ConfigError
+
 __all__ = [
     "CollectConfig",
     "ConfigError",
@@ -34,10 +36,6 @@ __all__ = [
 ]
 
 PRESET_DIR = Path(__file__).parent / "configs"
-
-
-class ConfigError(ValueError):
-    """A bad config key or value; the message names the key and what to do."""
 
 
 @dataclass

@@ -7,13 +7,16 @@ on a 2-core CPU with no network and no GPU.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from . import runs
 from .config import RunConfig, load_config
-from .utils import TTError, atomic_write_json
+from .errors import TTError
+from .utils import atomic_write_json
 
 __all__ = ["run_quickstart"]
 
@@ -64,16 +67,16 @@ def _summary_table(
     console = Console()
     console.print(table)
     console.print("time per phase: " + ", ".join(f"{k[:-2]} {v:.0f}s" for k, v in phases.items()))
-    console.print(f"report: {run_dir / 'report.html'}")
+    console.print(f"report: {run_dir / runs.REPORT_FILE}")
 
 
 def run_quickstart(cfg: RunConfig | None = None, run_dir: Path | None = None) -> dict[str, Any]:
     """Run the whole pipeline on the default (or given) config; returns the summaries."""
     from .data.collect import collect_dataset
-    from .evaluate.report import write_report
-    from .evaluate.run import evaluate_run
-    from .evaluate.video import render_run
-    from .train.trainer import train
+    from .evaluation.evaluate import evaluate_run
+    from .evaluation.report import write_report
+    from .evaluation.video import render_run
+    from .training.trainer import train
 
     cfg = cfg or load_config("quickstart")
     run_dir = Path(run_dir or Path("runs") / cfg.name)
@@ -91,16 +94,16 @@ def run_quickstart(cfg: RunConfig | None = None, run_dir: Path | None = None) ->
     results: dict[str, dict[str, Any]] = {}
     results["TT (beam search)"] = _timed(phases, "eval", lambda: evaluate_run(run_dir))
     for kind in ("behaviour", "random"):
-        summary = _timed(phases, f"eval_{kind}", lambda k=kind: evaluate_run(run_dir, agent_kind=k))  # type: ignore[misc]
-        atomic_write_json(run_dir / "baselines" / f"{kind}.json", summary)
-        results[kind] = summary
+        # written once, to RUN_DIR/eval/eval_<kind>.json, where the report finds it
+        evaluate_kind = functools.partial(evaluate_run, run_dir, agent_kind=kind)
+        results[kind] = _timed(phases, f"eval_{kind}", evaluate_kind)
 
     try:
         _timed(phases, "video", lambda: render_run(run_dir, episodes=1))
     except TTError as err:  # rendering needs system libraries; the report says it is missing
         print(f"video skipped: {err}")
     phases["total_s"] = round(time.perf_counter() - start, 2)
-    atomic_write_json(run_dir / "phases.json", phases)
+    atomic_write_json(run_dir / runs.PHASES_FILE, phases)
     _timed(phases, "report", lambda: write_report(run_dir))
     _summary_table(run_dir, results, phases)
     return results

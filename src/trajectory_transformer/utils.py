@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .errors import TTError
+
 __all__ = [
     "TTError",
     "atomic_path",
@@ -24,10 +26,6 @@ __all__ = [
     "resolve_device",
     "seed_everything",
 ]
-
-
-class TTError(Exception):
-    """An error the user can fix; the CLI prints its one-line message instead of a traceback."""
 
 
 @contextlib.contextmanager

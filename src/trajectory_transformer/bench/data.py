@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..data.episodes import DatasetInfo, Transitions, discounted_returns
-from ..data.windows import build_tokenized
+from ..data.tokens import build_tokenized
 from ..utils import TTError
 
 __all__ = ["main", "run"]

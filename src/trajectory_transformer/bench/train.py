@@ -28,7 +28,8 @@ from torch import nn
 
 from ..config import RunConfig, apply_overrides
 from ..model.gpt import MLP, GPTConfig, TrajectoryGPT, value_attention_mask
-from ..train.trainer import gpt_config_for, target_parts, weighted_loss
+from ..training.loss import target_parts, weighted_loss
+from ..training.trainer import gpt_config_for
 from ..utils import resolve_device
 
 __all__ = ["BaselineGPT", "main"]

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..plan.rollout import RolloutResult
+from ..envs.loop import RolloutResult
 
 __all__ = [
     "D4RL_REFERENCE",

@@ -1,10 +1,7 @@
 """`train()`: a dataset becomes a self-describing run folder (see checkpoint.py for its layout).
 
 What the loop does, and where it differs from the original TT (Janner et al., 2021):
-- Loss: per-token cross entropy, weighted by target kind (action targets x action_weight, reward x
-  reward_weight, value x value_weight, observations x 1), times the padding mask, **divided by the
-  mask's sum** (the number of real target tokens). The original divides by all tokens, padding
-  included, which shrinks the loss (and the gradient) of batches that hold episode ends.
+- Loss: weighted cross entropy normalised by the real (non-padding) targets (see loss.py).
 - Schedule: minGPT's linear warmup + cosine decay counted in non-padding target tokens.
 - Epochs: None means the original rule, 50 reference epochs scaled to a 1M-transition dataset,
   capped at `MAX_AUTO_EPOCHS` so a tiny dataset does not ask for 10^5 passes.
@@ -21,8 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import random
-import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -32,30 +27,32 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from ..config import ConfigError, RunConfig, apply_overrides, config_from_dict, config_to_dict
+from .. import runs
+from ..config import RunConfig, apply_overrides, config_to_dict
+from ..errors import TTError
 from ..model.gpt import GPTConfig, TrajectoryGPT
-from ..utils import TTError, atomic_write_json, read_json, resolve_device, seed_everything
+from ..utils import atomic_write_json, resolve_device, seed_everything
 from . import checkpoint as ckpt
 from . import distributed as dist_utils
 from .distributed import DistInfo
+from .loss import PARTS, target_parts, weighted_loss
+from .resume import claim_run_dir, dataset_differences, resume_config, truncate_metrics
+from .rng import gather_torch_rng, rng_preserved, rng_state, set_rng_state
 from .schedule import TokenSchedule
 
 if TYPE_CHECKING:
-    from ..data.windows import TokenizedDataset
+    from ..data.tokens import TokenizedDataset
 
 __all__ = [
     "MAX_AUTO_EPOCHS",
-    "PARTS",
     "EvalFn",
     "StepCallback",
     "auto_epochs",
     "gpt_config_for",
     "train",
-    "weighted_loss",
 ]
 
 EvalFn = Callable[[Path, int], dict[str, Any]]
@@ -64,62 +61,7 @@ StepCallback = Callable[[int, dict[str, float], nn.Module], None]
 """Called as callback(step, metrics, model) on every rank after each optimizer step and any
 checkpoint (metrics only on log steps, else {}; model is the unwrapped TrajectoryGPT)."""
 
-PARTS = ("obs", "act", "reward", "value")
 MAX_AUTO_EPOCHS = 1000
-# Keys that do not change what is trained; a rerun that differs only in these is the same run.
-_RUNTIME_KEYS = {
-    "progress",
-    "device",
-    "num_workers",
-    "log_every",
-    "save_every",
-    "keep_last",
-    "eval_every",
-}
-# On resume these sections may not change (they define the model and its tokens).
-_FROZEN_ON_RESUME = ("model.", "data.n_bins", "data.strategy", "data.n_transitions", "data.discount",
-                     "data.termination_penalty", "data.max_episodes")  # fmt: skip
-
-
-# ------------------------------------------------------------------------------ loss
-def target_parts(seq_len: int, observation_dim: int, action_dim: int) -> torch.Tensor:
-    """Part id (0 obs, 1 act, 2 reward, 3 value) of the target at each of `seq_len` positions.
-
-    The target at input position i is window token i + 1, of transition dimension (i + 1) % td.
-    """
-    td = observation_dim + action_dim + 2
-    dims = (torch.arange(seq_len) + 1) % td  # (T,)
-    parts = torch.zeros(seq_len, dtype=torch.long)
-    parts[dims >= observation_dim] = 1
-    parts[dims == td - 2] = 2
-    parts[dims == td - 1] = 3
-    return parts
-
-
-def weighted_loss(
-    logits: torch.Tensor,
-    targets: torch.Tensor,
-    mask: torch.Tensor,
-    parts: torch.Tensor,
-    part_weights: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weighted, masked CE normalised by the mask sum, and per-part sums for logging.
-
-    logits (B, T, V), targets (B, T) raw bins, mask (B, T) float, parts (T,) ids, part_weights (4,).
-    Returns the loss (scalar) and stats (3, 4): rows are CE sum, correct count, token count per part.
-    """
-    B, T, V = logits.shape
-    ce = F.cross_entropy(logits.float().reshape(B * T, V), targets.reshape(B * T), reduction="none")
-    ce = ce.view(B, T)  # (B, T)
-    weights = part_weights[parts]  # (T,)
-    loss = (ce * weights * mask).sum() / mask.sum().clamp_min(1.0)
-    with torch.no_grad():
-        onehot = F.one_hot(parts, len(PARTS)).to(ce.dtype)  # (T, 4)
-        correct = (logits.argmax(-1) == targets).to(ce.dtype) * mask  # (B, T)
-        stats = (
-            torch.stack([(ce.detach() * mask).sum(0), correct.sum(0), mask.sum(0)]) @ onehot
-        )  # (3, 4)
-    return loss, stats
 
 
 def gpt_config_for(cfg: RunConfig, observation_dim: int, action_dim: int) -> GPTConfig:
@@ -142,173 +84,6 @@ def gpt_config_for(cfg: RunConfig, observation_dim: int, action_dim: int) -> GPT
 def auto_epochs(n_windows: int) -> int:
     """Original TT: 50 reference epochs for 1M transitions, scaled by dataset size (capped)."""
     return int(min(MAX_AUTO_EPOCHS, max(1, round(50 * 1e6 / max(n_windows, 1)))))
-
-
-# ------------------------------------------------------------------------------ run folder
-def _comparable(config: dict[str, Any]) -> dict[str, Any]:
-    out = json.loads(json.dumps(config))
-    for key in _RUNTIME_KEYS:
-        out.get("train", {}).pop(key, None)
-    for section in ("plan", "eval", "collect"):
-        out.pop(section, None)
-    return out
-
-
-def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        keys = sorted(set(a) | set(b))
-        return [d for k in keys for d in _diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")]
-    return [] if a == b else [f"{prefix[:-1]} ({a!r} vs {b!r})"]
-
-
-def _claim_run_dir(run_dir: Path, cfg: RunConfig, overwrite: bool, info: DistInfo) -> None:
-    """Refuse a folder holding another run (or this run's checkpoints) unless overwrite."""
-    config_path = run_dir / ckpt.CONFIG_FILE
-    if config_path.exists() and not overwrite:
-        try:
-            old = read_json(config_path, "run config")
-        except TTError:
-            old = None
-        if not isinstance(old, dict):
-            raise TTError(
-                f"{config_path}: unreadable run config; pass --overwrite to replace the run"
-            )
-        diff = _diff_keys(_comparable(old), _comparable(config_to_dict(cfg)))
-        if diff:
-            raise TTError(
-                f"{run_dir} already holds a different run ({', '.join(diff[:3])}); "
-                "pass --overwrite to replace it or choose another --run-dir"
-            )
-        if ckpt.list_checkpoints(run_dir):
-            raise TTError(
-                f"{run_dir} already holds checkpoints of this run; continue it with "
-                f"`tt train --resume {run_dir}` or pass --overwrite to start over"
-            )
-    dist_utils.barrier(info)  # every rank has checked before rank 0 deletes anything
-    if overwrite and info.is_main:
-        for name in (ckpt.CHECKPOINT_DIR, ckpt.TB_DIR):
-            shutil.rmtree(run_dir / name, ignore_errors=True)
-        for name in (ckpt.CONFIG_FILE, ckpt.MODEL_CONFIG_FILE, ckpt.DATASET_FILE,
-                     ckpt.DISCRETIZER_FILE, ckpt.WEIGHTS_FILE, ckpt.METRICS_FILE):  # fmt: skip
-            (run_dir / name).unlink(missing_ok=True)
-    dist_utils.barrier(info)
-
-
-def _resume_config(run_dir: Path, overrides: list[str]) -> RunConfig:
-    raw = read_json(run_dir / ckpt.CONFIG_FILE, "run config (is this a run folder?)")
-    try:
-        cfg: RunConfig = config_from_dict(raw)
-    except ConfigError as err:
-        raise TTError(f"{run_dir / ckpt.CONFIG_FILE}: {err}") from err
-    for item in overrides:
-        key = item.removeprefix("--").split("=", 1)[0]
-        if key.startswith(_FROZEN_ON_RESUME):
-            raise TTError(
-                f"'{key}' cannot change when resuming (it defines the model or its tokens); "
-                "start a new run instead"
-            )
-    return apply_overrides(cfg, overrides)
-
-
-def _dataset_differences(run_dir: Path, data: TokenizedDataset, gpt: GPTConfig) -> list[str]:
-    """What differs between the resumed run's dataset and the one prepared now (empty: same)."""
-    saved_model = ckpt.load_gpt_config(run_dir / ckpt.MODEL_CONFIG_FILE)
-    diffs = [
-        f"{name} {getattr(saved_model, name)} vs {getattr(gpt, name)}"
-        for name in ("observation_dim", "action_dim", "vocab_size")
-        if getattr(saved_model, name) != getattr(gpt, name)
-    ]
-    saved_info = read_json(run_dir / ckpt.DATASET_FILE, "dataset info")
-    new_info = data.info.to_dict()
-    if isinstance(saved_info, dict):
-        for key in sorted(set(saved_info) | set(new_info)):
-            if ("space" in key or key.endswith("_dim") or key == "env_id") and saved_info.get(
-                key
-            ) != new_info.get(key):
-                diffs.append(f"dataset '{key}'")
-    if not diffs:
-        from ..data.discretizer import Discretizer
-
-        saved = Discretizer.load(run_dir / ckpt.DISCRETIZER_FILE)
-        new = data.discretizer
-        if saved.edges.shape != new.edges.shape or not np.array_equal(saved.edges, new.edges):
-            diffs.append("discretizer bins (the dataset's contents changed)")
-    return diffs
-
-
-def _write_run_files(run_dir: Path, cfg: RunConfig, gpt: GPTConfig, data: TokenizedDataset) -> None:
-    atomic_write_json(run_dir / ckpt.CONFIG_FILE, config_to_dict(cfg))
-    atomic_write_json(run_dir / ckpt.MODEL_CONFIG_FILE, gpt.to_dict())
-    atomic_write_json(run_dir / ckpt.DATASET_FILE, data.info.to_dict())
-    data.discretizer.save(run_dir / ckpt.DISCRETIZER_FILE)
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """On resume, drop lines logged after the checkpoint so the curve is not duplicated."""
-    if not path.exists():
-        return
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            if int(json.loads(line).get("step", 0)) <= step:
-                kept.append(line)
-        except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
-            continue  # a line cut by the crash
-    from ..utils import atomic_write_bytes
-
-    atomic_write_bytes(path, ("\n".join(kept) + "\n" if kept else "").encode())
-
-
-# ------------------------------------------------------------------------------ RNG state
-def _rng_state(device: torch.device) -> dict[str, Any]:
-    """This process's RNG states as JSON lists (restored bit-exactly by `_set_rng_state`)."""
-    np_state: tuple[Any, ...] = tuple(np.random.get_state())
-    py_version, py_internal, py_gauss = random.getstate()
-    state: dict[str, Any] = {
-        "torch": torch.get_rng_state().tolist(),
-        "numpy": [
-            np_state[0],
-            np_state[1].tolist(),
-            int(np_state[2]),
-            int(np_state[3]),
-            float(np_state[4]),
-        ],
-        "python": [py_version, list(py_internal), py_gauss],
-    }
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device).tolist()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
-    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(torch.tensor(state["cuda"], dtype=torch.uint8), device)
-
-
-def _gather_torch_rng(device: torch.device, info: DistInfo) -> list[dict[str, Any]]:
-    """Every rank's torch (and CUDA) RNG state, so a DDP resume restores each rank's dropout."""
-    own = torch.get_rng_state()
-    states = [{"torch": t.tolist()} for t in dist_utils.all_gather_bytes(own, info)]
-    if device.type == "cuda":
-        cuda = dist_utils.all_gather_bytes(torch.cuda.get_rng_state(device), info)
-        for s, c in zip(states, cuda):
-            s["cuda"] = c.tolist()
-    return states
-
-
-@contextlib.contextmanager
-def _rng_preserved(device: torch.device) -> Iterator[None]:
-    """Evaluation may draw random numbers; training must not notice (exact resume)."""
-    saved = _rng_state(device)
-    try:
-        yield
-    finally:
-        _set_rng_state(saved, device)
 
 
 # ------------------------------------------------------------------------------ the trainer
@@ -341,7 +116,7 @@ def _make_windows(data: TokenizedDataset, n_transitions: int) -> Dataset[Any]:
 
 def _prepare_data(cfg: RunConfig, run_dir: Path, info: DistInfo) -> TokenizedDataset:
     """Rank 0 prepares (and caches) the tokens first, then the others read the cache."""
-    from ..data.windows import prepare_tokens
+    from ..data.tokens import prepare_tokens
 
     seed = cfg.train.seed  # drives the episode subset when data.max_episodes is set
     data = prepare_tokens(cfg.data, cfg.data.cache_dir, seed=seed) if info.is_main else None
@@ -373,10 +148,10 @@ def train(
             raise TTError(
                 "resume=True continues the saved config; pass cfg=None (changes as overrides)"
             )
-        cfg = _resume_config(run_dir, overrides or [])
-        if ckpt.latest_checkpoint(run_dir) is None:
+        cfg = resume_config(run_dir, overrides or [])
+        if runs.latest_checkpoint(run_dir) is None:
             raise TTError(
-                f"{run_dir / ckpt.CHECKPOINT_DIR}: no checkpoint to resume from; train without --resume"
+                f"{run_dir / runs.CHECKPOINT_DIR}: no checkpoint to resume from; train without --resume"
             )
     else:
         if cfg is None:
@@ -389,7 +164,7 @@ def train(
     device = dist_utils.init(info, resolve_device(cfg.train.device))
     try:
         if not resume:
-            _claim_run_dir(run_dir, cfg, overwrite, info)
+            claim_run_dir(run_dir, cfg, overwrite, info)
         return _Trainer(cfg, run_dir, info, device, resume, dataset, eval_fn, step_callback).run()
     finally:
         dist_utils.cleanup(info)
@@ -420,7 +195,7 @@ class _Trainer:
             cfg, int(self.data.observation_dim), int(self.data.action_dim)
         )
         if resume:
-            diffs = _dataset_differences(run_dir, self.data, self.gpt_config)
+            diffs = dataset_differences(run_dir, self.data, self.gpt_config)
             if diffs:
                 raise TTError(
                     f"the dataset does not match the run in {run_dir}: {'; '.join(diffs)}; "
@@ -476,7 +251,9 @@ class _Trainer:
             self._restore()
         elif info.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
-            _write_run_files(run_dir, cfg, self.gpt_config, self.data)
+            runs.write_run_files(
+                run_dir, cfg, self.gpt_config, self.data.info, self.data.discretizer
+            )
         dist_utils.barrier(info)
 
         wrapped: nn.Module = self.model
@@ -492,7 +269,7 @@ class _Trainer:
 
     # -------------------------------------------------------------------------- resume
     def _restore(self) -> None:
-        path = ckpt.latest_checkpoint(self.run_dir)
+        path = runs.latest_checkpoint(self.run_dir)
         assert path is not None
         loaded = ckpt.load_checkpoint(path, self.device)
         state = loaded.state
@@ -501,7 +278,7 @@ class _Trainer:
         except RuntimeError as err:
             first = str(err).strip().splitlines()[0]
             raise TTError(
-                f"{path / ckpt.WEIGHTS_FILE}: does not match the model ({first})"
+                f"{path / runs.WEIGHTS_FILE}: does not match the model ({first})"
             ) from err
         current = self.optimizer.state_dict()["param_groups"]
         for saved, now in zip(loaded.optimizer["param_groups"], current):
@@ -525,7 +302,7 @@ class _Trainer:
             print(f"resuming with {self.info.world_size} processes instead of {state.get('world_size')}: "
                   "the current epoch restarts", file=sys.stderr)  # fmt: skip
             self.pos.batch_in_epoch = 0
-        _set_rng_state(state["rng"], self.device)
+        set_rng_state(state["rng"], self.device)
         per_rank = state.get("rng_ranks", [])
         if same_world and self.info.rank < len(per_rank):
             own = per_rank[self.info.rank]
@@ -533,12 +310,12 @@ class _Trainer:
             if self.device.type == "cuda" and "cuda" in own:
                 torch.cuda.set_rng_state(torch.tensor(own["cuda"], dtype=torch.uint8), self.device)
         if self.info.is_main:
-            atomic_write_json(self.run_dir / ckpt.CONFIG_FILE, config_to_dict(self.cfg))
-            _truncate_metrics(self.run_dir / ckpt.METRICS_FILE, self.pos.step)
+            atomic_write_json(self.run_dir / runs.CONFIG_FILE, config_to_dict(self.cfg))
+            truncate_metrics(self.run_dir / runs.METRICS_FILE, self.pos.step)
 
     def _save(self, interval_loss: float) -> None:
         """All ranks gather RNG states; rank 0 writes the checkpoint and the inference weights."""
-        rng_ranks = _gather_torch_rng(self.device, self.info)
+        rng_ranks = gather_torch_rng(self.device, self.info)
         if not self.info.is_main:
             return
         state = {
@@ -550,14 +327,14 @@ class _Trainer:
             "world_size": self.info.world_size,
             "schedule": self.schedule.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-            "rng": _rng_state(self.device),
+            "rng": rng_state(self.device),
             "rng_ranks": rng_ranks,
         }
         model_state = self.model.state_dict()
         ckpt.save_checkpoint(
             self.run_dir, self.pos.step, model_state, self.optimizer.state_dict(), state
         )
-        ckpt.save_weights(self.run_dir / ckpt.WEIGHTS_FILE, model_state)
+        runs.save_weights(self.run_dir / runs.WEIGHTS_FILE, model_state)
         ckpt.prune_checkpoints(self.run_dir, self.cfg.train.keep_last)
 
     # -------------------------------------------------------------------------- loop
@@ -646,11 +423,11 @@ class _Trainer:
             from torch.utils.tensorboard import SummaryWriter
 
             writer = SummaryWriter(
-                str(self.run_dir / ckpt.TB_DIR),
+                str(self.run_dir / runs.TB_DIR),
                 purge_step=self.pos.step + 1 if self.pos.step else None,
             )
             self._write_hparams(writer)
-            metrics_file = open(self.run_dir / ckpt.METRICS_FILE, "a")  # noqa: SIM115
+            metrics_file = open(self.run_dir / runs.METRICS_FILE, "a")  # noqa: SIM115
             if tc.progress:
                 from tqdm.auto import tqdm
 
@@ -740,8 +517,8 @@ class _Trainer:
     def _evaluate(self, writer: Any, metrics_file: Any) -> None:
         """Rank 0 saves the current weights and runs the eval hook; the others wait."""
         if self.eval_fn is not None and self.info.is_main:
-            ckpt.save_weights(self.run_dir / ckpt.WEIGHTS_FILE, self.model.state_dict())
-            with _rng_preserved(self.device):
+            runs.save_weights(self.run_dir / runs.WEIGHTS_FILE, self.model.state_dict())
+            with rng_preserved(self.device):
                 result = self.eval_fn(self.run_dir, self.pos.epoch)
             numeric = {
                 f"eval/{k}": float(v)

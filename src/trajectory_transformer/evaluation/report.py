@@ -5,8 +5,9 @@ URI, so it can be mailed, attached to an issue or opened offline with nothing br
 each part of the run folder on its own and shows a "not available" note where a part is missing
 or unreadable: a report of a half-finished run is more useful than a traceback.
 
-Parts read (all optional except the folder itself): config.json, dataset.json, metrics.jsonl,
-discretization.json, phases.json, eval/eval.json, baselines/*.json, videos/*.mp4.
+Parts read (all optional except the folder itself; names from `runs`): config.json, dataset.json
+(with the per-dimension discretization error), metrics.jsonl, phases.json, eval/eval.json (the
+planner) and eval/eval_<agent>.json (baselines), videos/*.mp4.
 
 Normalized scores use the 0–100 scale (0 = random policy, 100 = the reference expert), i.e.
 100 · (R − R_random) / (R_expert − R_random), not Minari's 0–1 fraction.
@@ -26,7 +27,9 @@ from typing import Any, TypeGuard
 
 import numpy as np
 
-from ..utils import TTError, atomic_write_bytes
+from .. import runs
+from ..errors import TTError
+from ..utils import atomic_write_bytes
 
 __all__ = ["build_report_html", "write_report"]
 
@@ -45,7 +48,6 @@ class _Run:
     config: dict[str, Any] | None = None
     dataset: dict[str, Any] | None = None
     metrics: list[dict[str, Any]] = field(default_factory=list)
-    discretization: dict[str, Any] | None = None
     phases: dict[str, Any] | None = None
     eval: dict[str, Any] | None = None
     baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -101,17 +103,16 @@ def _read_metrics(path: Path, notes: dict[str, str]) -> list[dict[str, Any]]:
 def _load_run(root: Path) -> _Run:
     run = _Run(root=root)
     n = run.notes
-    run.config = _read_optional_json(root / "config.json", "config", n)
-    run.dataset = _read_optional_json(root / "dataset.json", "dataset", n)
-    run.metrics = _read_metrics(root / "metrics.jsonl", n)
-    run.discretization = _read_optional_json(root / "discretization.json", "discretization", n)
-    run.phases = _read_optional_json(root / "phases.json", "phases", n)
-    run.eval = _read_optional_json(root / "eval" / "eval.json", "eval", n)
-    for path in sorted((root / "baselines").glob("*.json")):
-        obj = _read_optional_json(path, f"baseline:{path.stem}", n)
-        if obj is not None:
-            run.baselines[path.stem] = obj
-    videos = sorted((root / "videos").glob("*.mp4"))
+    run.config = _read_optional_json(root / runs.CONFIG_FILE, "config", n)
+    run.dataset = _read_optional_json(root / runs.DATASET_FILE, "dataset", n)
+    run.metrics = _read_metrics(root / runs.METRICS_FILE, n)
+    run.phases = _read_optional_json(root / runs.PHASES_FILE, "phases", n)
+    summaries = runs.read_eval_summaries(root)
+    run.eval = summaries.pop("planner", None)
+    if run.eval is None:
+        n["eval"] = f"{runs.EVAL_DIR}/{runs.eval_name('planner')}.json not found (run `tt eval`)"
+    run.baselines = summaries
+    videos = sorted((root / runs.VIDEOS_DIR).glob("*.mp4"))
     run.video = videos[0] if videos else None
     return run
 
@@ -246,9 +247,8 @@ def _returns(summary: dict[str, Any]) -> np.ndarray:
 def _refs(run: _Run, summary: dict[str, Any]) -> tuple[float, float] | None:
     """(random, expert) reference returns: the summary's own, else the dataset's."""
     ref = summary.get("reference")
-    if isinstance(ref, dict):
-        lo = ref.get("random", ref.get("ref_min_score", ref.get("min")))
-        hi = ref.get("expert", ref.get("ref_max_score", ref.get("max")))
+    if isinstance(ref, dict):  # as evaluate.metrics.summarize writes it
+        lo, hi = ref.get("random_return"), ref.get("expert_return")
         if _is_num(lo) and _is_num(hi) and hi != lo:
             return float(lo), float(hi)
     ds = run.dataset or {}
@@ -395,17 +395,29 @@ def _training_section(run: _Run) -> str:
     return _section("training", "Training curves", body)
 
 
+def _dim_names(dataset: dict[str, Any], n: int) -> list[str]:
+    """obs0.., act0.., reward, value when the dataset's dims add up, else d0, d1, ..."""
+    obs, act = dataset.get("observation_dim"), dataset.get("action_dim")
+    if isinstance(obs, int) and isinstance(act, int) and obs + act + 2 == n:
+        return [
+            *(f"obs{i}" for i in range(obs)),
+            *(f"act{i}" for i in range(act)),
+            "reward",
+            "value",
+        ]
+    return [f"d{i}" for i in range(n)]
+
+
 def _discretization_section(run: _Run) -> str:
-    disc = run.discretization
     title = "Discretization error per dimension"
-    if disc is None:
-        return _section("discretization", title, _note(run.notes.get("discretization", "")))
-    err = disc.get("per_dim_error")
+    if run.dataset is None:
+        return _section("discretization", title, _note(run.notes.get("dataset", "")))
+    err = run.dataset.get("discretization_error")
     if not isinstance(err, list) or not err or not all(_is_num(v) for v in err):
-        return _section("discretization", title, _note("per_dim_error missing or not numeric"))
-    names = disc.get("dim_names")
-    if not isinstance(names, list) or len(names) != len(err):
-        names = [f"d{i}" for i in range(len(err))]
+        return _section(
+            "discretization", title, _note(f"{runs.DATASET_FILE} has no discretization_error")
+        )
+    names = _dim_names(run.dataset, len(err))
     fig = _figure(max(6.0, 0.28 * len(err) + 2), 3.4)
     ax = fig.subplots()
     ax.bar(range(len(err)), err, color="C0")
@@ -454,7 +466,8 @@ def _returns_section(run: _Run) -> str:
     names = " ".join(pols).lower()
     missing = [b for b, tag in (("behaviour", "behav"), ("random", "random")) if tag not in names]
     if missing:
-        body += _note("baselines/" + ", ".join(f"{m}.json" for m in missing) + " not found")
+        found = ", ".join(f"{runs.EVAL_DIR}/{runs.eval_name(m)}.json" for m in missing)
+        body += _note(f"{found} not found (run `tt eval RUN --agent NAME`)")
     return _section("returns", title, body)
 
 
@@ -477,7 +490,7 @@ def _score_section(run: _Run) -> str:
     ref_txt = (
         f"random = {_fmt(refs[0])}, expert = {_fmt(refs[1])}" if refs else "reference not recorded"
     )
-    ref_src = (run.eval or {}).get("reference")
+    ref_src = ((run.eval or {}).get("reference") or {}).get("source")
     if isinstance(ref_src, str):
         ref_txt = f"{ref_src} ({ref_txt})"
     body = (
@@ -633,8 +646,9 @@ _CHECK_JS = """
 """
 
 
-def build_report_html(run_dir: Path) -> str:
+def build_report_html(run_dir: str | Path) -> str:
     """The report as an HTML string (separate from writing so it can be tested or served)."""
+    run_dir = Path(run_dir)
     run = _load_run(run_dir)
     name = (run.config or {}).get("name") or run_dir.name
     env_id = (run.dataset or {}).get("env_id") or ""
@@ -667,7 +681,7 @@ def build_report_html(run_dir: Path) -> str:
     )
 
 
-def write_report(run_dir: Path, out: Path | None = None) -> Path:
+def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write RUN_DIR/report.html (or `out`) atomically and return its path.
 
     Raises TTError only when RUN_DIR itself is missing; every missing part becomes a note.
@@ -675,6 +689,6 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise TTError(f"{run_dir}: no such run folder")
-    target = Path(out) if out is not None else run_dir / "report.html"
+    target = Path(out) if out is not None else run_dir / runs.REPORT_FILE
     atomic_write_bytes(target, build_report_html(run_dir).encode("utf-8"))
     return target

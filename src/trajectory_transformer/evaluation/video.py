@@ -16,7 +16,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from ..plan.protocol import Agent
+from ..envs.agents import Agent
 from ..utils import TTError
 
 __all__ = ["record_episodes", "render_run"]
@@ -153,12 +153,12 @@ def record_episodes(
     return path
 
 
-def render_run(run_dir: Path, episodes: int = 1, overrides: list[str] | None = None) -> Path:
+def render_run(run_dir: str | Path, episodes: int = 1, overrides: list[str] | None = None) -> Path:
     """Record the run's planner to RUN_DIR/videos/episode_<i>.mp4 (seeds eval.seed + i).
 
     Returns the file for one episode, the videos folder for several.
     """
-    from .run import prepare_run
+    from .evaluate import prepare_run
 
     run_dir = Path(run_dir)
     if episodes < 1:

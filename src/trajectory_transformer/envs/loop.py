@@ -22,8 +22,8 @@ import numpy as np
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 from tqdm.auto import tqdm
 
-from ..utils import TTError
-from .protocol import Agent
+from ..errors import TTError
+from .agents import Agent
 
 __all__ = ["RolloutResult", "StepInfo", "make_vector_env", "rollout"]
 

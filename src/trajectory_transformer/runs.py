@@ -1,0 +1,255 @@
+"""The run folder: its file names and typed readers/writers, in one place.
+
+Layout of a run folder (RUN_DIR)::
+
+    config.json                  resolved RunConfig (what `tt train` ran with)
+    model.json                   GPTConfig dict (rebuilds the model without the dataset)
+    dataset.json                 DatasetInfo dict (dataset, env spec, spaces, reference scores,
+                                 counts, per-dimension discretization error)
+    discretizer.safetensors      bin edges/centres (Discretizer.save)
+    model.safetensors            latest weights, for inference (`load_run`)
+    checkpoints/step_<N>/        model.safetensors, optimizer.safetensors, state.json
+    metrics.jsonl                one JSON object per logged step
+    tb/                          TensorBoard events
+    eval/<name>.json             evaluation summaries: `eval` (the planner), `eval_random`,
+                                 `eval_behaviour`, ... with <name>_episodes.jsonl and a histogram
+    phases.json                  quickstart phase timings
+    videos/episode_<i>.mp4       `tt render`
+    report.html                  `tt report`
+
+The trainer, evaluation, the quickstart and the report all name these files through this module,
+so they cannot drift apart. Every file is written to a temporary name and renamed into place.
+Nothing is pickled: tensors go to safetensors, everything else to JSON. Reading a run never imports
+the training package.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .config import RunConfig, config_from_dict
+from .errors import TTError
+from .model.gpt import GPTConfig, TrajectoryGPT
+from .utils import atomic_path, atomic_write_json, read_json
+
+if TYPE_CHECKING:
+    from .data.discretizer import Discretizer
+    from .data.episodes import DatasetInfo
+
+__all__ = [
+    "CHECKPOINT_DIR",
+    "CONFIG_FILE",
+    "DATASET_FILE",
+    "DISCRETIZER_FILE",
+    "EVAL_DIR",
+    "METRICS_FILE",
+    "MODEL_CONFIG_FILE",
+    "PHASES_FILE",
+    "REPORT_FILE",
+    "TB_DIR",
+    "VIDEOS_DIR",
+    "WEIGHTS_FILE",
+    "LoadedRun",
+    "eval_name",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "load_gpt_config",
+    "load_run",
+    "load_weights",
+    "read_eval_summaries",
+    "read_run_config",
+    "save_weights",
+    "train_step",
+    "write_run_files",
+]
+
+CONFIG_FILE = "config.json"
+MODEL_CONFIG_FILE = "model.json"
+DATASET_FILE = "dataset.json"
+DISCRETIZER_FILE = "discretizer.safetensors"
+WEIGHTS_FILE = "model.safetensors"
+METRICS_FILE = "metrics.jsonl"
+TB_DIR = "tb"
+CHECKPOINT_DIR = "checkpoints"
+EVAL_DIR = "eval"
+PHASES_FILE = "phases.json"
+VIDEOS_DIR = "videos"
+REPORT_FILE = "report.html"
+_STEP_DIR = re.compile(r"^step_(\d+)$")
+
+
+def eval_name(agent: str) -> str:
+    """File stem of an agent's evaluation in RUN_DIR/eval: `eval` for the planner, else eval_<agent>."""
+    return "eval" if agent == "planner" else f"eval_{agent}"
+
+
+# ------------------------------------------------------------------------------ tensors on disk
+def save_weights(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor]) -> None:
+    """Write tensors to a safetensors file atomically (copies to contiguous CPU tensors first)."""
+    flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    with atomic_path(path) as tmp:
+        save_file(flat, str(tmp))
+
+
+def load_weights(
+    path: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> dict[str, torch.Tensor]:
+    """Read a safetensors file; a missing, truncated or corrupt file is a one-line TTError naming it."""
+    p = Path(path)
+    if not p.is_file():
+        raise TTError(f"{p}: missing weights file")
+    try:
+        with safe_open(str(p), framework="pt", device=str(device)) as handle:
+            return {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+    except Exception as err:  # safetensors raises its own error types for bad headers
+        raise TTError(
+            f"{p}: corrupt or truncated safetensors file ({err.__class__.__name__}); "
+            "restore it or delete this checkpoint"
+        ) from err
+
+
+# ------------------------------------------------------------------------------ checkpoints
+def list_checkpoints(run_dir: str | os.PathLike[str]) -> list[tuple[int, Path]]:
+    """Complete checkpoint folders (temporary ones are skipped), oldest first."""
+    root = Path(run_dir) / CHECKPOINT_DIR
+    if not root.is_dir():
+        return []
+    found = []
+    for child in root.iterdir():
+        match = _STEP_DIR.match(child.name)
+        if match and child.is_dir():
+            found.append((int(match.group(1)), child))
+    return sorted(found)
+
+
+def latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
+    found = list_checkpoints(run_dir)
+    return found[-1][1] if found else None
+
+
+def train_step(run_dir: str | os.PathLike[str]) -> int:
+    """Optimizer step of the newest checkpoint (0 if none): the x-axis for evaluation scalars."""
+    found = list_checkpoints(run_dir)
+    return int(found[-1][0]) if found else 0
+
+
+# ------------------------------------------------------------------------------ run files
+def write_run_files(
+    run_dir: Path,
+    cfg: RunConfig,
+    gpt: GPTConfig,
+    info: DatasetInfo,
+    discretizer: Discretizer,
+) -> None:
+    """The files that describe a run (everything but weights, checkpoints and logs)."""
+    from .config import config_to_dict
+
+    atomic_write_json(run_dir / CONFIG_FILE, config_to_dict(cfg))
+    atomic_write_json(run_dir / MODEL_CONFIG_FILE, gpt.to_dict())
+    atomic_write_json(run_dir / DATASET_FILE, info.to_dict())
+    discretizer.save(run_dir / DISCRETIZER_FILE)
+
+
+def read_run_config(run_dir: Path) -> RunConfig:
+    """config.json as a RunConfig; a missing or invalid file is a one-line TTError naming it."""
+    path = Path(run_dir) / CONFIG_FILE
+    raw = read_json(path, "run config (is this a run folder?)")
+    if not isinstance(raw, dict):
+        raise TTError(f"{path}: not a run config (expected a JSON object); restore the file")
+    try:
+        config: RunConfig = config_from_dict(raw)
+    except TTError as err:
+        raise TTError(f"{path}: {err}") from err
+    return config
+
+
+def load_gpt_config(path: str | os.PathLike[str]) -> GPTConfig:
+    data = read_json(path, "model config")
+    try:
+        return GPTConfig(**data)
+    except TypeError as err:
+        raise TTError(f"{path}: not a GPTConfig ({err}); restore the file") from err
+
+
+def read_dataset_info(run_dir: Path) -> DatasetInfo:
+    from .data.episodes import DatasetInfo
+
+    path = Path(run_dir) / DATASET_FILE
+    raw = read_json(path, "dataset info")
+    try:
+        return DatasetInfo.from_dict(raw)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise TTError(f"{path}: unreadable dataset info ({err}); restore the file") from err
+
+
+def read_eval_summaries(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """Every RUN_DIR/eval/<name>.json summary by agent (planner first); unreadable ones skipped."""
+    out: dict[str, dict[str, Any]] = {}
+    root = Path(run_dir) / EVAL_DIR
+    for path in sorted(root.glob("eval*.json")):
+        try:
+            obj = read_json(path, "evaluation summary")
+        except TTError:
+            continue
+        if isinstance(obj, dict):
+            agent = "planner" if path.stem == "eval" else path.stem.removeprefix("eval_")
+            out[agent] = obj
+    return dict(sorted(out.items(), key=lambda kv: kv[0] != "planner"))
+
+
+# ------------------------------------------------------------------------------ loading a run
+@dataclass
+class LoadedRun:
+    """A trained run ready for planning: the model is in eval mode on the requested device."""
+
+    run_dir: Path
+    config: RunConfig
+    gpt_config: GPTConfig
+    model: TrajectoryGPT
+    discretizer: Discretizer
+    info: DatasetInfo
+
+
+def load_run(run_dir: str | os.PathLike[str], device: str | torch.device = "cpu") -> LoadedRun:
+    """Rebuild a trained run from its folder (config, model, discretizer, dataset info)."""
+    from .data.discretizer import Discretizer
+
+    root = Path(run_dir)
+    if not root.is_dir():
+        raise TTError(f"{root}: no such run folder; train one with `tt train --run-dir {root}`")
+    config = read_run_config(root)
+    gpt_config = load_gpt_config(root / MODEL_CONFIG_FILE)
+    info = read_dataset_info(root)
+    discretizer = Discretizer.load(root / DISCRETIZER_FILE)
+    if (
+        discretizer.n_dims != gpt_config.transition_dim
+        or discretizer.n_bins != gpt_config.vocab_size
+    ):
+        raise TTError(
+            f"{root / DISCRETIZER_FILE}: {discretizer.n_dims} dims x {discretizer.n_bins} bins, but "
+            f"model.json expects {gpt_config.transition_dim} x {gpt_config.vocab_size}"
+        )
+    model = TrajectoryGPT(gpt_config)
+    weights = load_weights(root / WEIGHTS_FILE)
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise TTError(f"{root / WEIGHTS_FILE}: does not match model.json ({first})") from err
+    model.to(device).eval()
+    return LoadedRun(
+        run_dir=root,
+        config=config,
+        gpt_config=gpt_config,
+        model=model,
+        discretizer=discretizer,
+        info=info,
+    )

@@ -1,0 +1,178 @@
+"""Training checkpoints: weights, optimizer state and the trainer's JSON state, as one folder.
+
+`checkpoints/step_<N>/` (see `runs.py` for the whole run folder) holds model.safetensors,
+optimizer.safetensors and state.json. A checkpoint folder is written under a temporary name and
+renamed into place as a whole, so a crash or a full disk leaves the previous checkpoints intact.
+Nothing is pickled: the optimizer state is split into tensors (safetensors) and JSON.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import TTError
+from ..runs import CHECKPOINT_DIR, WEIGHTS_FILE, list_checkpoints, load_weights, save_weights
+from ..utils import atomic_write_json, read_json
+
+__all__ = [
+    "OPTIMIZER_FILE",
+    "STATE_FILE",
+    "Checkpoint",
+    "load_checkpoint",
+    "optimizer_state_from_tensors",
+    "optimizer_state_to_tensors",
+    "prune_checkpoints",
+    "save_checkpoint",
+]
+
+OPTIMIZER_FILE = "optimizer.safetensors"
+STATE_FILE = "state.json"
+
+
+# ------------------------------------------------------------------------------ optimizer state
+def optimizer_state_to_tensors(
+    state: dict[str, Any],
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split `optimizer.state_dict()` into tensors (for safetensors) and JSON (groups, scalars)."""
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for idx, per_param in state["state"].items():
+        for name, value in per_param.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"state.{idx}.{name}"] = value
+            else:
+                scalars.setdefault(str(idx), {})[name] = value
+    groups = [dict(g) for g in state["param_groups"]]
+    return tensors, {"param_groups": groups, "scalars": scalars}
+
+
+def optimizer_state_from_tensors(
+    tensors: dict[str, torch.Tensor], meta: dict[str, Any]
+) -> dict[str, Any]:
+    """Inverse of `optimizer_state_to_tensors` (tuples such as betas come back as tuples)."""
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        _, idx, name = key.split(".", 2)
+        state.setdefault(int(idx), {})[name] = value
+    for idx, values in meta.get("scalars", {}).items():
+        state.setdefault(int(idx), {}).update(values)
+    groups = []
+    for group in meta["param_groups"]:
+        group = dict(group)
+        if isinstance(group.get("betas"), list):
+            group["betas"] = tuple(group["betas"])
+        groups.append(group)
+    return {"state": state, "param_groups": groups}
+
+
+# ------------------------------------------------------------------------------ checkpoints
+@dataclass
+class Checkpoint:
+    """One checkpoint folder read back: weights, optimizer state and the JSON trainer state."""
+
+    path: Path
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    state: dict[str, Any]
+
+    @property
+    def step(self) -> int:
+        return int(self.state["step"])
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(
+    run_dir: str | os.PathLike[str],
+    step: int,
+    model_state: dict[str, torch.Tensor],
+    optimizer_state: dict[str, Any],
+    state: dict[str, Any],
+) -> Path:
+    """Write `checkpoints/step_<step>/` as a whole: a temporary folder renamed into place.
+
+    `state` is the trainer's JSON state (step, epoch, position, schedule, RNG, loss, ...).
+    """
+    root = Path(run_dir) / CHECKPOINT_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step_{step}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".step_{step}.", suffix=".tmp", dir=root))
+    try:
+        opt_tensors, opt_meta = optimizer_state_to_tensors(optimizer_state)
+        save_weights(tmp / WEIGHTS_FILE, model_state)
+        save_weights(tmp / OPTIMIZER_FILE, opt_tensors)
+        atomic_write_json(tmp / STATE_FILE, {**state, "step": step, "optimizer": opt_meta})
+        _fsync_dir(tmp)
+        if final.exists():  # a rerun of the same step (e.g. after resume): replace it whole
+            old = root / f".step_{step}.old"
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+        _fsync_dir(root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Checkpoint:
+    """Read a checkpoint folder; any missing/corrupt file is a one-line TTError naming it."""
+    p = Path(path)
+    state = read_json(p / STATE_FILE, "checkpoint state")
+    if not isinstance(state, dict) or "step" not in state or "optimizer" not in state:
+        raise TTError(
+            f"{p / STATE_FILE}: not a checkpoint state (no 'step'/'optimizer'); delete {p}"
+        )
+    model = load_weights(p / WEIGHTS_FILE, device)
+    opt_tensors = load_weights(p / OPTIMIZER_FILE, device)
+    try:
+        optimizer = optimizer_state_from_tensors(opt_tensors, state.pop("optimizer"))
+    except (KeyError, ValueError, TypeError) as err:
+        raise TTError(
+            f"{p / OPTIMIZER_FILE}: unreadable optimizer state ({err}); delete {p}"
+        ) from err
+    return Checkpoint(path=p, model=model, optimizer=optimizer, state=state)
+
+
+def prune_checkpoints(run_dir: str | os.PathLike[str], keep_last: int) -> list[Path]:
+    """Delete all but the newest `keep_last` checkpoints and the best one (lowest `loss`)."""
+    found = list_checkpoints(run_dir)
+    keep = {path for _, path in found[-max(keep_last, 1) :]}
+    best: tuple[float, Path] | None = None
+    for _, path in found:
+        try:
+            loss = float(read_json(path / STATE_FILE).get("loss", float("inf")))
+        except (TTError, AttributeError, TypeError, ValueError):
+            keep.add(path)  # unreadable: leave it for the user to inspect
+            continue
+        if best is None or loss < best[0]:
+            best = (loss, path)
+    if best is not None:
+        keep.add(best[1])
+    removed = []
+    for _, path in found:
+        if path not in keep:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
