@@ -39,7 +39,8 @@ pytestmark = pytest.mark.skipif(_can_render() is not None, reason=str(_can_rende
 def test_video_frame_count(tmp_path: Path, suffix: str) -> None:
     episodes = 2
     agent = RandomAgent(make_pendulum().action_space, seed=0)
-    path = record_episodes(make_pendulum, agent, episodes, tmp_path / f"ep{suffix}", fps=30)
+    path, result = record_episodes(make_pendulum, agent, episodes, tmp_path / f"ep{suffix}", fps=30)
+    assert result.lengths.tolist() == [STEPS] * episodes
     assert path.is_file() and path.stat().st_size > 0
     assert not list(tmp_path.glob(".*tmp*"))  # no temporary file left behind
     plugin = "FFMPEG" if suffix == ".mp4" else "pillow"  # decode with an independent reader
@@ -56,3 +57,14 @@ def test_video_errors(tmp_path: Path) -> None:
     with pytest.raises(TTError, match=r"mp4 or \.gif"):
         record_episodes(make_pendulum, agent, 1, tmp_path / "x.avi")
     assert not list(tmp_path.iterdir())
+
+
+def test_video_plays_the_same_episodes_as_evaluation(tmp_path: Path) -> None:
+    """One episode loop: the recorded episodes equal `rollout`'s for the same agent and seeds."""
+    from trajectory_transformer.envs.loop import rollout
+
+    space = make_pendulum().action_space
+    _, recorded = record_episodes(make_pendulum, RandomAgent(space, seed=3), 2, tmp_path / "v.gif")
+    evaluated = rollout(make_pendulum, RandomAgent(space, seed=3), 2, n_envs=1, progress=False)
+    np.testing.assert_array_equal(recorded.returns, evaluated.returns)
+    np.testing.assert_array_equal(recorded.lengths, evaluated.lengths)

@@ -30,6 +30,14 @@ def _config(args: argparse.Namespace) -> RunConfig:
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
+    if args.action == "keys":
+        from .config import describe_keys
+
+        for key, type_name, default, doc in describe_keys():
+            print(
+                f"{key} ({type_name}, default {json.dumps(default)})" + (f": {doc}" if doc else "")
+            )
+        return 0
     print(json.dumps(config_to_dict(_config(args)), indent=2))
     return 0
 
@@ -83,7 +91,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_render(args: argparse.Namespace) -> int:
     from .evaluation.video import render_run
 
-    print(render_run(Path(args.run_dir), episodes=args.episodes, overrides=args.overrides))
+    for episode in render_run(Path(args.run_dir), episodes=args.episodes, overrides=args.overrides):
+        print(episode)
     return 0
 
 
@@ -107,8 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    p = add("config", _cmd_config, "print the resolved config (defaults + preset + overrides)")
-    p.add_argument("action", choices=["show"])
+    p = add(
+        "config",
+        _cmd_config,
+        "show: the resolved config (defaults + preset + overrides); keys: every key with its meaning",
+    )
+    p.add_argument("action", choices=["show", "keys"])
     _add_config_args(p)
 
     p = add("collect", _cmd_collect, "run a policy in a Gymnasium env and write a Minari dataset")
@@ -160,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (TTError, ConfigError) as err:
         print(f"tt {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like
+        return 0
     except KeyboardInterrupt:
         print(f"tt {args.command}: interrupted; saved checkpoints are intact", file=sys.stderr)
         return 130

@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +33,7 @@ __all__ = [
     "apply_overrides",
     "config_from_dict",
     "config_to_dict",
+    "describe_keys",
     "list_presets",
     "load_config",
 ]
@@ -75,8 +78,11 @@ class ModelConfig:
     """GPT size; defaults are the TT paper's."""
 
     n_embd: int = 128
+    """Width of the token embeddings and the residual stream."""
     n_layer: int = 4
+    """Transformer blocks."""
     n_head: int = 4
+    """Attention heads per block (n_embd must be divisible by it)."""
     dropout: float = 0.1
     """Dropout on embeddings and residual branches (original TT: 0.1)."""
     attn_dropout: float = 0.0
@@ -87,6 +93,8 @@ class ModelConfig:
     """One output head per transition dimension (original TT) instead of one shared head."""
 
     def __post_init__(self) -> None:
+        for name in ("n_embd", "n_layer", "n_head"):
+            _require(getattr(self, name) >= 1, f"model.{name}", "must be >= 1")
         _require(self.n_embd % self.n_head == 0, "model.n_embd", "must be divisible by n_head")
         _require(0.0 <= self.dropout < 1.0, "model.dropout", "must be in [0, 1)")
         _require(0.0 <= self.attn_dropout < 1.0, "model.attn_dropout", "must be in [0, 1)")
@@ -101,37 +109,68 @@ class TrainConfig:
     max_steps: int | None = None
     """Stop after this many optimizer steps (overrides epochs when smaller)."""
     batch_size: int = 256
+    """Windows per optimizer step (per process under DDP)."""
     lr: float = 6e-4
+    """Peak learning rate (AdamW), reached after the warmup."""
     betas: tuple[float, float] = (0.9, 0.95)
+    """AdamW betas (minGPT/TT)."""
     weight_decay: float = 0.1
+    """AdamW weight decay, on matrices only (not biases, norms or embeddings)."""
     grad_clip: float = 1.0
+    """Clip the global gradient norm to this (0 disables clipping)."""
     action_weight: float = 5.0
+    """Loss weight of action targets (original TT: 5)."""
     reward_weight: float = 1.0
+    """Loss weight of reward targets."""
     value_weight: float = 1.0
+    """Loss weight of value (reward-to-go) targets."""
     warmup_fraction: float = 0.05
     """Linear warmup over this fraction of the run's tokens, then cosine decay to lr_min_ratio * lr."""
     lr_min_ratio: float = 0.1
+    """The cosine decay ends at lr * lr_min_ratio."""
     device: str = "auto"
     """auto, cpu, cuda, cuda:N."""
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     """bf16 autocast (CPU and CUDA) or fp16 with a grad scaler (CUDA only)."""
     compile: bool = False
+    """torch.compile the model (pays on GPUs; slower on this CPU)."""
     activation_checkpointing: bool = False
+    """Recompute block activations in backward: less memory, more time."""
     num_workers: int = 0
+    """DataLoader worker processes (0: batches are gathered in the main process, fastest here)."""
     seed: int = 0
+    """Seeds weights, data order, dropout and the episode subset."""
     log_every: int = 10
     """Optimizer steps between metric log lines."""
     save_every: int = 500
     """Optimizer steps between checkpoints (one is always written at the end)."""
     keep_last: int = 2
+    """Checkpoints kept besides the best one (lowest loss)."""
     eval_every: int = 0
     """Evaluate with the planner every N epochs (0: never during training)."""
     progress: bool = True
+    """Show a progress bar with loss, tokens/s and ETA."""
 
     def __post_init__(self) -> None:
         self.betas = (float(self.betas[0]), float(self.betas[1]))
+        _require(self.epochs is None or self.epochs > 0, "train.epochs", "must be > 0 or null")
+        _require(
+            self.max_steps is None or self.max_steps >= 1, "train.max_steps", "must be >= 1 or null"
+        )
         _require(self.batch_size >= 1, "train.batch_size", "must be >= 1")
-        _require(self.lr > 0, "train.lr", "must be > 0")
+        _require(math.isfinite(self.lr) and self.lr > 0, "train.lr", "must be a finite number > 0")
+        _require(all(0.0 <= b < 1.0 for b in self.betas), "train.betas", "must be in [0, 1)")
+        _require(self.weight_decay >= 0, "train.weight_decay", "must be >= 0")
+        _require(math.isfinite(self.grad_clip), "train.grad_clip", "must be finite (0 disables it)")
+        for name in ("action_weight", "reward_weight", "value_weight"):
+            value = getattr(self, name)
+            _require(math.isfinite(value) and value >= 0, f"train.{name}", "must be >= 0")
+        _require(0.0 <= self.lr_min_ratio <= 1.0, "train.lr_min_ratio", "must be in [0, 1]")
+        _check_device(self.device, "train.device")
+        _require(self.num_workers >= 0, "train.num_workers", "must be >= 0")
+        for name in ("log_every", "save_every", "keep_last"):
+            _require(getattr(self, name) >= 1, f"train.{name}", "must be >= 1")
+        _require(self.eval_every >= 0, "train.eval_every", "must be >= 0 (0: never)")
         _require(
             self.precision in ("fp32", "bf16", "fp16"), "train.precision", "use fp32, bf16 or fp16"
         )
@@ -147,6 +186,7 @@ class PlanConfig:
     horizon: int = 15
     """Transitions imagined ahead of the current one."""
     beam_width: int = 128
+    """Candidate trajectories kept per environment after each step."""
     expand: int = 2
     """Samples drawn from each beam before pruning back to beam_width."""
     context: int = 5
@@ -154,21 +194,32 @@ class PlanConfig:
     plan_every: int = 1
     """Re-plan every N env steps; in between, the stored plan's next actions are used."""
     discount: float = 0.99
+    """Discount of predicted rewards and the terminal value in a candidate's score."""
     slide: Literal["multi", "single"] = "multi"
     """How the context slides past the model's window: multi re-encodes half a window at a time,
     single re-encodes at every transition (exact either way)."""
     temperature: float = 1.0
+    """Softmax temperature of every sampled token."""
     k_obs: int | None = 1
+    """Top-k filter for observation tokens (1: the most likely bin)."""
     k_act: int | None = None
+    """Top-k filter for action tokens (None: no top-k)."""
     k_reward: int | None = 1
+    """Top-k filter for the reward token placed in the plan (scores use the expectation)."""
     k_value: int | None = 1
+    """Top-k filter for the value token placed in the plan."""
     p_obs: float | None = None
+    """Nucleus (top-p) filter for observation tokens."""
     p_act: float | None = None
+    """Nucleus (top-p) filter for action tokens."""
     cdf_obs: float | None = None
+    """Drop the least likely observation tokens holding this much probability mass."""
     cdf_act: float | None = 0.6
     """Drop the least likely action tokens holding this much probability mass (original TT: 0.6)."""
     use_cache: bool = True
+    """Key/value-cached decoding (False: a full forward pass per token, for checking)."""
     seed: int = 0
+    """Seeds the planner's sampling."""
 
     def __post_init__(self) -> None:
         _require(
@@ -197,13 +248,30 @@ class EvalConfig:
     """Evaluation rollouts."""
 
     episodes: int = 10
+    """Evaluation episodes (seeds eval.seed, eval.seed + 1, ...)."""
     n_envs: int = 10
     """Environments stepped together in one gymnasium.vector env (and one model batch)."""
     vector: Literal["sync", "async"] = "sync"
+    """gymnasium.vector kind; sync is faster on 2 cores."""
     seed: int = 1000
+    """Episode i is reset with seed + i, whichever env slot runs it."""
     max_episode_steps: int | None = None
+    """Cut episodes at this many steps (None: the env's own time limit)."""
     device: str = "auto"
+    """auto, cpu, cuda, cuda:N (where the planner runs)."""
     progress: bool = True
+    """Show a progress bar of finished episodes."""
+
+    def __post_init__(self) -> None:
+        _require(self.episodes >= 1, "eval.episodes", "must be >= 1")
+        _require(self.n_envs >= 1, "eval.n_envs", "must be >= 1")
+        _require(self.vector in ("sync", "async"), "eval.vector", "use sync or async")
+        _require(
+            self.max_episode_steps is None or self.max_episode_steps >= 1,
+            "eval.max_episode_steps",
+            "must be >= 1 or null",
+        )
+        _check_device(self.device, "eval.device")
 
 
 @dataclass
@@ -211,14 +279,17 @@ class CollectConfig:
     """How `tt collect` makes a dataset."""
 
     env: str = "Pendulum-v1"
+    """Gymnasium env id to collect from."""
     policy: str = "expert"
     """random, expert (a shipped scripted controller), or sb3:ALGO:PATH."""
     episodes: int = 500
+    """Episodes to collect."""
     noise: float = 0.0
     """Gaussian action noise (fraction of the action range)."""
     epsilon: float = 0.0
     """Probability of a uniformly random action at each step."""
     seed: int = 0
+    """Seed of the first episode (episode i uses seed + i) and of the policy's noise."""
     dataset_id: str | None = None
     """Minari id to write (default: tt/<env>/<policy>-v0)."""
     ref_episodes: int = 20
@@ -232,6 +303,7 @@ class RunConfig:
     """One run: everything from data to evaluation."""
 
     name: str = "run"
+    """Run name; `tt train` writes to runs/<name> unless --run-dir is given."""
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -243,6 +315,16 @@ class RunConfig:
 def _require(ok: bool, key: str, what: str) -> None:
     if not ok:
         raise ConfigError(f"config key '{key}' {what}")
+
+
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def _check_device(name: str, key: str) -> None:
+    """The form of a device string (whether CUDA exists is checked where the device is made)."""
+    _require(
+        bool(_DEVICE.match(name)), key, f"must be auto, cpu, cuda, cuda:N or mps, got {name!r}"
+    )
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
@@ -383,6 +465,51 @@ def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
     return typing.cast(RunConfig, config_from_dict(merged))
 
 
+def _field_docs(cls: type) -> dict[str, str]:
+    """Attribute docstrings (a string literal right after a field) of a dataclass, from its source."""
+    import ast
+    import inspect
+    import itertools
+    import textwrap
+
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):  # no source (e.g. a frozen build): keys without text
+        return {}
+    docs: dict[str, str] = {}
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    for node, after in itertools.pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(after.value.value.split())
+    return docs
+
+
+def describe_keys(cls: type = RunConfig, prefix: str = "") -> list[tuple[str, str, Any, str]]:
+    """Every config key as (key, type, default, docstring), for `tt config keys`."""
+    rows: list[tuple[str, str, Any, str]] = []
+    hints = _field_types(cls)
+    docs = _field_docs(cls)
+    defaults = cls()
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            rows.extend(describe_keys(typing.cast(type, hint), f"{prefix}{f.name}."))
+            continue
+        type_name = (
+            str(hint).replace("typing.", "") if not isinstance(hint, type) else hint.__name__
+        )
+        rows.append(
+            (f"{prefix}{f.name}", type_name, getattr(defaults, f.name), docs.get(f.name, ""))
+        )
+    return rows
+
+
 def list_presets() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
@@ -397,12 +524,17 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_config(preset: str | None = None, overrides: list[str] | None = None) -> RunConfig:
+def load_config(
+    preset: str | None = None, overrides: list[str] | None = None, _seen: tuple[str, ...] = ()
+) -> RunConfig:
     """Defaults, then a preset (a name under configs/ or a YAML path), then overrides.
 
     A preset may name a `base` preset it extends, so presets stay small deltas over defaults.
     """
     data: dict[str, Any] = {}
+    if preset in _seen:
+        chain = " -> ".join([*_seen, str(preset)])
+        raise ConfigError(f"preset '{_seen[0]}': its base presets form a cycle ({chain})")
     if preset:
         path = Path(preset)
         if not path.suffix:
@@ -414,7 +546,8 @@ def load_config(preset: str | None = None, overrides: list[str] | None = None) -
         data = _read_yaml(path)
         base = data.pop("base", None)
         if base:
-            data = _merge(config_to_dict(load_config(str(base))), data)
+            parent = load_config(str(base), None, (*_seen, str(preset)))
+            data = _merge(config_to_dict(parent), data)
     try:
         config = typing.cast(RunConfig, config_from_dict(data))
     except ConfigError as err:

@@ -8,6 +8,9 @@ whichever slot it lands in: results do not depend on n_envs or on the order epis
 Finished slots leave the agent's batch (the agent is never asked to act for them). When no episode
 is left to start, a slot idles: the vector env still steps it (gymnasium steps all sub-envs), with
 its last action, and its results are ignored.
+
+This is the one episode loop: evaluation, baselines and videos (`on_frame`) all run through it, so
+they execute the same (clipped) actions and record the same histories.
 """
 
 from __future__ import annotations
@@ -25,7 +28,11 @@ from tqdm.auto import tqdm
 from ..errors import TTError
 from .agents import Agent
 
-__all__ = ["RolloutResult", "StepInfo", "make_vector_env", "rollout"]
+__all__ = ["FrameFn", "RolloutResult", "StepInfo", "make_vector_env", "rollout"]
+
+FrameFn = Callable[[np.ndarray, list[Any]], None]
+"""on_frame(episodes (k,), frames): the rendered frame of each running episode, after its reset
+and after each of its steps (an episode of T steps gives T + 1 frames)."""
 
 
 @dataclass
@@ -107,8 +114,13 @@ def rollout(
     max_episode_steps: int | None = None,
     progress: bool = True,
     on_step: Callable[[StepInfo], None] | None = None,
+    on_frame: FrameFn | None = None,
 ) -> RolloutResult:
-    """Run `episodes` episodes, at most `n_envs` at a time; episode i is reset with seed + i."""
+    """Run `episodes` episodes, at most `n_envs` at a time; episode i is reset with seed + i.
+
+    `on_frame` needs envs made with render_mode='rgb_array'; frames come from the vector env's
+    `render()` and rendering errors propagate to the caller.
+    """
     if episodes < 1:
         raise TTError(f"episodes must be >= 1, got {episodes}")
     if n_envs < 1:
@@ -116,7 +128,7 @@ def rollout(
     n_envs = min(n_envs, episodes)
     venv = make_vector_env(make_env, n_envs, vector, max_episode_steps)
     try:
-        return _run(venv, agent, episodes, seed, progress, on_step)
+        return _run(venv, agent, episodes, seed, progress, on_step, on_frame)
     finally:
         venv.close()
 
@@ -128,6 +140,7 @@ def _run(
     seed: int,
     progress: bool,
     on_step: Callable[[StepInfo], None] | None,
+    on_frame: FrameFn | None,
 ) -> RolloutResult:
     from ..data.spaces import flat_dim, flatten, unflatten
 
@@ -157,6 +170,14 @@ def _run(
     obs, _ = venv.reset(seed=[int(s) for s in seeds[:n]])
     env_s += time.perf_counter() - start
     agent.reset(np.arange(n))
+
+    def frames(slots: np.ndarray) -> None:
+        if on_frame is not None and slots.size:
+            rendered = venv.render()  # one frame per sub-env
+            assert rendered is not None
+            on_frame(slot_episode[slots].copy(), [rendered[int(i)] for i in slots])
+
+    frames(np.arange(n))
     while True:
         active = np.flatnonzero(slot_episode >= 0)
         if active.size == 0:
@@ -184,6 +205,7 @@ def _run(
         ep_return[active] += reward[active]
         ep_length[active] += 1
         done = np.logical_or(terminated, truncated)  # (n,)
+        frames(active)
         if progress and time.perf_counter() - shown > 0.5:  # long episodes: show steps meanwhile
             shown = time.perf_counter()
             bar.set_postfix(steps=int(out_lengths.sum() + ep_length.sum()), refresh=True)
@@ -229,6 +251,7 @@ def _run(
             env_s += time.perf_counter() - t0
             if restart.size:
                 agent.reset(restart)
+                frames(restart)
     wall_s = time.perf_counter() - start
     bar.close()
     return RolloutResult(

@@ -1,7 +1,7 @@
 """`tt render`: record an agent's episodes to MP4 (ffmpeg) or GIF from the env's rgb_array frames.
 
-One env, not a vector env: frames come from `env.render()` after the reset and after every step,
-so an episode of T steps gives T + 1 frames. Frames stream to the writer (no list of frames in
+Episodes run through the one episode loop (`envs.loop.rollout`, one env); frames come from
+`render()` after the reset and after every step, so an episode of T steps gives T + 1 frames. Frames stream to the writer (no list of frames in
 memory) and the file appears atomically. Rendering needs system pieces that pip cannot install
 (EGL or OSMesa for MuJoCo, pygame for classic control); their absence is a one-line TTError.
 """
@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
+from .. import runs
 from ..envs.agents import Agent
+from ..envs.loop import RolloutResult, rollout
 from ..utils import TTError
 
-__all__ = ["record_episodes", "render_run"]
+__all__ = ["RecordedEpisode", "record_episodes", "render_run"]
 
 _MUJOCO_HINT = (
     "MuJoCo needs an OpenGL backend for headless rendering: set MUJOCO_GL=egl (apt-get install -y "
@@ -60,18 +63,7 @@ def _gl_error(err: BaseException) -> bool:
     return False
 
 
-def _render(env: gym.Env[Any, Any]) -> np.ndarray:
-    try:
-        frame = env.render()
-    except gym.error.DependencyNotInstalled as err:
-        raise TTError(f"rendering needs a missing package: {str(err).splitlines()[0]}") from err
-    except (
-        Exception
-    ) as err:  # GL backends fail with assorted types (ImportError, RuntimeError, ...)
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        is_mujoco = "mujoco" in type(env.unwrapped).__module__
-        hint = _MUJOCO_HINT if is_mujoco else "check the env's rendering dependencies"
-        raise TTError(f"cannot render ({err.__class__.__name__}: {first}); {hint}") from err
+def _check_frame(frame: Any) -> np.ndarray:
     if not isinstance(frame, np.ndarray) or frame.ndim != 3:
         raise TTError(
             f"env.render() gave {type(frame).__name__}, not an RGB frame; make the env with render_mode='rgb_array'"
@@ -100,64 +92,73 @@ def record_episodes(
     path: str | Path,
     fps: int = 30,
     seed: int = 0,
-) -> Path:
-    """Play `episodes` episodes (reset seeds seed, seed+1, ...) into one video file at `path`."""
-    from ..data.spaces import flatten, stack, unflatten
+) -> tuple[Path, RolloutResult]:
+    """Play `episodes` episodes (reset seeds seed, seed+1, ...) into one video file at `path`.
 
+    The episodes run through `envs.loop.rollout` (one env), the loop evaluation uses, so a video
+    shows exactly what `tt eval` scores. Returns the file and the episodes' returns and lengths.
+    """
     path = Path(path)
     if episodes < 1:
         raise TTError(f"episodes must be >= 1, got {episodes}")
     _default_gl_backend()
-    env = _make_render_env(make_env)
-    if env.render_mode != "rgb_array":
-        env.close()
-        raise TTError(
-            f"the env renders in mode {env.render_mode!r}; make it with render_mode='rgb_array'"
-        )
-    obs_space, act_space = env.observation_space, env.action_space
-    low = high = None
-    if isinstance(act_space, gym.spaces.Box):
-        low, high = act_space.low.reshape(1, -1), act_space.high.reshape(1, -1)
-    slot = np.zeros(1, dtype=np.int64)
+    probe = _make_render_env(make_env)
+    mode = probe.render_mode
+    probe.close()
+    if mode != "rgb_array":
+        raise TTError(f"the env renders in mode {mode!r}; make it with render_mode='rgb_array'")
+    suffix = path.suffix.lower()
+    if suffix not in (".mp4", ".gif"):
+        raise TTError(f"{path}: unknown video format '{suffix}'; use .mp4 or .gif")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # same suffix: imageio picks by it
-    writer = None
+    writer = _writer(tmp, fps)
+
+    def on_frame(_episodes: np.ndarray, frames: list[Any]) -> None:
+        for frame in frames:
+            writer.append_data(_check_frame(frame))
+
     try:
-        for episode in range(episodes):
-            obs, _ = env.reset(seed=seed + episode)
-            agent.reset(slot)
-            frame = _render(env)
-            if writer is None:
-                writer = _writer(tmp, fps)
-            writer.append_data(frame)
-            done = False
-            while not done:
-                flat_obs = flatten(obs_space, stack(obs_space, [obs]))  # (1, obs_dim)
-                action = np.asarray(agent.act(slot, flat_obs), dtype=np.float32)  # (1, act_dim)
-                env_action = np.clip(action, low, high) if low is not None else action
-                obs, reward, terminated, truncated, _ = env.step(
-                    unflatten(act_space, env_action)[0]
-                )
-                agent.record(slot, action, np.array([reward], dtype=np.float32))
-                writer.append_data(_render(env))
-                done = bool(terminated or truncated)
-        assert writer is not None  # episodes >= 1 opened it
+        try:
+            result = rollout(make_env, agent, episodes, n_envs=1, seed=seed, progress=False,
+                             on_frame=on_frame)  # fmt: skip
+        except TTError:
+            raise
+        except gym.error.DependencyNotInstalled as err:
+            raise TTError(f"rendering needs a missing package: {str(err).splitlines()[0]}") from err
+        except (
+            Exception
+        ) as err:  # GL backends fail with assorted types (ImportError, RuntimeError, ...)
+            if not _gl_error(err):
+                raise
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise TTError(
+                f"cannot render ({err.__class__.__name__}: {first}); {_MUJOCO_HINT}"
+            ) from err
         writer.close()
-        writer = None
         os.replace(tmp, path)
     finally:
-        if writer is not None:
-            writer.close()
+        writer.close()
         tmp.unlink(missing_ok=True)
-        env.close()
-    return path
+    return path, result
 
 
-def render_run(run_dir: str | Path, episodes: int = 1, overrides: list[str] | None = None) -> Path:
-    """Record the run's planner to RUN_DIR/videos/episode_<i>.mp4 (seeds eval.seed + i).
+@dataclass
+class RecordedEpisode:
+    """One video file and what happened in it."""
 
-    Returns the file for one episode, the videos folder for several.
-    """
+    path: Path
+    episode_return: float
+    length: int
+
+    def __str__(self) -> str:
+        return f"{self.path}: return {self.episode_return:.1f} over {self.length} steps"
+
+
+def render_run(
+    run_dir: str | Path, episodes: int = 1, overrides: list[str] | None = None
+) -> list[RecordedEpisode]:
+    """Record the run's planner to RUN_DIR/videos/episode_<i>.mp4 (seeds eval.seed + i)."""
     from .evaluate import prepare_run
 
     run_dir = Path(run_dir)
@@ -165,15 +166,15 @@ def render_run(run_dir: str | Path, episodes: int = 1, overrides: list[str] | No
         raise TTError(f"--episodes must be >= 1, got {episodes}")
     _default_gl_backend()
     prep = prepare_run(run_dir, overrides, "planner", render_mode="rgb_array")
-    out_dir = run_dir / "videos"
-    paths = [
-        record_episodes(
+    out_dir = run_dir / runs.VIDEOS_DIR
+    recorded = []
+    for i in range(episodes):
+        path, result = record_episodes(
             prep.make_env,
             prep.agent,
             1,
             out_dir / f"episode_{i}.mp4",
             seed=prep.config.eval.seed + i,
         )
-        for i in range(episodes)
-    ]
-    return paths[0] if episodes == 1 else out_dir
+        recorded.append(RecordedEpisode(path, float(result.returns[0]), int(result.lengths[0])))
+    return recorded

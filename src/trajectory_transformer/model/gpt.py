@@ -27,6 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ..config import ModelConfig
+from ..errors import ConfigError
+
 __all__ = ["AttendFn", "GPTConfig", "TrajectoryGPT", "value_attention_mask"]
 
 AttendFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -108,21 +111,45 @@ class Block(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
-@dataclass
-class GPTConfig:
-    """Everything needed to rebuild the model; stored as model.json in every run folder."""
+@dataclass(kw_only=True)
+class GPTConfig(ModelConfig):
+    """Everything needed to rebuild the model; stored as model.json in every run folder.
+
+    The size knobs (n_embd, n_layer, n_head, dropouts, separate_heads) are `config.ModelConfig`'s,
+    declared and validated once there; this adds what the data decides.
+    """
 
     vocab_size: int
     """Bins per dimension."""
     observation_dim: int
     action_dim: int
     n_transitions: int = 10
-    n_embd: int = 128
-    n_layer: int = 4
-    n_head: int = 4
-    dropout: float = 0.1
-    separate_heads: bool = True
-    attn_dropout: float = 0.0
+    """Transitions per window (the model's context), from data.n_transitions."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("vocab_size", "observation_dim", "action_dim", "n_transitions"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"model config '{name}' must be >= 1, got {getattr(self, name)}")
+
+    @classmethod
+    def for_data(
+        cls,
+        model: ModelConfig,
+        *,
+        vocab_size: int,
+        observation_dim: int,
+        action_dim: int,
+        n_transitions: int,
+    ) -> GPTConfig:
+        """The model's architecture from the run's `model` section and the dataset's sizes."""
+        return cls(
+            **asdict(model),
+            vocab_size=vocab_size,
+            observation_dim=observation_dim,
+            action_dim=action_dim,
+            n_transitions=n_transitions,
+        )
 
     @property
     def transition_dim(self) -> int:

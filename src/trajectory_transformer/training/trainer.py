@@ -66,18 +66,12 @@ MAX_AUTO_EPOCHS = 1000
 
 def gpt_config_for(cfg: RunConfig, observation_dim: int, action_dim: int) -> GPTConfig:
     """The model's architecture from a run config and the dataset's dimensions."""
-    m = cfg.model
-    return GPTConfig(
+    return GPTConfig.for_data(
+        cfg.model,
         vocab_size=cfg.data.n_bins,
         observation_dim=observation_dim,
         action_dim=action_dim,
         n_transitions=cfg.data.n_transitions,
-        n_embd=m.n_embd,
-        n_layer=m.n_layer,
-        n_head=m.n_head,
-        dropout=m.dropout,
-        attn_dropout=m.attn_dropout,
-        separate_heads=m.separate_heads,
     )
 
 

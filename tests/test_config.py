@@ -1,0 +1,104 @@
+"""Config: every bad value is a one-line error naming its key, presets cannot loop, keys are documented."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from trajectory_transformer.cli import main
+from trajectory_transformer.config import RunConfig, _all_keys, describe_keys, load_config
+from trajectory_transformer.errors import ConfigError
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("model.n_head=0", "model.n_head"),
+        ("model.n_layer=0", "model.n_layer"),
+        ("model.n_embd=0", "model.n_embd"),
+        ("model.n_embd=10", "model.n_embd"),  # not divisible by 4 heads
+        ("train.max_steps=0", "train.max_steps"),
+        ("train.epochs=-1", "train.epochs"),
+        ("train.lr=.inf", "train.lr"),
+        ("train.lr=.nan", "train.lr"),
+        ("train.device=gpu0", "train.device"),
+        ("train.save_every=0", "train.save_every"),
+        ("eval.device=cuda:x", "eval.device"),
+        ("eval.max_episode_steps=0", "eval.max_episode_steps"),
+        ("eval.episodes=0", "eval.episodes"),
+        ("eval.n_envs=0", "eval.n_envs"),
+        ("plan.beam_width=0", "plan.beam_width"),
+        ("data.n_transitions=0", "data.n_transitions"),
+    ],
+)
+def test_bad_values_are_one_line_errors_naming_the_key(
+    override: str, key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(ConfigError, match=f"'{key}'"):
+        load_config(None, [override])
+    assert main(["config", "show", override]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"'{key}'" in err and "Traceback" not in err
+
+
+def test_good_values_pass() -> None:
+    cfg = load_config(None, ["train.device=cuda:1", "eval.device=cpu", "train.epochs=0.5"])
+    assert cfg.train.device == "cuda:1" and cfg.train.epochs == 0.5
+
+
+def test_preset_whose_base_is_itself_is_an_error(tmp_path: Path) -> None:
+    loop = tmp_path / "loop.yaml"
+    loop.write_text(f"base: {loop}\ntrain:\n  lr: 1.0e-3\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(str(loop))
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text(f"base: {b}\n")
+    b.write_text(f"base: {a}\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(str(a))
+
+
+def test_preset_with_base_extends_it(tmp_path: Path) -> None:
+    child = tmp_path / "child.yaml"
+    child.write_text("base: quickstart\ntrain:\n  lr: 1.0e-4\n")
+    cfg = load_config(str(child))
+    assert cfg.train.lr == 1e-4 and cfg.data.dataset == load_config("quickstart").data.dataset
+
+
+def test_every_key_is_documented(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = describe_keys()
+    assert [r[0] for r in rows] == _all_keys(RunConfig)
+    undocumented = [key for key, _, _, doc in rows if not doc]
+    assert undocumented == []
+    assert main(["config", "keys"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == len(rows)
+    assert any(line.startswith("plan.cdf_act (float | None, default 0.6): ") for line in out)
+
+
+def test_cli_help_and_facade_import_do_not_load_torch() -> None:
+    code = (
+        "import sys, contextlib, io\n"
+        "import trajectory_transformer as tt\n"
+        "from trajectory_transformer.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    main(['--help'])\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "tt.load_config\n"
+        "assert 'torch' not in sys.modules, 'load_config imported torch'\n"
+        "tt.TrajectoryGPT\n"
+        "assert 'torch' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_facade_names_resolve() -> None:
+    import trajectory_transformer as tt
+
+    for name in tt.__all__:
+        assert getattr(tt, name) is not None, name
+    with pytest.raises(AttributeError):
+        _ = tt.no_such_name
