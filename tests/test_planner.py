@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from trajectory_transformer.config import PlanConfig
+from trajectory_transformer.errors import ConfigError
 from trajectory_transformer.model.gpt import GPTConfig, TrajectoryGPT
 from trajectory_transformer.plan.beam import BeamPlanner, validate_plan_config
 
@@ -94,9 +95,9 @@ def test_cached_and_uncached_plans_agree(trap_model: TrajectoryGPT) -> None:
 
 
 def test_bad_settings_fail_before_work(trap_model: TrajectoryGPT) -> None:
-    with pytest.raises(ValueError, match=r"plan\.context"):
+    with pytest.raises(ConfigError, match=r"plan\.context"):
         validate_plan_config(PlanConfig(context=STEPS), trap_model)
-    with pytest.raises(ValueError, match="vocabulary"):
+    with pytest.raises(ConfigError, match="vocabulary"):
         validate_plan_config(PlanConfig(context=0, k_act=9), trap_model)
     from trajectory_transformer.config import ConfigError
 

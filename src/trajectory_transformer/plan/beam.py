@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from ..config import PlanConfig
+from ..errors import ConfigError
 from ..model.gpt import TrajectoryGPT
 from ..model.kv_cache import FullRecomputeDecoder, KVCacheDecoder, make_decoder
 from .sampling import TokenSampler
@@ -33,10 +34,13 @@ class PlanResult:
 
 
 def validate_plan_config(cfg: PlanConfig, model: TrajectoryGPT) -> None:
-    """Reject settings that make no sense for this model before any work starts."""
+    """Reject plan.* settings that make no sense for this model before any work starts.
+
+    The only checks that need the model; everything else is checked in `config.PlanConfig`.
+    """
     n = model.config.n_transitions
     if cfg.context > n - 1:
-        raise ValueError(
+        raise ConfigError(
             f"plan.context={cfg.context} leaves no room for the current observation in the "
             f"model's window of {n} transitions; use plan.context<={n - 1}"
         )
@@ -47,7 +51,7 @@ def validate_plan_config(cfg: PlanConfig, model: TrajectoryGPT) -> None:
         ("value", cfg.k_value),
     ):
         if value is not None and value > model.config.vocab_size:
-            raise ValueError(
+            raise ConfigError(
                 f"plan.k_{name}={value} exceeds the vocabulary ({model.config.vocab_size} bins)"
             )
 
