@@ -273,7 +273,9 @@ def collect_dataset(cfg: CollectConfig, progress: bool = True) -> str:
     import minari
     from tqdm import tqdm
 
-    dataset_id = cfg.dataset_id or default_dataset_id(cfg.env, cfg.policy)
+    dataset_id = cfg.dataset_id
+    if dataset_id is None:  # an empty string is a bad id, not "the default"
+        dataset_id = default_dataset_id(cfg.env, cfg.policy)
     check_dataset_id(dataset_id, "collect.dataset_id")
     recover_interrupted(minari_root())
     replace = _check_target(dataset_id, bool(cfg.overwrite))
