@@ -345,3 +345,338 @@ def test_hint_commands_write_the_id_they_name() -> None:
         "tt collect collect.env=<GymEnvId> collect.policy=<random|expert|sb3:ALGO:PATH> "
         "collect.dataset_id=someone/thing-v2"
     )
+
+
+# ------------------------------------------------------------------------ 5. remote datasets
+REMOTE_ID = "mujoco/hopper/expert-v0"
+
+
+def fake_remote_download(calls: list[str]) -> Any:
+    """A stand-in for minari's download that writes what Minari's remote mujoco/* datasets hold.
+
+    Like the real one it writes into the current MINARI_DATASETS_PATH: namespace metadata for
+    `mujoco` and `mujoco/hopper`, and <id>/data/{metadata.json, main_data.hdf5} with reference
+    scores, an env spec and requirements.
+    """
+    from minari.data_collector import EpisodeBuffer
+    from minari.namespace import create_namespace
+
+    def download(dataset_id: str, force_download: bool = False) -> None:
+        calls.append(dataset_id)
+        create_namespace("mujoco", description="MuJoCo datasets (stub)")
+        create_namespace("mujoco/hopper", description="Hopper-v5 (stub)")
+        env = gym.make("Hopper-v5")
+        buffers = []
+        for ep in range(2):
+            obs, _ = env.reset(seed=ep)
+            observations, actions, rewards, terms = [obs], [], [], []
+            for _ in range(5):
+                action = env.action_space.sample()
+                obs, reward, term, _, _ = env.step(action)
+                observations.append(obs)
+                actions.append(action)
+                rewards.append(float(reward))
+                terms.append(bool(term))
+            truncs = [False] * 4 + [not terms[-1]]
+            buffers.append(
+                EpisodeBuffer(
+                    id=ep,
+                    seed=ep,
+                    observations=np.stack(observations),
+                    actions=np.stack(actions),
+                    rewards=rewards,
+                    terminations=terms,
+                    truncations=truncs,
+                    infos={},
+                )
+            )
+        minari.create_dataset_from_buffers(
+            dataset_id,
+            buffers,
+            env=env,
+            algorithm_name="SAC",
+            author="stub",
+            author_email="stub@example.org",
+            code_permalink="https://example.org",
+            ref_min_score=-20.272305,
+            ref_max_score=3234.3,
+            num_episodes_average_score=100,
+            description="stub of a remote Minari dataset",
+            requirements=["mujoco>=3.1.1"],
+            data_format="hdf5",
+        )
+
+    return download
+
+
+def test_remote_id_is_downloaded_into_the_root(
+    minari_tmp: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import minari.storage.hosting
+
+    calls: list[str] = []
+    monkeypatch.setattr(minari.storage.hosting, "download_dataset", fake_remote_download(calls))
+    dataset = load_minari(REMOTE_ID)
+    assert calls == [REMOTE_ID] and dataset.total_episodes == 2
+    assert (minari_tmp / REMOTE_ID / "data" / "main_data.hdf5").is_file()
+    meta = json.loads((minari_tmp / "mujoco" / "namespace_metadata.json").read_text())
+    assert meta["description"] == "MuJoCo datasets (stub)"
+    assert (minari_tmp / "mujoco" / "hopper" / "namespace_metadata.json").is_file()
+    assert list(minari.list_local_datasets()) == [REMOTE_ID] and staging_dirs(minari_tmp) == []
+    assert (
+        f"downloaded Minari dataset '{REMOTE_ID}' to {minari_tmp / REMOTE_ID}"
+        in capsys.readouterr().err
+    )
+    transitions, info = load_transitions(REMOTE_ID)  # now local: no second download
+    assert calls == [REMOTE_ID] and transitions.n_episodes == 2 and info.env_id == "Hopper-v5"
+    assert (info.ref_min_score, info.ref_max_score) == (-20.272305, 3234.3)
+
+
+def test_failed_download_is_one_line_and_leaves_nothing(
+    minari_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import minari.storage.hosting
+
+    def half_then_offline(dataset_id: str, force_download: bool = False) -> None:
+        (minari.storage.get_dataset_path(dataset_id) / "data").mkdir(parents=True)  # a partial one
+        raise ConnectionError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(minari.storage.hosting, "download_dataset", half_then_offline)
+    with pytest.raises(TTError) as err:
+        load_minari(REMOTE_ID)
+    assert str(err.value) == (
+        f"dataset '{REMOTE_ID}' is not available locally (in {minari_tmp}) and cannot be downloaded "
+        "([Errno -2] Name or service not known); make a local one with: tt collect "
+        "collect.env=Hopper-v5 collect.policy=<random|expert|sb3:ALGO:PATH> "
+        f"collect.dataset_id={REMOTE_ID}"
+    )
+    assert tree(minari_tmp) == []  # the partial download was never visible and is gone
+
+
+def test_real_download_path_without_network(
+    minari_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """minari -> huggingface_hub for real, in offline mode (fails at once instead of retrying)."""
+    hub_constants = pytest.importorskip("huggingface_hub.constants")
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(TTError) as err:
+        load_minari("mujoco/pendulum/nothing-v0")
+    msg = str(err.value)
+    assert (
+        "\n" not in msg and "'mujoco/pendulum/nothing-v0'" in msg and "cannot be downloaded" in msg
+    )
+    assert "offline mode is enabled" in msg and "make a local one with: tt collect" in msg
+    assert tree(minari_tmp) == []
+
+
+# ---------------------------------------------------------------------- 6. reference returns
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"episodes": 0}, "config key 'collect.episodes' must be >= 1"),
+        ({"noise": -0.1}, "config key 'collect.noise' must be >= 0 and finite"),
+        ({"noise": float("nan")}, "config key 'collect.noise' must be >= 0 and finite"),
+        ({"epsilon": 1.5}, "config key 'collect.epsilon' must be in [0, 1]"),
+        (
+            {"ref_episodes": 0},
+            "config key 'collect.ref_episodes' must be >= 1 (or give both collect.ref_min_score "
+            "and collect.ref_max_score)",
+        ),
+        (
+            {"ref_episodes": 0, "ref_max_score": 10.0},
+            "config key 'collect.ref_episodes' must be >= 1 (or give both collect.ref_min_score "
+            "and collect.ref_max_score)",
+        ),
+        (
+            {"ref_min_score": 5.0, "ref_max_score": 5.0},
+            "config key 'collect.ref_max_score' must be greater than collect.ref_min_score",
+        ),
+        ({"ref_max_score": float("inf")}, "config key 'collect.ref_max_score' must be finite"),
+    ],
+)
+def test_collect_config_validation(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        CollectConfig(**kwargs)
+    assert str(err.value) == message
+
+
+def test_cli_reports_bad_collect_value_in_one_line(
+    minari_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from trajectory_transformer.cli import main as tt_main
+
+    assert tt_main(["collect", "--no-progress", "collect.ref_episodes=0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "collect.ref_episodes' must be >= 1" in err
+    assert tree(minari_tmp) == []
+
+
+def test_data_config_reference_validation() -> None:
+    assert DataConfig(ref_min_score=-1.0, ref_max_score=2.0).ref_max_score == 2.0
+    with pytest.raises(ConfigError, match=r"^config key 'data.ref_max_score' must be greater than"):
+        DataConfig(ref_min_score=3.0, ref_max_score=2.0)
+    with pytest.raises(ConfigError, match=r"^config key 'data.ref_min_score' must be finite$"):
+        load_config(None, ["data.ref_min_score=.nan"])
+
+
+def test_given_references_are_stored_as_minari_stores_them(
+    minari_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_rollouts(*args: Any, **kwargs: Any) -> float:
+        raise AssertionError("references were measured although both were given")
+
+    monkeypatch.setattr(collect_mod, "rollout_returns", no_rollouts)
+    collect_dataset(
+        small(ref_episodes=0, ref_min_score=-1500.0, ref_max_score=-100.0), progress=False
+    )
+    dataset = minari.load_dataset(ID)
+    meta = dataset.storage.metadata
+    assert (meta["ref_min_score"], meta["ref_max_score"]) == (-1500.0, -100.0)
+    assert "collect.ref_min_score" in meta["ref_scores_from"]
+    np.testing.assert_allclose(minari.get_normalized_score(dataset, np.array([-800.0])), [0.5])
+
+
+def test_random_data_without_an_expert_gets_a_given_expert_reference(minari_tmp: Path) -> None:
+    cfg = small(env="CartPole-v1", policy="random", dataset_id="tt/cartpole/random-v0")
+    with pytest.warns(UserWarning, match="no expert for CartPole-v1: ref_max_score not stored"):
+        collect_dataset(cfg, progress=False)
+    meta = minari.load_dataset("tt/cartpole/random-v0").storage.metadata
+    assert "ref_max_score" not in meta and meta["ref_min_score"] > 0  # kept for data.ref_max_score
+    cfg.ref_max_score, cfg.overwrite = 500.0, True
+    collect_dataset(cfg, progress=False)
+    dataset = minari.load_dataset("tt/cartpole/random-v0")
+    low = dataset.storage.metadata["ref_min_score"]
+    assert dataset.storage.metadata["ref_max_score"] == 500.0
+    np.testing.assert_allclose(minari.get_normalized_score(dataset, np.array([500.0])), [1.0])
+    assert 0 < low < 100  # measured with the random policy
+
+
+# --------------------------------------------------------------- 7. env kwargs, robotics ids
+def test_env_kwargs_reach_the_dataset_env_spec(minari_tmp: Path) -> None:
+    cfg = load_config(
+        None,
+        [
+            "collect.env_kwargs={g: 9.81, max_episode_steps: 50}",
+            "collect.episodes=2",
+            "collect.ref_episodes=1",
+            f"collect.dataset_id={ID}",
+        ],
+    ).collect
+    assert cfg.env_kwargs == {"g": 9.81, "max_episode_steps": 50}
+    collect_dataset(cfg, progress=False)
+    dataset = minari.load_dataset(ID)
+    assert dataset.total_steps == 100  # 2 episodes of 50 steps
+    env = dataset.recover_environment()
+    assert (
+        env.spec is not None and env.spec.kwargs["g"] == 9.81 and env.spec.max_episode_steps == 50
+    )
+    assert env.unwrapped.g == 9.81  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "collect.env_kwargs=[1, 2]",
+            "config key 'collect.env_kwargs' needs a mapping such as {max_episode_steps: 100}, "
+            "got [1, 2]",
+        ),
+        (
+            "collect.env_kwargs={a: {b: 1}}",
+            "config key 'collect.env_kwargs.a' must be a YAML scalar (number, string, true/false or null)",
+        ),
+        (
+            "collect.env_kwargs={1x: 2}",
+            "config key 'collect.env_kwargs.1x' must be a Python keyword name",
+        ),
+    ],
+)
+def test_bad_env_kwargs_config(override: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [override])
+    assert str(err.value) == message
+
+
+def test_env_kwargs_the_env_rejects_fail_before_writing(minari_tmp: Path) -> None:
+    with pytest.raises(TTError) as err:
+        collect_dataset(small(env_kwargs={"bogus": 1}), progress=False)
+    assert str(err.value).startswith(
+        "collect.env=Pendulum-v1 with collect.env_kwargs={'bogus': 1}: cannot make this Gymnasium "
+        "env (TypeError: "
+    )
+    assert tree(minari_tmp) == []
+
+
+def test_unknown_env_without_gymnasium_robotics_says_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "gymnasium_robotics", None)  # as if not installed
+    # (an id nobody registers, so the test holds where gymnasium-robotics is installed too)
+    with pytest.raises(TTError) as err:
+        make_env("TTNotAMaze-v3")
+    assert str(err.value) == (
+        "collect.env=TTNotAMaze-v3: no such registered Gymnasium env; if it comes from "
+        "gymnasium-robotics (PointMaze, AntMaze, Fetch, Adroit, ...), run "
+        "`pip install gymnasium-robotics`, else check the id"
+    )
+
+
+FAKE_ROBOTICS = """
+import gymnasium
+gymnasium.register("TTFakeMaze-v3", entry_point="gymnasium.envs.classic_control.pendulum:PendulumEnv",
+                   max_episode_steps=20)
+"""
+
+
+def test_robotics_ids_register_on_demand(
+    minari_tmp: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An id that only gymnasium_robotics registers works without the module: prefix."""
+    package = tmp_path / "fake" / "gymnasium_robotics"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(FAKE_ROBOTICS)
+    monkeypatch.syspath_prepend(str(package.parent))
+    monkeypatch.delitem(sys.modules, "gymnasium_robotics", raising=False)
+    assert "TTFakeMaze-v3" not in gym.registry
+    try:
+        collect_dataset(
+            small(env="TTFakeMaze-v3", policy="random", dataset_id="tt/fake/random-v0"),
+            progress=False,
+        )
+        assert minari.load_dataset("tt/fake/random-v0").total_steps == 60
+    finally:
+        gym.registry.pop("TTFakeMaze-v3", None)
+        sys.modules.pop("gymnasium_robotics", None)
+    with pytest.raises(
+        TTError, match=r"^collect.env=TTNoSuchMaze-v3: no such registered Gymnasium"
+    ):
+        monkeypatch.syspath_prepend(str(package.parent))
+        make_env("TTNoSuchMaze-v3")  # imported, still unknown: say so
+    sys.modules.pop("gymnasium_robotics", None)
+
+
+def test_real_gymnasium_robotics_point_maze() -> None:
+    pytest.importorskip("gymnasium_robotics")
+    env = make_env("PointMaze_UMaze-v3", {"continuing_task": False})
+    assert env.spec is not None and env.spec.kwargs["continuing_task"] is False
+    env.close()
+
+
+def test_broken_gymnasium_robotics_is_not_called_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = tmp_path / "broken" / "gymnasium_robotics"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("import tt_no_such_dependency\n")
+    monkeypatch.syspath_prepend(str(package.parent))
+    monkeypatch.delitem(sys.modules, "gymnasium_robotics", raising=False)
+    try:
+        with pytest.raises(TTError) as err:
+            make_env("TTNotAMaze-v3")
+    finally:
+        sys.modules.pop("gymnasium_robotics", None)
+    assert str(err.value) == (
+        "collect.env=TTNotAMaze-v3: not registered, and gymnasium-robotics, which may register "
+        "it, is installed but cannot be imported (ModuleNotFoundError: No module named "
+        "'tt_no_such_dependency'); reinstall it with `pip install gymnasium-robotics`"
+    )

@@ -88,11 +88,17 @@ def make_env(
                 raise
             try:
                 module = importlib.import_module(_ROBOTICS)
-            except ImportError:
+            except ImportError as err:
+                if isinstance(err, ModuleNotFoundError) and err.name == _ROBOTICS:
+                    raise TTError(
+                        f"{key}={env_id}: no such registered Gymnasium env; if it comes from "
+                        "gymnasium-robotics (PointMaze, AntMaze, Fetch, Adroit, ...), run "
+                        "`pip install gymnasium-robotics`, else check the id"
+                    ) from None
                 raise TTError(
-                    f"{key}={env_id}: no such registered Gymnasium env; if it comes from "
-                    "gymnasium-robotics (PointMaze, AntMaze, Fetch, Adroit, ...), run "
-                    "`pip install gymnasium-robotics`, else check the id"
+                    f"{key}={env_id}: not registered, and gymnasium-robotics, which may register "
+                    f"it, is installed but cannot be imported ({err.__class__.__name__}: {err}); "
+                    "reinstall it with `pip install gymnasium-robotics`"
                 ) from None
             gym.register_envs(module)
             return gym.make(env_id, **kwargs)
