@@ -284,22 +284,38 @@ def recover_interrupted(root: Path) -> None:
         if not stage.is_dir() or _staging_alive(stage):
             continue
         aside = stage / "replaced"
-        if aside.is_dir():
-            try:
-                dataset_id = json.loads((stage / _OWNER_FILE).read_text())["dataset_id"]
-            except (OSError, ValueError, KeyError, TypeError):
-                dataset_id = None
-            if isinstance(dataset_id, str) and dataset_id_problem(dataset_id) is None:
-                target = root / dataset_id
-                if not target.exists():
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    os.rename(aside, target)
-                    warnings.warn(
-                        f"restored Minari dataset '{dataset_id}' that an interrupted tt collect "
-                        "had moved aside",
-                        stacklevel=2,
-                    )
+        if aside.is_dir() and not _restore_aside(root, stage, aside):
+            continue  # never delete the only copy of a dataset
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def _restore_aside(root: Path, stage: Path, aside: Path) -> bool:
+    """Put a moved-aside dataset back; True if it is back or superseded (the stage may go)."""
+    try:
+        dataset_id = json.loads((stage / _OWNER_FILE).read_text())["dataset_id"]
+    except (OSError, ValueError, KeyError, TypeError):
+        dataset_id = None
+    if not isinstance(dataset_id, str) or dataset_id_problem(dataset_id) is not None:
+        warnings.warn(f"{aside}: a dataset an interrupted tt collect moved aside", stacklevel=3)
+        return False
+    target = root / dataset_id
+    if target.exists():
+        return True  # the new dataset made it into place: the old one is not needed
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(aside, target)
+    except OSError as err:
+        warnings.warn(
+            f"{aside}: cannot restore Minari dataset '{dataset_id}' there ({err}); move it to "
+            f"{target} by hand",
+            stacklevel=3,
+        )
+        return False
+    warnings.warn(
+        f"restored Minari dataset '{dataset_id}' that an interrupted tt collect had moved aside",
+        stacklevel=3,
+    )
+    return True
 
 
 @contextlib.contextmanager
@@ -444,10 +460,12 @@ def _looks_like_path(spec: str) -> bool:
 
 
 def _unreadable(spec: str, folder: Path, problem: str) -> TTError:
-    return TTError(
-        f"Minari dataset '{spec}' is incomplete or corrupt: {problem}; delete {folder} and "
-        f"collect it again ({collect_hint(spec)} collect.overwrite=true)"
-    )
+    """The one-line error for a damaged local dataset: which file, and how to get it back."""
+    if spec.split("/")[0] == "tt":
+        fix = f"collect it again, replacing it: {collect_hint(spec)} collect.overwrite=true"
+    else:
+        fix = f"delete {folder} and load it again to download it afresh"
+    return TTError(f"Minari dataset '{spec}' is incomplete or corrupt: {problem}; {fix}")
 
 
 def _open_folder(path: Path, key: str) -> Any:
