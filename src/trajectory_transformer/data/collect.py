@@ -212,7 +212,10 @@ def behaviour_policy(cfg: CollectConfig, env: gym.Env[Any, Any], seed: int | Non
 
 
 def _check_target(dataset_id: str, overwrite: bool) -> bool:
-    """Refuse, before anything runs, an id whose folder is taken; True if it will be replaced."""
+    """Refuse, before anything runs, an id whose folder is taken; True if it will be replaced.
+
+    Publishing checks again: another process may write the same id meanwhile.
+    """
     root = minari_root()
     conflict = target_conflict(root, dataset_id)
     if conflict is not None:
@@ -284,7 +287,7 @@ def collect_dataset(cfg: CollectConfig, progress: bool = True) -> str:
         dataset_id = default_dataset_id(cfg.env, cfg.policy)
     check_dataset_id(dataset_id, "collect.dataset_id")
     recover_interrupted(minari_root())
-    replace = _check_target(dataset_id, bool(cfg.overwrite))
+    _check_target(dataset_id, bool(cfg.overwrite))
     if cfg.episodes < 1:
         raise TTError(f"collect.episodes must be >= 1, got {cfg.episodes}")
     env = make_env(cfg.env, cfg.env_kwargs)
@@ -344,7 +347,7 @@ def collect_dataset(cfg: CollectConfig, progress: bool = True) -> str:
             if ref_max is None and ref_min is not None:
                 extra["ref_min_score"] = ref_min  # Minari stores it only beside a ref_max_score
             dataset.storage.update_metadata(extra)
-        publish_dataset(staged, dataset_id, root, replace=replace)
+        publish_dataset(staged, dataset_id, root, replace=bool(cfg.overwrite))
     env.close()
     if progress:
         elapsed = time.perf_counter() - t0
