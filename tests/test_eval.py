@@ -176,8 +176,12 @@ def test_render_run(tiny_run: Path) -> None:
 
     from trajectory_transformer.evaluation.video import render_run
 
-    path = render_run(tiny_run, episodes=1, overrides=[*SMALL, "eval.max_episode_steps=5"])
+    (episode,) = render_run(tiny_run, episodes=1, overrides=[*SMALL, "eval.max_episode_steps=5"])
+    path = episode.path
     assert path == tiny_run / "videos" / "episode_0.mp4"
+    assert episode.length == 5 and f"return {episode.episode_return:.1f} over 5 steps" in str(
+        episode
+    )
     assert sum(1 for _ in iio.imiter(path, plugin="FFMPEG")) == 6  # reset frame + 5 steps
     assert np.asarray(next(iter(iio.imiter(path, plugin="FFMPEG")))).ndim == 3
 

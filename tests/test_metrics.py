@@ -16,6 +16,7 @@ from trajectory_transformer.evaluation.metrics import (
     pick_reference,
     summarize,
 )
+from trajectory_transformer.utils import TTError
 
 
 def make_result(returns: list[float], terminated: list[bool] | None = None) -> RolloutResult:
@@ -48,8 +49,16 @@ def test_reference_choice() -> None:
     assert pick_reference("Pendulum-v1", -1200.0, -150.0) == Reference(-1200.0, -150.0, "dataset")
     # the dataset's references win over D4RL's
     assert pick_reference("Hopper-v5", 0.0, 1.0) == Reference(0.0, 1.0, "dataset")
-    assert pick_reference("HalfCheetah-v5") == Reference(-280.178953, 12135.0, "d4rl")
-    assert pick_reference("Walker2d-v4", None, 10.0) == Reference(1.629008, 4592.3, "d4rl")
+    cheetah = pick_reference("HalfCheetah-v5")
+    assert cheetah is not None and cheetah.source == "D4RL published"
+    assert (cheetah.random, cheetah.expert) == (-280.178953, 12135.0)
+    assert "get_normalized_score refuses" in cheetah.note  # the fallback says what it is
+    walker = pick_reference("Walker2d-v4", None, 10.0)
+    assert walker is not None and (walker.random, walker.expert, walker.source) == (
+        1.629008,
+        4592.3,
+        "D4RL published",
+    )
     assert pick_reference("Pendulum-v1") is None
     assert pick_reference(None) is None
 
@@ -84,3 +93,38 @@ def test_summarize_is_json_and_names_its_reference() -> None:
     json.loads(json.dumps(single, allow_nan=False))
     assert single["normalized_score"] is None and single["reference"] is None
     assert single["return_ci95"] is None
+
+
+def test_reference_from_config_overrides_and_says_so() -> None:
+    both = pick_reference(
+        "Pendulum-v1", -1200.0, -150.0, config_min_score=-1000.0, config_max_score=0.0
+    )
+    assert both == Reference(-1000.0, 0.0, "config")
+    # no dataset references at all (a random-policy dataset of an env without an expert)
+    assert pick_reference(
+        "CartPole-v1", config_min_score=20.0, config_max_score=500.0
+    ) == Reference(20.0, 500.0, "config")
+    # the config beats D4RL's published references too
+    hopper = pick_reference("Hopper-v5", config_min_score=0.0, config_max_score=3000.0)
+    assert hopper == Reference(0.0, 3000.0, "config")
+    # one end from the config, the other from the dataset (collect stores ref_min_score alone)
+    mixed = pick_reference("CartPole-v1", 22.0, None, config_max_score=500.0)
+    assert mixed == Reference(22.0, 500.0, "config+dataset")
+
+
+def test_half_given_config_reference_is_an_error() -> None:
+    with pytest.raises(TTError) as err:
+        pick_reference("Hopper-v5", None, None, config_max_score=3000.0)
+    assert str(err.value) == (
+        "data.ref_max_score is set but the dataset has no ref_min_score; set data.ref_min_score too"
+    )
+
+
+def test_summary_reference_keeps_keys_and_adds_note() -> None:
+    ref = pick_reference("Hopper-v5")
+    assert ref is not None
+    s = summarize(make_result([-20.272305, 3234.3]), ref)
+    assert s["reference"]["random_return"] == -20.272305  # the keys callers read are unchanged
+    assert s["reference"]["expert_return"] == 3234.3
+    assert s["reference"]["source"] == "D4RL published" and "D4RL" in s["reference"]["note"]
+    assert s["normalized_score"] == pytest.approx(50.0)

@@ -99,7 +99,5 @@ def test_bad_settings_fail_before_work(trap_model: TrajectoryGPT) -> None:
         validate_plan_config(PlanConfig(context=STEPS), trap_model)
     with pytest.raises(ConfigError, match="vocabulary"):
         validate_plan_config(PlanConfig(context=0, k_act=9), trap_model)
-    from trajectory_transformer.config import ConfigError
-
     with pytest.raises(ConfigError, match="beam_width"):
         PlanConfig(beam_width=0)

@@ -43,7 +43,7 @@ CHROMIUM = "/usr/bin/chromium"
 
 
 def _summary(returns: list[float], lo: float = -10.0, hi: float = 100.0) -> dict:
-    """A summary in exactly the format `tt eval` writes (evaluate.metrics.summarize)."""
+    """A summary in exactly the format `tt eval` writes (evaluation.metrics.summarize)."""
     r = np.asarray(returns, dtype=np.float64)
     result = RolloutResult(
         returns=r,

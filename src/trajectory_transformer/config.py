@@ -63,6 +63,10 @@ class DataConfig:
     """Drop episodes with NaN/inf values instead of failing (the count is reported)."""
     cache_dir: str | None = None
     """Where derived token arrays are cached (None: `<run>/cache` or ~/.cache/trajectory_transformer)."""
+    ref_min_score: float | None = None
+    """Random-policy return that scores 0 at evaluation, overriding the dataset's (None: the dataset's)."""
+    ref_max_score: float | None = None
+    """Expert return that scores 100 at evaluation, overriding the dataset's (None: the dataset's)."""
 
     def __post_init__(self) -> None:
         _require(0.0 < self.discount <= 1.0, "data.discount", "must be in (0, 1]")
@@ -70,6 +74,14 @@ class DataConfig:
         _require(self.n_transitions >= 1, "data.n_transitions", "must be >= 1")
         _require(
             self.strategy in ("quantile", "uniform"), "data.strategy", "use quantile or uniform"
+        )
+        low, high, inf = self.ref_min_score, self.ref_max_score, float("inf")
+        _require(low is None or -inf < low < inf, "data.ref_min_score", "must be finite")
+        _require(high is None or -inf < high < inf, "data.ref_max_score", "must be finite")
+        _require(
+            low is None or high is None or high > low,
+            "data.ref_max_score",
+            "must be greater than data.ref_min_score",
         )
 
 
@@ -296,6 +308,43 @@ class CollectConfig:
     """Episodes used to measure the random and expert reference returns."""
     overwrite: bool = False
     """Replace an existing local dataset with the same id (otherwise that is an error)."""
+    ref_min_score: float | None = None
+    """Random reference return to store instead of measuring it (0 on the normalized scale)."""
+    ref_max_score: float | None = None
+    """Expert reference return to store instead of measuring it (needed where no expert ships)."""
+    env_kwargs: dict[str, str | int | float | bool | None] = field(default_factory=dict)
+    """Keyword arguments for gym.make, stored in the dataset's env spec, e.g. {max_episode_steps: 100}."""
+
+    def __post_init__(self) -> None:
+        _require(self.episodes >= 1, "collect.episodes", "must be >= 1")
+        _require(0 <= self.noise < float("inf"), "collect.noise", "must be >= 0 and finite")
+        _require(0.0 <= self.epsilon <= 1.0, "collect.epsilon", "must be in [0, 1]")
+        low, high, inf = self.ref_min_score, self.ref_max_score, float("inf")
+        _require(low is None or -inf < low < inf, "collect.ref_min_score", "must be finite")
+        _require(high is None or -inf < high < inf, "collect.ref_max_score", "must be finite")
+        _require(
+            low is None or high is None or high > low,
+            "collect.ref_max_score",
+            "must be greater than collect.ref_min_score",
+        )
+        both = low is not None and high is not None
+        _require(
+            both or self.ref_episodes >= 1,
+            "collect.ref_episodes",
+            "must be >= 1 (or give both collect.ref_min_score and collect.ref_max_score)",
+        )
+        _require(isinstance(self.env_kwargs, dict), "collect.env_kwargs", "must be a mapping")
+        for name, value in self.env_kwargs.items():
+            _require(
+                isinstance(name, str) and name.isidentifier(),
+                f"collect.env_kwargs.{name}",
+                "must be a Python keyword name",
+            )
+            _require(
+                value is None or isinstance(value, str | int | float | bool),
+                f"collect.env_kwargs.{name}",
+                "must be a YAML scalar (number, string, true/false or null)",
+            )
 
 
 @dataclass
@@ -381,6 +430,12 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         if not isinstance(value, list | tuple) or len(value) != len(args):
             raise ConfigError(f"config key '{key}' needs {len(args)} values, got {value!r}")
         return tuple(_coerce(v, a, key) for v, a in zip(value, args))
+    if origin is dict:  # only dict[str, YAML scalar] fields (collect.env_kwargs)
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ConfigError(
+                f"config key '{key}' needs a mapping such as {{max_episode_steps: 100}}, got {value!r}"
+            )
+        return dict(value)  # values are checked in the dataclass's __post_init__
     try:
         if hint is bool:
             if isinstance(value, bool):

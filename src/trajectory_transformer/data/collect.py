@@ -5,15 +5,22 @@ We build `minari.data_collector.EpisodeBuffer`s ourselves and call
 Several plain envs are stepped in lockstep with one batched policy call per step (no vector env:
 each episode keeps its own recorded reset seed, and on 2 cores sync stepping beats async anyway).
 Reference scores are stored so normalized scores work later: ref_min_score = the random policy's
-mean return, ref_max_score = the expert's (the shipped expert, or the sb3 policy being collected).
+mean return, ref_max_score = the expert's (the shipped expert, or the sb3 policy being collected),
+unless collect.ref_min_score / collect.ref_max_score give them.
+
+Nothing is written before the id, the target folder and the env are checked, and the dataset is
+written into a hidden staging folder and renamed into place only when complete (see episodes.py):
+a killed collect leaves no half dataset, and `collect.overwrite=true` replaces the old dataset only
+once the new one is whole.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import gymnasium as gym
@@ -21,7 +28,16 @@ import numpy as np
 
 from ..config import CollectConfig
 from ..utils import TTError
-from .episodes import minari_root
+from .episodes import (
+    check_dataset_id,
+    dataset_problem,
+    minari_datasets_path,
+    minari_root,
+    publish_dataset,
+    recover_interrupted,
+    staging_root,
+    target_conflict,
+)
 from .policies import EXPERTS, NoisyPolicy, Policy, RandomPolicy, make_policy
 from .spaces import stack
 
@@ -29,6 +45,7 @@ __all__ = [
     "behaviour_policy",
     "collect_dataset",
     "default_dataset_id",
+    "make_env",
     "rollout_returns",
     "run_episodes",
 ]
@@ -36,13 +53,66 @@ __all__ = [
 _REF_SEED_OFFSET = 1_000_003  # reference episodes use seeds disjoint from the data's
 
 
+_ROBOTICS = "gymnasium_robotics"
+
+
 def default_dataset_id(env_id: str, policy: str) -> str:
-    """tt/<env name>/<policy>-v0, e.g. tt/pendulum/expert-v0 for Pendulum-v1 + expert."""
-    env_name = re.sub(r"-v\d+$", "", env_id.split("/")[-1]).lower()
+    """tt/<env name>/<policy>-v0, e.g. tt/pendulum/expert-v0 for Pendulum-v1 + expert.
+
+    Both parts are reduced to letters, digits, '_' and '-', so the id is always valid.
+    """
+    env_name = re.sub(r"-v\d+$", "", env_id.split("/")[-1].split(":")[-1]).lower()
+    env_name = re.sub(r"[^a-z0-9_]+", "-", env_name).strip("-") or "env"
     policy_name = re.sub(r"[^a-z0-9]+", "-", policy.split("/")[-1].lower()).strip("-")
     if policy.startswith("sb3:"):
-        policy_name = "sb3-" + policy.split(":")[1].lower()
-    return f"tt/{env_name}/{policy_name}-v0"
+        policy_name = "sb3-" + re.sub(r"[^a-z0-9]+", "-", policy.split(":")[1].lower()).strip("-")
+    return f"tt/{env_name}/{policy_name or 'policy'}-v0"
+
+
+def make_env(
+    env_id: str, env_kwargs: Mapping[str, Any] | None = None, key: str = "collect.env"
+) -> gym.Env[Any, Any]:
+    """gym.make with a one-line TTError; registers gymnasium-robotics envs on demand.
+
+    gymnasium-robotics registers its envs (PointMaze_UMaze-v3, AntMaze_*, Fetch*, ...) only when
+    imported; we import it only when the id is not registered yet, so `collect.env=PointMaze_UMaze-v3`
+    works without the `gymnasium_robotics:` prefix and without importing it for other envs.
+    """
+    kwargs = dict(env_kwargs or {})
+    with_kwargs = f" with collect.env_kwargs={kwargs}" if kwargs else ""
+    try:
+        try:
+            return gym.make(env_id, **kwargs)
+        except gym.error.UnregisteredEnv:
+            if ":" in env_id:  # an explicit module:Env-vN: gym.make already imported it
+                raise
+            try:
+                module = importlib.import_module(_ROBOTICS)
+            except ImportError as err:
+                if isinstance(err, ModuleNotFoundError) and err.name == _ROBOTICS:
+                    raise TTError(
+                        f"{key}={env_id}: no such registered Gymnasium env; if it comes from "
+                        "gymnasium-robotics (PointMaze, AntMaze, Fetch, Adroit, ...), run "
+                        "`pip install gymnasium-robotics`, else check the id"
+                    ) from None
+                raise TTError(
+                    f"{key}={env_id}: not registered, and gymnasium-robotics, which may register "
+                    f"it, is installed but cannot be imported ({err.__class__.__name__}: {err}); "
+                    "reinstall it with `pip install gymnasium-robotics`"
+                ) from None
+            gym.register_envs(module)
+            return gym.make(env_id, **kwargs)
+    except TTError:
+        raise
+    except gym.error.UnregisteredEnv as err:
+        reason = str(err).splitlines()[0][:160]
+        raise TTError(f"{key}={env_id}: no such registered Gymnasium env ({reason})") from None
+    except Exception as err:
+        reason = str(err).splitlines()[0][:160] if str(err) else ""
+        raise TTError(
+            f"{key}={env_id}{with_kwargs}: cannot make this Gymnasium env "
+            f"({err.__class__.__name__}: {reason})"
+        ) from None
 
 
 def run_episodes(
@@ -52,12 +122,13 @@ def run_episodes(
     seed: int,
     n_envs: int = 8,
     on_episode: Callable[[int, float], None] | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
 ) -> list[Any]:
     """Run `n_episodes` episodes (seeds seed, seed+1, ...) in lockstep envs -> EpisodeBuffers."""
     from minari.data_collector import EpisodeBuffer
 
     n_envs = max(1, min(n_envs, n_episodes))
-    envs = [gym.make(env_id) for _ in range(n_envs)]
+    envs = [make_env(env_id, env_kwargs) for _ in range(n_envs)]
     obs_space, act_space = envs[0].observation_space, envs[0].action_space
     buffers: list[Any] = [None] * n_episodes
     next_ep = 0
@@ -119,9 +190,15 @@ def run_episodes(
     return buffers
 
 
-def rollout_returns(env_id: str, policy: Policy, n_episodes: int, seed: int) -> float:
+def rollout_returns(
+    env_id: str,
+    policy: Policy,
+    n_episodes: int,
+    seed: int,
+    env_kwargs: Mapping[str, Any] | None = None,
+) -> float:
     """Mean undiscounted return of `policy` over `n_episodes` episodes."""
-    buffers = run_episodes(env_id, policy, n_episodes, seed)
+    buffers = run_episodes(env_id, policy, n_episodes, seed, env_kwargs=env_kwargs)
     return float(np.mean([np.sum(b.rewards) for b in buffers]))
 
 
@@ -134,25 +211,86 @@ def behaviour_policy(cfg: CollectConfig, env: gym.Env[Any, Any], seed: int | Non
     return base
 
 
+def _check_target(dataset_id: str, overwrite: bool) -> bool:
+    """Refuse, before anything runs, an id whose folder is taken; True if it will be replaced.
+
+    Publishing checks again: another process may write the same id meanwhile.
+    """
+    root = minari_root()
+    conflict = target_conflict(root, dataset_id)
+    if conflict is not None:
+        raise TTError(f"collect.dataset_id={dataset_id}: {conflict}; choose another id")
+    folder = root / dataset_id
+    if not (folder.exists() or folder.is_symlink()):
+        return False
+    if not (folder / "data").is_dir():
+        raise TTError(
+            f"collect.dataset_id={dataset_id}: {folder} exists but is not a Minari dataset; move "
+            "it away or choose another collect.dataset_id"
+        )
+    if not overwrite:
+        problem = dataset_problem(folder)
+        if problem is not None:
+            raise TTError(
+                f"Minari dataset '{dataset_id}' in {root} is incomplete or corrupt ({problem}); "
+                "pass collect.overwrite=true to replace it"
+            )
+        raise TTError(
+            f"Minari dataset '{dataset_id}' already exists in {root}; pass "
+            "collect.overwrite=true to replace it or choose another collect.dataset_id"
+        )
+    return True
+
+
+def _references(
+    cfg: CollectConfig, env: gym.Env[Any, Any]
+) -> tuple[float | None, float | None, str]:
+    """(ref_min_score, ref_max_score, where they came from): the config's, else measured."""
+    ref_seed = cfg.seed + _REF_SEED_OFFSET
+    kwargs = cfg.env_kwargs
+    notes = []
+    ref_min = cfg.ref_min_score
+    if ref_min is None:
+        random_policy = RandomPolicy(env.action_space, ref_seed)
+        ref_min = rollout_returns(cfg.env, random_policy, cfg.ref_episodes, ref_seed, kwargs)
+        notes.append(f"ref_min_score: random policy over {cfg.ref_episodes} episodes")
+    else:
+        notes.append("ref_min_score: collect.ref_min_score")
+    ref_max = cfg.ref_max_score
+    if ref_max is None:
+        expert: Policy | None = None
+        if cfg.policy.startswith("sb3:"):
+            expert = make_policy(cfg.policy, env, cfg.seed)
+        elif cfg.env in EXPERTS:
+            expert = EXPERTS[cfg.env]()
+        if expert is not None:
+            ref_max = rollout_returns(cfg.env, expert, cfg.ref_episodes, ref_seed, kwargs)
+            notes.append(f"ref_max_score: expert policy over {cfg.ref_episodes} episodes")
+        else:
+            warnings.warn(
+                f"no expert for {cfg.env}: ref_max_score not stored, so normalized scores need "
+                "collect.ref_max_score (or data.ref_max_score at evaluation)",
+                stacklevel=3,
+            )
+    else:
+        notes.append("ref_max_score: collect.ref_max_score")
+    return ref_min, ref_max, "; ".join(notes)
+
+
 def collect_dataset(cfg: CollectConfig, progress: bool = True) -> str:
     """Collect `cfg.episodes` episodes with `cfg.policy` and write a Minari dataset; returns its id."""
     import minari
     from tqdm import tqdm
 
-    dataset_id = cfg.dataset_id or default_dataset_id(cfg.env, cfg.policy)
-    exists = dataset_id in minari.list_local_datasets()
-    overwrite = bool(getattr(cfg, "overwrite", False))
-    if exists and not overwrite:
-        raise TTError(
-            f"Minari dataset '{dataset_id}' already exists in {minari_root()}; pass "
-            "collect.overwrite=true to replace it or choose another collect.dataset_id"
-        )
+    dataset_id = cfg.dataset_id
+    if dataset_id is None:  # an empty string is a bad id, not "the default"
+        dataset_id = default_dataset_id(cfg.env, cfg.policy)
+    check_dataset_id(dataset_id, "collect.dataset_id")
+    recover_interrupted(minari_root())
+    _check_target(dataset_id, bool(cfg.overwrite))
     if cfg.episodes < 1:
         raise TTError(f"collect.episodes must be >= 1, got {cfg.episodes}")
-    try:
-        env = gym.make(cfg.env)
-    except Exception as err:
-        raise TTError(f"collect.env={cfg.env}: cannot make this Gymnasium env ({err})") from err
+    env = make_env(cfg.env, cfg.env_kwargs)
     policy = behaviour_policy(cfg, env)
 
     bar = tqdm(total=cfg.episodes, desc=f"collect {dataset_id}", unit="ep", disable=not progress)
@@ -172,51 +310,51 @@ def collect_dataset(cfg: CollectConfig, progress: bool = True) -> str:
         bar.update(1)
 
     try:
-        buffers = run_episodes(cfg.env, policy, cfg.episodes, cfg.seed, on_episode=on_episode)
+        buffers = run_episodes(
+            cfg.env,
+            policy,
+            cfg.episodes,
+            cfg.seed,
+            on_episode=on_episode,
+            env_kwargs=cfg.env_kwargs,
+        )
     finally:
         bar.close()
+    ref_min, ref_max, ref_note = _references(cfg, env)
 
-    ref_seed = cfg.seed + _REF_SEED_OFFSET
-    ref_min = rollout_returns(
-        cfg.env, RandomPolicy(env.action_space, ref_seed), cfg.ref_episodes, ref_seed
-    )
-    expert: Policy | None = None
-    if cfg.policy.startswith("sb3:"):
-        expert = make_policy(cfg.policy, env, cfg.seed)
-    elif cfg.env in EXPERTS:
-        expert = EXPERTS[cfg.env]()
-    ref_max = rollout_returns(cfg.env, expert, cfg.ref_episodes, ref_seed) if expert else None
-    if ref_max is None:
-        warnings.warn(
-            f"no expert for {cfg.env}: ref scores not stored, normalized scores unavailable",
-            stacklevel=2,
-        )
-
-    if exists:
-        minari.delete_dataset(dataset_id)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # Minari nags about author/permalink fields
-        minari.create_dataset_from_buffers(
-            dataset_id,
-            buffers,
-            env=env,
-            algorithm_name=f"tt-collect:{cfg.policy}(noise={cfg.noise},epsilon={cfg.epsilon})",
-            ref_min_score=ref_min,
-            ref_max_score=ref_max,
-            num_episodes_average_score=cfg.ref_episodes,
-            description=(
-                f"{cfg.episodes} episodes of {cfg.env} with policy {cfg.policy}, noise {cfg.noise}, "
-                f"epsilon {cfg.epsilon}, seeds {cfg.seed}..{cfg.seed + cfg.episodes - 1} "
-                "(written by trajectory_transformer tt collect)"
-            ),
-            data_format="hdf5",
-        )
+    root = minari_root()
+    with staging_root(root, dataset_id) as staged:
+        with minari_datasets_path(staged), warnings.catch_warnings():
+            warnings.simplefilter(
+                "ignore", UserWarning
+            )  # Minari nags about author/permalink fields
+            dataset = minari.create_dataset_from_buffers(
+                dataset_id,
+                buffers,
+                env=env,
+                algorithm_name=f"tt-collect:{cfg.policy}(noise={cfg.noise},epsilon={cfg.epsilon})",
+                ref_min_score=ref_min,
+                ref_max_score=ref_max,
+                num_episodes_average_score=cfg.ref_episodes,
+                description=(
+                    f"{cfg.episodes} episodes of {cfg.env} with policy {cfg.policy}, noise "
+                    f"{cfg.noise}, epsilon {cfg.epsilon}, seeds {cfg.seed}.."
+                    f"{cfg.seed + cfg.episodes - 1} (written by trajectory_transformer tt collect)"
+                ),
+                data_format="hdf5",
+            )
+            extra: dict[str, Any] = {"ref_scores_from": ref_note}
+            if ref_max is None and ref_min is not None:
+                extra["ref_min_score"] = ref_min  # Minari stores it only beside a ref_max_score
+            dataset.storage.update_metadata(extra)
+        publish_dataset(staged, dataset_id, root, replace=bool(cfg.overwrite))
     env.close()
     if progress:
         elapsed = time.perf_counter() - t0
+        low = "n/a" if ref_min is None else f"{ref_min:.1f}"
+        high = "n/a" if ref_max is None else f"{ref_max:.1f}"
         print(
             f"wrote {dataset_id}: {cfg.episodes} episodes, {stats['steps']} steps, mean return "
-            f"{stats['returns'] / cfg.episodes:.1f} (random {ref_min:.1f}, expert "
-            f"{'n/a' if ref_max is None else f'{ref_max:.1f}'}) in {elapsed:.1f}s"
+            f"{stats['returns'] / cfg.episodes:.1f} (random {low}, expert {high}) in {elapsed:.1f}s"
         )
     return dataset_id

@@ -2,8 +2,10 @@
 
 Normalized score = 100 * (R - R_random) / (R_expert - R_random), i.e. x100 as in the TT and D4RL
 papers (Minari's `get_normalized_score` returns the same thing /100). The reference returns come
-from the dataset (its ref_min_score / ref_max_score) when it has them, otherwise from the published
-D4RL references for the standard MuJoCo locomotion tasks; the summary names which one it used.
+from the config (data.ref_min_score / data.ref_max_score) where given, else from the dataset (its
+ref_min_score / ref_max_score, which is what Minari's `get_normalized_score` reads), else, for the
+standard MuJoCo locomotion tasks only, from D4RL's published references. Minari refuses a dataset
+without references, so that last fallback is labelled "D4RL published" wherever it is used.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from typing import Any
 import numpy as np
 
 from ..envs.loop import RolloutResult
+from ..errors import TTError
 
 __all__ = [
     "D4RL_REFERENCE",
+    "D4RL_SOURCE",
     "Reference",
     "confidence_interval",
     "normalized_score",
@@ -40,27 +44,60 @@ _T975 = (
 )  # fmt: skip
 
 
+D4RL_SOURCE = "D4RL published"
+"""`Reference.source` when D4RL's published returns were used (the dataset has none)."""
+
+
 @dataclass(frozen=True)
 class Reference:
     """Random and expert returns that define 0 and 100, and where they came from."""
 
     random: float
     expert: float
-    source: str  # "dataset" | "d4rl"
+    source: str
+    """"config", "dataset", "config+dataset" (each end from where it was given) or "D4RL published"."""
+    note: str = ""
+    """A one-line explanation for output (empty when the source says it all)."""
 
 
 def pick_reference(
     env_id: str | None,
     ref_min_score: float | None = None,
     ref_max_score: float | None = None,
+    *,
+    config_min_score: float | None = None,
+    config_max_score: float | None = None,
 ) -> Reference | None:
-    """The dataset's reference scores if it has both, else D4RL's by env id prefix, else None."""
-    if ref_min_score is not None and ref_max_score is not None:
-        return Reference(float(ref_min_score), float(ref_max_score), "dataset")
+    """The references to normalize with, and which ones they are.
+
+    Each end comes from the config (data.ref_min_score / data.ref_max_score) if given, else from
+    the dataset. Only when neither gives a full pair and no config value was given do D4RL's
+    published references stand in, by env id prefix (source "D4RL published"); else None.
+    A config value that cannot be completed is an error rather than silently unused.
+    """
+    low = config_min_score if config_min_score is not None else ref_min_score
+    high = config_max_score if config_max_score is not None else ref_max_score
+    if low is not None and high is not None:
+        from_config = (config_min_score is not None, config_max_score is not None)
+        source = {(True, True): "config", (False, False): "dataset"}.get(
+            from_config, "config+dataset"
+        )
+        return Reference(float(low), float(high), source)
+    if config_min_score is not None or config_max_score is not None:
+        given, missing = (
+            ("data.ref_min_score", "ref_max_score")
+            if config_min_score is not None
+            else ("data.ref_max_score", "ref_min_score")
+        )
+        raise TTError(f"{given} is set but the dataset has no {missing}; set data.{missing} too")
     name = (env_id or "").split("/")[-1]
-    for prefix, (low, high) in D4RL_REFERENCE.items():
+    for prefix, (random_return, expert_return) in D4RL_REFERENCE.items():
         if name.startswith(prefix):
-            return Reference(low, high, "d4rl")
+            note = (
+                f"the dataset has no reference returns; D4RL's published {prefix} references are "
+                "used (Minari's get_normalized_score refuses this dataset)"
+            )
+            return Reference(random_return, expert_return, D4RL_SOURCE, note)
     return None
 
 
@@ -148,6 +185,7 @@ def summarize(result: RolloutResult, reference: Reference | None) -> dict[str, A
                 "random_return": reference.random,
                 "expert_return": reference.expert,
                 "formula": "100 * (R - random_return) / (expert_return - random_return)",
+                "note": reference.note,
             },
         )
     return summary

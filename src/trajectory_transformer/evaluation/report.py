@@ -247,7 +247,7 @@ def _returns(summary: dict[str, Any]) -> np.ndarray:
 def _refs(run: _Run, summary: dict[str, Any]) -> tuple[float, float] | None:
     """(random, expert) reference returns: the summary's own, else the dataset's."""
     ref = summary.get("reference")
-    if isinstance(ref, dict):  # as evaluate.metrics.summarize writes it
+    if isinstance(ref, dict):  # as evaluation.metrics.summarize writes it
         lo, hi = ref.get("random_return"), ref.get("expert_return")
         if _is_num(lo) and _is_num(hi) and hi != lo:
             return float(lo), float(hi)

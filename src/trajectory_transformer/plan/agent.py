@@ -136,6 +136,6 @@ class PlannerAgent:
 def make_agent(
     loaded_run: Any, plan_cfg: PlanConfig, device: str | torch.device = "cpu"
 ) -> PlannerAgent:
-    """An agent from a loaded run folder (train.checkpoint.load_run) and planning settings."""
+    """An agent from a loaded run folder (runs.load_run) and planning settings."""
     model = loaded_run.model.to(device).eval()
     return PlannerAgent(model, loaded_run.discretizer, plan_cfg)
