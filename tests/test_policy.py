@@ -23,10 +23,10 @@ from trajectory_transformer.config import (
     load_config,
 )
 from trajectory_transformer.data.collect import collect_dataset
-from trajectory_transformer.data.windows import TokenizedDataset, prepare_tokens
+from trajectory_transformer.data.tokens import TokenizedDataset, prepare_tokens
 from trajectory_transformer.model.gpt import GPTConfig, TrajectoryGPT
 from trajectory_transformer.policy import TTPolicy, plan_config_with, run_spaces
-from trajectory_transformer.train.trainer import train
+from trajectory_transformer.training.trainer import train
 from trajectory_transformer.utils import TTError
 
 DICT_ID = "TTPolicyNestedDict-v0"

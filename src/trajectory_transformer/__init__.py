@@ -36,6 +36,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "GPTConfig": ("model.gpt", "GPTConfig"),
     "TrajectoryGPT": ("model.gpt", "TrajectoryGPT"),
     "BeamPlanner": ("plan.beam", "BeamPlanner"),
+    "TTPolicy": ("policy", "TTPolicy"),
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from .evaluation.evaluate import evaluate_run as evaluate  # noqa: F401
     from .model.gpt import GPTConfig, TrajectoryGPT  # noqa: F401
     from .plan.beam import BeamPlanner  # noqa: F401
+    from .policy import TTPolicy  # noqa: F401
     from .runs import LoadedRun, load_run  # noqa: F401
     from .training.trainer import train  # noqa: F401
 

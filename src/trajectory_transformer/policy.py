@@ -39,15 +39,16 @@ from .config import (
     config_from_dict,
     config_to_dict,
 )
-from .data.spaces import flat_dim, flatten, space_from_json, stack, unflatten
+from .data.spaces import executed_action, flat_dim, flatten, space_from_json, stack, unflatten
+from .errors import TTError
 from .plan.agent import PlannerAgent
-from .utils import TTError, resolve_device
+from .utils import resolve_device
 
 if TYPE_CHECKING:
     from .data.discretizer import Discretizer
     from .data.episodes import DatasetInfo
     from .model.gpt import TrajectoryGPT
-    from .train.checkpoint import LoadedRun
+    from .runs import LoadedRun
 
 __all__ = ["TTPolicy", "plan_config_with", "run_spaces"]
 
@@ -147,25 +148,11 @@ def _row(space: gym.Space[Any], batch: Any, i: int) -> Any:
     return batch[i]
 
 
-def _flat_bounds(space: gym.Space[Any]) -> tuple[np.ndarray, np.ndarray]:
-    """Per flat dimension (flatten order) low/high: Box bounds, ±inf elsewhere (unflatten clips)."""
-    if isinstance(space, spaces.Dict | spaces.Tuple):
-        subs = space.spaces.values() if isinstance(space, spaces.Dict) else space.spaces
-        parts = [_flat_bounds(sub) for sub in subs]
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-    if isinstance(space, spaces.Box):
-        low = np.broadcast_to(space.low, space.shape).reshape(-1).astype(np.float64)
-        high = np.broadcast_to(space.high, space.shape).reshape(-1).astype(np.float64)
-        return low, high
-    d = flat_dim(space)
-    return np.full(d, -np.inf), np.full(d, np.inf)
-
-
 class TTPolicy:
     """A trained Trajectory Transformer as a policy over the env's own observations and actions.
 
     Build it from a run folder (`TTPolicy.load(run_dir)`), from a loaded run
-    (`TTPolicy.from_loaded(train.checkpoint.load_run(...))`), or from objects in memory
+    (`TTPolicy.from_loaded(runs.load_run(...))`), or from objects in memory
     (`TTPolicy(model, discretizer, observation_space, action_space, plan)`, e.g. right after
     training, without touching disk). `plan.mode` picks how actions are chosen: `beam` (TT beam
     search), `sample` or `greedy` (the model as a plain policy, no search).
@@ -251,7 +238,6 @@ class TTPolicy:
         self.info: DatasetInfo | None = None
         """The run's dataset info when built by `load` / `from_loaded`."""
         self.run_dir: Path | None = None
-        self._act_low, self._act_high = _flat_bounds(action_space)
         self._act_dim = mcfg.action_dim
         self._pending = np.zeros(0, dtype=bool)  # acted, reward not yet recorded
         self._executed = np.zeros((0, self._act_dim), dtype=np.float32)  # flat executed actions
@@ -274,7 +260,7 @@ class TTPolicy:
         `"beam_width=64"`), then `mode`, `seed` and keyword settings (`beam_width=64` sets
         `plan.beam_width`). An unknown key is a ConfigError naming the closest one.
         """
-        from .train.checkpoint import load_run
+        from .runs import load_run
 
         loaded = load_run(run_dir, resolve_device(device) if isinstance(device, str) else device)
         return cls.from_loaded(loaded, mode=mode, seed=seed, overrides=overrides, **plan_overrides)
@@ -290,7 +276,7 @@ class TTPolicy:
         overrides: Sequence[str] | None = None,
         **plan_overrides: Any,
     ) -> TTPolicy:
-        """A policy from a loaded run (`train.checkpoint.load_run`); settings as in `load`."""
+        """A policy from a loaded run (`runs.load_run`); settings as in `load`."""
         if mode is not None:
             plan_overrides["mode"] = mode
         if seed is not None:
@@ -326,9 +312,7 @@ class TTPolicy:
         self._grow(int(slots.max()) + 1)
         self._fill_missing_rewards(slots)
         flat_act = self.agent.act(slots, flat_obs)  # (k, act_dim) decoded bin values
-        # what the env executes: Box parts clipped to their bounds, discrete parts rounded
-        native = unflatten(self.action_space, np.clip(flat_act, self._act_low, self._act_high))
-        self._executed[slots] = flatten(self.action_space, native)
+        native, self._executed[slots] = executed_action(self.action_space, flat_act)
         self._pending[slots] = True
         return _row(self.action_space, native, 0) if single else native
 

@@ -25,6 +25,8 @@ from minari.serialization import deserialize_space, serialize_space
 from ..utils import TTError
 
 __all__ = [
+    "executed_action",
+    "flat_bounds",
     "flat_dim",
     "flatten",
     "space_from_json",
@@ -135,6 +137,31 @@ def unflatten(space: spaces.Space[Any], flat: np.ndarray, where: str = "space") 
     if isinstance(space, spaces.MultiBinary):
         return np.clip(np.rint(flat), 0, 1).astype(space.dtype).reshape(n, *space.shape)
     raise _unsupported(space, where)
+
+
+def flat_bounds(space: spaces.Space[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Per flat dimension (flatten order) low/high: Box bounds, ±inf elsewhere (unflatten clips)."""
+    if isinstance(space, spaces.Dict | spaces.Tuple):
+        subs = space.spaces.values() if isinstance(space, spaces.Dict) else space.spaces
+        parts = [flat_bounds(sub) for sub in subs]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    if isinstance(space, spaces.Box):
+        low = np.broadcast_to(space.low, space.shape).reshape(-1).astype(np.float64)
+        high = np.broadcast_to(space.high, space.shape).reshape(-1).astype(np.float64)
+        return low, high
+    d = flat_dim(space)
+    return np.full(d, -np.inf), np.full(d, np.inf)
+
+
+def executed_action(space: spaces.Space[Any], flat: np.ndarray) -> tuple[Any, np.ndarray]:
+    """(native batch, flat batch) of what an env executes for flat actions (k, act_dim).
+
+    Box parts are clipped to their bounds and discrete parts rounded into range; the flat result is
+    what a planner's history must hold, since the data it learned from recorded executed actions.
+    """
+    low, high = flat_bounds(space)
+    native = unflatten(space, np.clip(np.asarray(flat, dtype=np.float64), low, high))
+    return native, np.asarray(flatten(space, native), dtype=np.float32)
 
 
 def stack(space: spaces.Space[Any], values: list[Any]) -> Any:

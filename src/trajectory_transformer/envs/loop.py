@@ -142,15 +142,11 @@ def _run(
     on_step: Callable[[StepInfo], None] | None,
     on_frame: FrameFn | None,
 ) -> RolloutResult:
-    from ..data.spaces import flat_dim, flatten, unflatten
+    from ..data.spaces import executed_action, flat_dim, flatten
 
     n = venv.num_envs
     obs_space, act_space = venv.single_observation_space, venv.single_action_space
     act_dim = flat_dim(act_space)
-    low = high = None
-    if isinstance(act_space, gym.spaces.Box):  # flat layout == the Box's C order
-        low = np.broadcast_to(act_space.low, act_space.shape).reshape(-1)
-        high = np.broadcast_to(act_space.high, act_space.shape).reshape(-1)
 
     out_returns = np.zeros(episodes, dtype=np.float64)
     out_lengths = np.zeros(episodes, dtype=np.int64)
@@ -193,14 +189,14 @@ def _run(
                 f"agent.act returned shape {chosen.shape}, expected {(active.size, act_dim)}"
             )
         actions[active] = chosen
-        flat_act = np.clip(actions, low, high) if low is not None else actions
+        # what the env executes (Box clipped, discrete rounded) is what the agent's history holds
+        env_act, flat_act = executed_action(act_space, actions)
 
         t0 = time.perf_counter()
-        obs, reward, terminated, truncated, _ = venv.step(unflatten(act_space, flat_act))
+        obs, reward, terminated, truncated, _ = venv.step(env_act)
         env_s += time.perf_counter() - t0
 
         reward = np.asarray(reward, dtype=np.float64)
-        # the action the env executed (clipped to its bounds) is what the agent's history holds
         agent.record(active, flat_act[active], reward[active].astype(np.float32))
         ep_return[active] += reward[active]
         ep_length[active] += 1
