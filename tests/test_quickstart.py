@@ -62,3 +62,32 @@ def test_quickstart_writes_a_complete_run(tmp_path: Path) -> None:
 def test_quickstart_cli_rejects_unknown_keys(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["quickstart", "train.max_stepz=3"]) == 2
     assert "did you mean 'train.max_steps'" in capsys.readouterr().err
+
+
+def test_quickstart_env_override_carries_through_to_the_data(tmp_path: Path) -> None:
+    cfg = load_config(
+        "quickstart",
+        [*TINY, "collect.env=CartPole-v1", "collect.policy=random", "collect.noise=0",
+         "collect.epsilon=0", "collect.episodes=6", "collect.ref_episodes=2"],
+    )  # fmt: skip
+    results = run_quickstart(cfg, tmp_path / "cp")
+    info = json.loads((tmp_path / "cp" / "dataset.json").read_text())
+    assert info["dataset"].startswith("tt/cartpole/") and info["env_id"] == "CartPole-v1"
+    assert {"TT (beam search)", "behaviour", "random"} <= set(results)
+
+
+def test_quickstart_refuses_data_from_another_env(tmp_path: Path, pendulum_dataset: str) -> None:
+    from trajectory_transformer.config import CollectConfig
+    from trajectory_transformer.data.collect import collect_dataset
+    from trajectory_transformer.errors import TTError
+
+    collect_dataset(
+        CollectConfig(env="Pendulum-v1", policy="random", episodes=2, ref_episodes=1,
+                      dataset_id="mine/pendulum-v0"),
+        progress=False,
+    )  # fmt: skip
+    cfg = load_config(
+        "quickstart", [*TINY, "data.dataset=mine/pendulum-v0", "collect.env=CartPole-v1"]
+    )
+    with pytest.raises(TTError, match=r"collected from Pendulum-v1, not collect\.env=CartPole-v1"):
+        run_quickstart(cfg, tmp_path / "x")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -193,7 +194,7 @@ def _digest(folder: Path) -> dict[str, str]:
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and runs.TB_DIR not in p.parts
+        if p.is_file() and runs.TB_DIR not in p.parts and p.name != runs.LOCK_FILE  # who holds it
     }
 
 
@@ -232,3 +233,57 @@ def test_resume_with_a_mismatched_dataset_says_what_differs(
     assert "observation_space" in str(err.value)
     with pytest.raises(TTError, match="cannot change when resuming"):
         train(None, run, resume=True, overrides=["model.n_layer=3"])
+
+
+# ------------------------------------------------------------------------------ failing loud
+def test_divergence_stops_at_the_first_non_finite_step_and_saves_no_bad_weights(
+    pendulum_dataset: str, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    cfg = _cfg(pendulum_dataset, "train.lr=1e30", "train.max_steps=50", "train.save_every=1",
+               "train.warmup_fraction=0", "train.weight_decay=0")  # fmt: skip
+    with pytest.raises(TTError, match=r"diverged: .* non-finite at step (\d+)") as err:
+        train(cfg, run)
+    step = int(re.search(r"at step (\d+)", str(err.value)).group(1))  # type: ignore[union-attr]
+    assert 1 < step < 50 and "\n" not in str(err.value)
+    saved = runs.list_checkpoints(run)
+    assert saved and max(s for s, _ in saved) < step  # nothing at or after the bad step
+    for _, path in saved:
+        weights = runs.load_weights(path / runs.WEIGHTS_FILE)
+        assert all(t.isfinite().all() for t in weights.values())
+    assert all(t.isfinite().all() for t in runs.load_weights(run / runs.WEIGHTS_FILE).values())
+    for line in (run / runs.METRICS_FILE).read_text().splitlines():
+        assert "NaN" not in line and "Infinity" not in line
+
+
+def test_window_longer_than_every_episode_is_refused(pendulum_dataset: str, tmp_path: Path) -> None:
+    with pytest.raises(TTError, match=r"data.n_transitions=500 is longer than every episode"):
+        train(_cfg(pendulum_dataset, "data.n_transitions=500"), tmp_path / "run")
+    assert not (tmp_path / "run" / runs.WEIGHTS_FILE).exists()
+
+
+def test_a_second_writer_is_refused_and_a_killed_holder_leaves_no_stale_lock(
+    pendulum_dataset: str, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    cfg = _cfg(pendulum_dataset, "train.max_steps=2")
+    with runs.lock_run_dir(run, "tt train"):  # as if another `tt train` were writing the folder
+        with pytest.raises(TTError, match=rf"in use by pid {os.getpid()} on .*\(tt train, since"):
+            train(cfg, run)
+        with pytest.raises(TTError, match="in use by"):
+            train(cfg, run, overwrite=True)  # --overwrite must not delete a live run's files
+    assert not (run / runs.WEIGHTS_FILE).exists()
+    code = (
+        "import os, sys\n"
+        "from trajectory_transformer.runs import lock_run_dir\n"
+        "with lock_run_dir(sys.argv[1], 'tt train'):\n"
+        "    os.kill(os.getpid(), 9)\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", code, str(run)], check=False)
+    assert killed.returncode == -9
+    train(cfg, run)  # the kernel released the dead holder's lock
+    assert (run / runs.WEIGHTS_FILE).is_file()

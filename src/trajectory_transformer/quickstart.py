@@ -23,13 +23,33 @@ __all__ = ["run_quickstart"]
 T = TypeVar("T")
 
 
-def _dataset_exists(spec: str) -> bool:
-    from .data.episodes import load_minari
+def _dataset_for(cfg: RunConfig) -> bool:
+    """Point data.dataset at data from collect.env; True if it exists already (else collect it).
 
-    try:
-        load_minari(spec)
-    except TTError:
+    Overriding collect.env (e.g. CartPole-v1) carries through to the dataset id: the preset's id
+    names another env, so the env part of the id is replaced, and an existing dataset whose env
+    differs from collect.env is refused rather than trained on.
+    """
+    from .data.collect import default_dataset_id
+    from .data.episodes import load_minari, minari_root
+
+    env_part = default_dataset_id(cfg.collect.env, cfg.collect.policy).split("/")[1]
+    parts = cfg.data.dataset.split("/")
+    if len(parts) == 3 and parts[0] == "tt" and parts[1] != env_part:
+        moved = f"tt/{env_part}/{parts[2]}"
+        print(
+            f"collect.env={cfg.collect.env}: the dataset is {moved} ({cfg.data.dataset} holds another env)"
+        )
+        cfg.data.dataset = moved
+    if not (minari_root() / cfg.data.dataset).exists() and not Path(cfg.data.dataset).exists():
         return False
+    dataset = load_minari(cfg.data.dataset)  # exists: a corrupt one is an error, not re-collected
+    env_id = dataset.env_spec.id if dataset.env_spec is not None else None
+    if env_id is not None and env_id != cfg.collect.env:
+        raise TTError(
+            f"dataset {cfg.data.dataset} was collected from {env_id}, not collect.env="
+            f"{cfg.collect.env}; set data.dataset to a new id to collect {cfg.collect.env} data"
+        )
     return True
 
 
@@ -83,7 +103,7 @@ def run_quickstart(cfg: RunConfig | None = None, run_dir: Path | None = None) ->
     phases: dict[str, float] = {}
     start = time.perf_counter()
 
-    if _dataset_exists(cfg.data.dataset):
+    if _dataset_for(cfg):
         print(f"dataset {cfg.data.dataset} found; skipping collection")
     else:
         cfg.collect.dataset_id = cfg.data.dataset  # collect exactly the dataset the run trains on

@@ -31,7 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from .. import runs
-from ..config import RunConfig, apply_overrides, config_to_dict
+from ..config import RunConfig, apply_overrides, config_to_dict, list_presets
 from ..errors import TTError
 from ..model.gpt import GPTConfig, TrajectoryGPT
 from ..utils import atomic_write_json, resolve_device, seed_everything
@@ -157,9 +157,14 @@ def train(
         )
     device = dist_utils.init(info, resolve_device(cfg.train.device))
     try:
-        if not resume:
-            claim_run_dir(run_dir, cfg, overwrite, info)
-        return _Trainer(cfg, run_dir, info, device, resume, dataset, eval_fn, step_callback).run()
+        with contextlib.ExitStack() as held:
+            if info.is_main:  # rank 0 writes the folder; it holds the lock for the whole run
+                held.enter_context(runs.lock_run_dir(run_dir, "tt train"))
+            dist_utils.barrier(info)
+            if not resume:
+                claim_run_dir(run_dir, cfg, overwrite, info)
+            trainer = _Trainer(cfg, run_dir, info, device, resume, dataset, eval_fn, step_callback)
+            return trainer.run()
     finally:
         dist_utils.cleanup(info)
 
@@ -180,6 +185,7 @@ class _Trainer:
     ) -> None:
         self.cfg, self.run_dir, self.info, self.device = cfg, run_dir, info, device
         self.eval_fn, self.step_callback = eval_fn, step_callback
+        self._slow_warned = False
         tc = cfg.train
         seed_everything(tc.seed)
         if device.type == "cuda":
@@ -199,6 +205,13 @@ class _Trainer:
         self.n_windows = len(self.windows)  # type: ignore[arg-type]
         if self.n_windows == 0:
             raise TTError(f"dataset '{cfg.data.dataset}' yields no training windows")
+        longest = int(np.diff(self.data.episode_starts).max())
+        if cfg.data.n_transitions > longest:
+            raise TTError(
+                f"data.n_transitions={cfg.data.n_transitions} is longer than every episode of "
+                f"'{cfg.data.dataset}' (the longest has {longest} steps): every window would be "
+                f"mostly padding; use data.n_transitions<={longest}"
+            )
 
         # identical initial weights on every rank (DDP also broadcasts rank 0's)
         torch.manual_seed(tc.seed)
@@ -325,6 +338,16 @@ class _Trainer:
             "rng_ranks": rng_ranks,
         }
         model_state = self.model.state_dict()
+        bad = [
+            k for k, t in model_state.items() if t.is_floating_point() and not t.isfinite().all()
+        ]
+        if (
+            bad
+        ):  # never write a checkpoint that cannot be used (the loss check normally stops first)
+            raise TTError(
+                f"training diverged: weight '{bad[0]}' is non-finite at step {self.pos.step}; "
+                "the previous checkpoints are intact; lower train.lr"
+            )
         ckpt.save_checkpoint(
             self.run_dir, self.pos.step, model_state, self.optimizer.state_dict(), state
         )
@@ -439,12 +462,18 @@ class _Trainer:
         acc, stats, n_log = zero_acc.clone(), zero_stats.clone(), 0
         ckpt_loss, n_ckpt = zero_acc[:1].clone(), 0
         last_saved = self.pos.step if self.pos.step else -1
-        t_log = time.perf_counter()
+        first_bad = torch.tensor(-1, device=self.device)
+        t_log = t_start = time.perf_counter()
+        start_step = self.pos.step
         try:
             while self.pos.step < self.total_steps:
                 skip = self.pos.batch_in_epoch
                 for x, y, mask in self._loader(skip):
                     step_acc, step_stats = self._step(x, y, mask)
+                    # first step whose loss or gradient norm is not finite (-1: none yet), kept on
+                    # the device; read every step on CPU (free) and at log/save steps on a GPU
+                    bad = ~torch.isfinite(step_acc).all()
+                    first_bad = torch.where(bad & (first_bad < 0), self.pos.step + 1, first_bad)
                     acc += step_acc
                     stats += step_stats
                     ckpt_loss += step_acc[:1]
@@ -455,8 +484,13 @@ class _Trainer:
                     if epoch_done:
                         self.pos.epoch, self.pos.batch_in_epoch = self.pos.epoch + 1, 0
                     last = self.pos.step >= self.total_steps
+                    log_now = self.pos.step % max(tc.log_every, 1) == 0 or last
+                    save_now = self.pos.step % max(tc.save_every, 1) == 0 or last
+                    if self.device.type == "cpu" or log_now or save_now:
+                        self._stop_if_diverged(int(first_bad.item()), last_saved)
+                    self._warn_if_slow(time.perf_counter() - t_start, self.pos.step - start_step)
                     metrics: dict[str, float] = {}
-                    if self.pos.step % max(tc.log_every, 1) == 0 or last:
+                    if log_now:
                         metrics = self._metrics(acc, stats, n_log, time.perf_counter() - t_log)
                         if info.is_main:
                             self._log(metrics, writer, metrics_file, bar)
@@ -470,7 +504,7 @@ class _Trainer:
                         bar.update(1)
                     if epoch_done and tc.eval_every > 0 and self.pos.epoch % tc.eval_every == 0:
                         self._evaluate(writer, metrics_file)
-                    if self.pos.step % max(tc.save_every, 1) == 0 or last:
+                    if save_now:
                         loss = float(dist_utils.all_reduce_sum(ckpt_loss, info).item()) / (
                             n_ckpt * info.world_size
                         )
@@ -492,6 +526,47 @@ class _Trainer:
             if metrics_file is not None:
                 metrics_file.close()
         return self.run_dir
+
+    def _stop_if_diverged(self, first_bad: int, last_saved: int) -> None:
+        """Fail loud at the first non-finite loss or gradient; what was saved before stays intact.
+
+        Checkpoints are written only after this check passes, so no saved weights are non-finite.
+        """
+        if first_bad < 0:
+            return
+        saved = (
+            f"checkpoints up to step {last_saved} are intact"
+            if last_saved > 0
+            else "nothing was saved"
+        )
+        raise TTError(
+            f"training diverged: the loss or gradient norm became non-finite at step {first_bad} "
+            f"(train.lr={self.cfg.train.lr:g}); {saved}; lower train.lr or check the data for "
+            "extreme values"
+        )
+
+    def _warn_if_slow(self, elapsed: float, steps_done: int) -> None:
+        """Once, early: a CPU run whose estimated time is hours long is probably sized for a GPU."""
+        if self._slow_warned or steps_done < 10 or elapsed < 15.0 or not self.info.is_main:
+            return
+        self._slow_warned = True
+        per_step = elapsed / steps_done
+        remaining_h = per_step * (self.total_steps - self.pos.step) / 3600
+        if self.device.type != "cpu" or remaining_h < 2.0:
+            return
+        fit_1h = max(1, int(3600 / per_step))
+        cpu_presets = [p for p in list_presets() if p.endswith("-cpu")]
+        hint = (
+            f"use a CPU preset ({', '.join(cpu_presets)})" if cpu_presets
+            else "use a smaller model (e.g. model.n_embd=64 model.n_layer=3)"
+        )  # fmt: skip
+        print(
+            f"warning: this run needs about {remaining_h:.1f} h more on the CPU "
+            f"({per_step:.2f} s/step, {self.total_steps - self.pos.step} steps left); the defaults "
+            f"are the paper's GPU settings: {hint}, or train.max_steps={fit_1h} for about an hour",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def _log(self, metrics: dict[str, float], writer: Any, metrics_file: Any, bar: Any) -> None:
         step = int(metrics["step"])
