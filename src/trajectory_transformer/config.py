@@ -75,14 +75,7 @@ class DataConfig:
         _require(
             self.strategy in ("quantile", "uniform"), "data.strategy", "use quantile or uniform"
         )
-        low, high, inf = self.ref_min_score, self.ref_max_score, float("inf")
-        _require(low is None or -inf < low < inf, "data.ref_min_score", "must be finite")
-        _require(high is None or -inf < high < inf, "data.ref_max_score", "must be finite")
-        _require(
-            low is None or high is None or high > low,
-            "data.ref_max_score",
-            "must be greater than data.ref_min_score",
-        )
+        _check_references(self.ref_min_score, self.ref_max_score, "data")
 
 
 @dataclass
@@ -319,14 +312,8 @@ class CollectConfig:
         _require(self.episodes >= 1, "collect.episodes", "must be >= 1")
         _require(0 <= self.noise < float("inf"), "collect.noise", "must be >= 0 and finite")
         _require(0.0 <= self.epsilon <= 1.0, "collect.epsilon", "must be in [0, 1]")
-        low, high, inf = self.ref_min_score, self.ref_max_score, float("inf")
-        _require(low is None or -inf < low < inf, "collect.ref_min_score", "must be finite")
-        _require(high is None or -inf < high < inf, "collect.ref_max_score", "must be finite")
-        _require(
-            low is None or high is None or high > low,
-            "collect.ref_max_score",
-            "must be greater than collect.ref_min_score",
-        )
+        _check_references(self.ref_min_score, self.ref_max_score, "collect")
+        low, high = self.ref_min_score, self.ref_max_score
         both = low is not None and high is not None
         _require(
             both or self.ref_episodes >= 1,
@@ -364,6 +351,18 @@ class RunConfig:
 def _require(ok: bool, key: str, what: str) -> None:
     if not ok:
         raise ConfigError(f"config key '{key}' {what}")
+
+
+def _check_references(low: float | None, high: float | None, section: str) -> None:
+    """Reference returns (random, expert) given by the user: finite, and expert above random."""
+    inf = float("inf")
+    _require(low is None or -inf < low < inf, f"{section}.ref_min_score", "must be finite")
+    _require(high is None or -inf < high < inf, f"{section}.ref_max_score", "must be finite")
+    _require(
+        low is None or high is None or high > low,
+        f"{section}.ref_max_score",
+        f"must be greater than {section}.ref_min_score",
+    )
 
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
