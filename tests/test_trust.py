@@ -233,9 +233,9 @@ def test_stored_kwargs_and_time_limit_survive() -> None:
     info = DatasetInfo(dataset="custom", env_spec=json.dumps(spec))
     with pytest.raises(TTError) as err:
         env_factory(info)()
-    assert str(err.value).startswith(
+    assert str(err.value) == (
         "dataset 'custom': cannot make env 'Pendulum-v1' with kwargs {'gravity_typo': 1.0} "
-        "(TypeError: "
+        "(TypeError: PendulumEnv.__init__() got an unexpected keyword argument 'gravity_typo')"
     )
 
 

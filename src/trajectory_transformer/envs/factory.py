@@ -82,7 +82,9 @@ def env_factory(
                 env_id, max_episode_steps=max_episode_steps, render_mode=render_mode, **kwargs
             )
         except Exception as err:  # the env's own constructor may raise anything for bad kwargs
-            reason = str(err).splitlines()[0][:160] if str(err) else ""
+            # gym.make appends "was raised from the environment creator for <id> with kwargs ..."
+            text = str(err).split(" was raised from the environment creator", 1)[0]
+            reason = text.splitlines()[0][:160] if text else ""
             with_kwargs = f" with kwargs {kwargs}" if kwargs else ""
             raise TTError(
                 f"{where}: cannot make env '{env_id}'{with_kwargs} "
