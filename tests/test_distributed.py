@@ -44,14 +44,12 @@ def _worker(rank: int, world: int, port: int, dataset: str, run_dir: str, out_di
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
     )  # fmt: skip
     torch.set_num_threads(1)
-    from safetensors.torch import save_file
-
     from trajectory_transformer.training import train
 
     def keep_weights(step: int, metrics: dict[str, float], model: torch.nn.Module) -> None:
         if step == 25:
             state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            save_file(state, str(Path(out_dir) / f"rank{rank}.safetensors"))
+            runs.save_weights(Path(out_dir) / f"rank{rank}.safetensors", state)
 
     cfg = apply_overrides(RunConfig(), OVERRIDES)
     cfg = replace(cfg, data=replace(cfg.data, dataset=dataset))

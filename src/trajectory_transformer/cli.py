@@ -25,6 +25,19 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.lr=3e-4")
 
 
+def _add_trust_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--trust-env-code",
+        action="store_true",
+        help="let the run's env spec import and run the code it names (eval.trust_env_code)",
+    )
+    parser.add_argument(
+        "--ignore-checksums",
+        action="store_true",
+        help="load weights and discretizer whose checksums do not match (files changed on purpose)",
+    )
+
+
 def _config(args: argparse.Namespace) -> RunConfig:
     return load_config(args.preset, args.overrides)
 
@@ -65,11 +78,25 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluation.evaluate import evaluate_run
+def _trust_overrides(args: argparse.Namespace) -> list[str]:
+    """`--trust-env-code` is the override eval.trust_env_code=true, after the user's own."""
+    return [*args.overrides, *(["eval.trust_env_code=true"] if args.trust_env_code else [])]
 
-    summary = evaluate_run(Path(args.run_dir), overrides=args.overrides, out=args.out)
-    print(json.dumps(summary, indent=2))
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from . import runs
+    from .evaluation.evaluate import eval_output_dir, evaluate_run
+    from .evaluation.outputs import format_summary
+
+    summary = evaluate_run(
+        Path(args.run_dir),
+        overrides=_trust_overrides(args),
+        out=args.out,
+        agent_kind=args.agent,
+        verify=not args.ignore_checksums,
+    )
+    path = eval_output_dir(args.run_dir, args.out) / f"{runs.eval_name(args.agent)}.json"
+    print(format_summary(summary, path))
     return 0
 
 
@@ -91,7 +118,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_render(args: argparse.Namespace) -> int:
     from .evaluation.video import render_run
 
-    for episode in render_run(Path(args.run_dir), episodes=args.episodes, overrides=args.overrides):
+    recorded = render_run(
+        Path(args.run_dir),
+        episodes=args.episodes,
+        overrides=_trust_overrides(args),
+        verify=not args.ignore_checksums,
+    )
+    for episode in recorded:
         print(episode)
     return 0
 
@@ -137,7 +170,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("eval", _cmd_eval, "evaluate a trained run with the planner in vectorized envs")
     p.add_argument("run_dir")
     p.add_argument("--out", default=None, help="where to write eval JSON (default RUN_DIR/eval)")
-    p.add_argument("overrides", nargs="*", help="plan.* / eval.* overrides")
+    p.add_argument(
+        "--agent",
+        choices=["planner", "random", "behaviour"],
+        default="planner",
+        help="planner (the trained model), random, or behaviour (the policy that made the "
+        "dataset); written to eval/eval.json or eval/eval_<agent>.json",
+    )
+    _add_trust_args(p)
+    p.add_argument(
+        "overrides", nargs="*", help="plan.* / eval.* / data.ref_min_score / data.ref_max_score"
+    )
 
     p = add("bench", _cmd_bench, "speed benchmarks (numbers go to BENCHMARKS.md)")
     p.add_argument("what", choices=["data", "train", "plan"])
@@ -151,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("render", _cmd_render, "record evaluation episodes to MP4")
     p.add_argument("run_dir")
     p.add_argument("--episodes", type=int, default=1)
+    _add_trust_args(p)
     p.add_argument("overrides", nargs="*")
 
     p = add("quickstart", _cmd_quickstart, "collect, train, evaluate and report the default task")

@@ -266,6 +266,10 @@ class EvalConfig:
     """auto, cpu, cuda, cuda:N (where the planner runs)."""
     progress: bool = True
     """Show a progress bar of finished episodes."""
+    trust_env_code: bool = False
+    """Let a run's or dataset's env spec import and run the code it names (its entry point and
+    wrappers) instead of making the env from the id registered here (`--trust-env-code`); only
+    set it for runs and datasets you trust. A run's saved config cannot turn it on."""
 
     def __post_init__(self) -> None:
         _require(self.episodes >= 1, "eval.episodes", "must be >= 1")

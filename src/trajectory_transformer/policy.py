@@ -252,6 +252,7 @@ class TTPolicy:
         mode: str | None = None,
         seed: int | None = None,
         overrides: Sequence[str] | None = None,
+        verify: bool = True,
         **plan_overrides: Any,
     ) -> TTPolicy:
         """A policy from a run folder (config, weights, discretizer, dataset info).
@@ -259,10 +260,16 @@ class TTPolicy:
         Planning uses the run's `plan` config, then `overrides` (`"plan.beam_width=64"` or
         `"beam_width=64"`), then `mode`, `seed` and keyword settings (`beam_width=64` sets
         `plan.beam_width`). An unknown key is a ConfigError naming the closest one.
+        `verify=False` skips the checksums of the weights and the discretizer (a file you
+        changed on purpose); by default a changed or unchecked file is a TTError.
         """
         from .runs import load_run
 
-        loaded = load_run(run_dir, resolve_device(device) if isinstance(device, str) else device)
+        loaded = load_run(
+            run_dir,
+            resolve_device(device) if isinstance(device, str) else device,
+            verify=verify,
+        )
         return cls.from_loaded(loaded, mode=mode, seed=seed, overrides=overrides, **plan_overrides)
 
     @classmethod

@@ -98,27 +98,51 @@ def eval_name(agent: str) -> str:
 
 # ------------------------------------------------------------------------------ tensors on disk
 def save_weights(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor]) -> None:
-    """Write tensors to a safetensors file atomically (copies to contiguous CPU tensors first)."""
+    """Write tensors to a safetensors file atomically, with their SHA-256 in the metadata.
+
+    Copies to contiguous CPU tensors first; the checksum (`utils.tensor_digest`, metadata key
+    "sha256") is what `load_weights` verifies.
+    """
+    from .utils import DIGEST_KEY, tensor_digest
+
     flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
     with atomic_path(path) as tmp:
-        save_file(flat, str(tmp))
+        save_file(flat, str(tmp), metadata={DIGEST_KEY: tensor_digest(flat)})
 
 
 def load_weights(
-    path: str | os.PathLike[str], device: str | torch.device = "cpu"
+    path: str | os.PathLike[str], device: str | torch.device = "cpu", verify: bool = True
 ) -> dict[str, torch.Tensor]:
-    """Read a safetensors file; a missing, truncated or corrupt file is a one-line TTError naming it."""
+    """Read a safetensors file; a missing, truncated or corrupt file is a one-line TTError naming it.
+
+    With `verify` (the default) the tensors must match the checksum `save_weights` stored: a
+    mismatch or a missing checksum is a TTError. The file is read on the CPU, checked, then moved.
+    """
+    from .utils import IGNORE_CHECKSUMS_HINT, check_tensor_digest
+
     p = Path(path)
     if not p.is_file():
         raise TTError(f"{p}: missing weights file")
     try:
-        with safe_open(str(p), framework="pt", device=str(device)) as handle:
-            return {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+        with safe_open(str(p), framework="pt", device="cpu") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
     except Exception as err:  # safetensors raises its own error types for bad headers
         raise TTError(
             f"{p}: corrupt or truncated safetensors file ({err.__class__.__name__}); "
             "restore it or delete this checkpoint"
         ) from err
+    if verify:
+        in_checkpoint = _STEP_DIR.match(p.parent.name) and p.parent.parent.name == CHECKPOINT_DIR
+        hint = (
+            f"delete {p.parent} to resume from the checkpoint before it, or restore the file"
+            if in_checkpoint
+            else IGNORE_CHECKSUMS_HINT
+        )
+        check_tensor_digest(p, tensors, metadata, hint)
+    if torch.device(device).type != "cpu":
+        tensors = {k: v.to(device) for k, v in tensors.items()}
+    return tensors
 
 
 # ------------------------------------------------------------------------------ checkpoints
@@ -223,8 +247,13 @@ class LoadedRun:
     info: DatasetInfo
 
 
-def load_run(run_dir: str | os.PathLike[str], device: str | torch.device = "cpu") -> LoadedRun:
-    """Rebuild a trained run from its folder (config, model, discretizer, dataset info)."""
+def load_run(
+    run_dir: str | os.PathLike[str], device: str | torch.device = "cpu", verify: bool = True
+) -> LoadedRun:
+    """Rebuild a trained run from its folder (config, model, discretizer, dataset info).
+
+    `verify`: check the weights' and the discretizer's checksums (False: `--ignore-checksums`).
+    """
     from .data.discretizer import Discretizer
 
     root = Path(run_dir)
@@ -233,7 +262,7 @@ def load_run(run_dir: str | os.PathLike[str], device: str | torch.device = "cpu"
     config = read_run_config(root)
     gpt_config = load_gpt_config(root / MODEL_CONFIG_FILE)
     info = read_dataset_info(root)
-    discretizer = Discretizer.load(root / DISCRETIZER_FILE)
+    discretizer = Discretizer.load(root / DISCRETIZER_FILE, verify=verify)
     if (
         discretizer.n_dims != gpt_config.transition_dim
         or discretizer.n_bins != gpt_config.vocab_size
@@ -243,7 +272,7 @@ def load_run(run_dir: str | os.PathLike[str], device: str | torch.device = "cpu"
             f"model.json expects {gpt_config.transition_dim} x {gpt_config.vocab_size}"
         )
     model = TrajectoryGPT(gpt_config)
-    weights = load_weights(root / WEIGHTS_FILE)
+    weights = load_weights(root / WEIGHTS_FILE, verify=verify)
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError as err:

@@ -1,13 +1,14 @@
-"""Small shared helpers: atomic writes, seeding, device choice, the user-facing error type."""
+"""Small shared helpers: atomic writes, tensor checksums, seeding, device choice, the user-facing error type."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import random
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +18,23 @@ import torch
 from .errors import TTError
 
 __all__ = [
+    "DIGEST_KEY",
+    "IGNORE_CHECKSUMS_HINT",
     "TTError",
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_json",
+    "check_tensor_digest",
     "lazy_import",
     "read_json",
     "resolve_device",
     "seed_everything",
+    "tensor_digest",
 ]
+
+DIGEST_KEY = "sha256"
+"""The safetensors metadata key that holds a file's `tensor_digest`."""
+IGNORE_CHECKSUMS_HINT = "restore the file, or pass --ignore-checksums to tt eval / tt render if you changed it on purpose"
 
 
 @contextlib.contextmanager
@@ -56,6 +65,59 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+
+
+def _tensor_bytes(value: Any) -> tuple[str, list[int], bytes]:
+    """(dtype name, shape, raw bytes in C order) of a torch tensor or NumPy array."""
+    if isinstance(value, torch.Tensor):
+        t = value.detach().to("cpu").contiguous()
+        raw = t.reshape(-1).view(torch.uint8).numpy().tobytes()
+        return str(t.dtype).removeprefix("torch."), list(t.shape), raw
+    arr = np.ascontiguousarray(value)
+    return arr.dtype.name, list(arr.shape), arr.tobytes()
+
+
+def tensor_digest(tensors: Mapping[str, Any], metadata: Mapping[str, str] | None = None) -> str:
+    """SHA-256 over a file's tensors (sorted by name: name, dtype, shape, raw bytes) and metadata.
+
+    Stored in the safetensors metadata under `DIGEST_KEY` when a file is written and recomputed
+    when it is read, so flipped bytes in a tensor (or an edited metadata value) are caught. Every
+    field is length-prefixed, so no two different payloads hash the same bytes. The dtype names
+    are torch's and NumPy's common names (float32, int64, ...), identical for both.
+    """
+    h = hashlib.sha256(b"trajectory_transformer.tensors/1\0")
+
+    def put(data: bytes) -> None:
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+
+    meta = {k: v for k, v in (metadata or {}).items() if k != DIGEST_KEY}
+    put(json.dumps(sorted(meta.items())).encode())
+    for name in sorted(tensors):
+        dtype, shape, raw = _tensor_bytes(tensors[name])
+        put(json.dumps([name, dtype, shape]).encode())
+        put(raw)
+    return h.hexdigest()
+
+
+def check_tensor_digest(
+    path: str | os.PathLike[str],
+    tensors: Mapping[str, Any],
+    metadata: Mapping[str, str] | None,
+    hint: str = IGNORE_CHECKSUMS_HINT,
+) -> None:
+    """A one-line TTError naming `path` when its stored checksum is missing or does not match."""
+    stored = (metadata or {}).get(DIGEST_KEY)
+    if not stored:
+        raise TTError(
+            f"{path}: no {DIGEST_KEY} checksum in its metadata (written by another tool or an "
+            f"older version), so its integrity cannot be checked; {hint}"
+        )
+    if stored != tensor_digest(tensors, metadata):
+        raise TTError(
+            f"{path}: checksum mismatch: its contents changed after it was written (a corrupt "
+            f"or edited file); {hint}"
+        )
 
 
 def read_json(path: str | os.PathLike[str], what: str = "file") -> Any:

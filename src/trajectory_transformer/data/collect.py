@@ -17,6 +17,8 @@ once the new one is whole.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import json
 import re
 import time
 import warnings
@@ -29,6 +31,7 @@ import numpy as np
 from ..config import CollectConfig
 from ..utils import TTError
 from .episodes import (
+    COLLECT_RECORD_KEY,
     check_dataset_id,
     dataset_problem,
     minari_datasets_path,
@@ -42,12 +45,16 @@ from .policies import EXPERTS, NoisyPolicy, Policy, RandomPolicy, make_policy
 from .spaces import stack
 
 __all__ = [
+    "COLLECT_RECORD_KEY",
     "behaviour_policy",
     "collect_dataset",
+    "collect_record",
     "default_dataset_id",
     "make_env",
+    "registered_env_spec",
     "rollout_returns",
     "run_episodes",
+    "unregistered_hint",
 ]
 
 _REF_SEED_OFFSET = 1_000_003  # reference episodes use seeds disjoint from the data's
@@ -69,14 +76,51 @@ def default_dataset_id(env_id: str, policy: str) -> str:
     return f"tt/{env_name}/{policy_name or 'policy'}-v0"
 
 
+def registered_env_spec(
+    env_id: str, key: str = "collect.env"
+) -> gym.envs.registration.EnvSpec | None:
+    """The spec this process's Gymnasium registry holds for `env_id` (None: not registered).
+
+    gymnasium-robotics registers its envs (PointMaze_UMaze-v3, AntMaze_*, Fetch*, ...) only when
+    imported; we import it only when the id is not registered yet, so `collect.env=PointMaze_UMaze-v3`
+    works without the `gymnasium_robotics:` prefix and without importing it for other envs. Only
+    plain ids are looked up: a `module:Env-vN` id is not imported here. An installed but broken
+    gymnasium-robotics is a TTError (`key` names the setting), not "unregistered".
+    """
+    spec = gym.registry.get(env_id)
+    if spec is not None or ":" in env_id:
+        return spec
+    try:
+        module = importlib.import_module(_ROBOTICS)
+    except ImportError as err:
+        if isinstance(err, ModuleNotFoundError) and err.name == _ROBOTICS:
+            return None
+        raise TTError(
+            f"{key}={env_id}: not registered, and gymnasium-robotics, which may register "
+            f"it, is installed but cannot be imported ({err.__class__.__name__}: {err}); "
+            "reinstall it with `pip install gymnasium-robotics`"
+        ) from None
+    gym.register_envs(module)
+    return gym.registry.get(env_id)
+
+
+def unregistered_hint() -> str:
+    """What to do about an id the registry lacks (install gymnasium-robotics if it is missing)."""
+    if importlib.util.find_spec(_ROBOTICS) is None:
+        return (
+            "if it comes from gymnasium-robotics (PointMaze, AntMaze, Fetch, Adroit, ...), run "
+            "`pip install gymnasium-robotics`, else check the id"
+        )
+    return "check the id"
+
+
 def make_env(
     env_id: str, env_kwargs: Mapping[str, Any] | None = None, key: str = "collect.env"
 ) -> gym.Env[Any, Any]:
     """gym.make with a one-line TTError; registers gymnasium-robotics envs on demand.
 
-    gymnasium-robotics registers its envs (PointMaze_UMaze-v3, AntMaze_*, Fetch*, ...) only when
-    imported; we import it only when the id is not registered yet, so `collect.env=PointMaze_UMaze-v3`
-    works without the `gymnasium_robotics:` prefix and without importing it for other envs.
+    See `registered_env_spec`. Here `env_id` is the user's own setting (collect.env), so an
+    explicit `module:Env-vN` id is passed to gym.make, which imports that module.
     """
     kwargs = dict(env_kwargs or {})
     with_kwargs = f" with collect.env_kwargs={kwargs}" if kwargs else ""
@@ -86,21 +130,10 @@ def make_env(
         except gym.error.UnregisteredEnv:
             if ":" in env_id:  # an explicit module:Env-vN: gym.make already imported it
                 raise
-            try:
-                module = importlib.import_module(_ROBOTICS)
-            except ImportError as err:
-                if isinstance(err, ModuleNotFoundError) and err.name == _ROBOTICS:
-                    raise TTError(
-                        f"{key}={env_id}: no such registered Gymnasium env; if it comes from "
-                        "gymnasium-robotics (PointMaze, AntMaze, Fetch, Adroit, ...), run "
-                        "`pip install gymnasium-robotics`, else check the id"
-                    ) from None
+            if registered_env_spec(env_id, key) is None:
                 raise TTError(
-                    f"{key}={env_id}: not registered, and gymnasium-robotics, which may register "
-                    f"it, is installed but cannot be imported ({err.__class__.__name__}: {err}); "
-                    "reinstall it with `pip install gymnasium-robotics`"
+                    f"{key}={env_id}: no such registered Gymnasium env; {unregistered_hint()}"
                 ) from None
-            gym.register_envs(module)
             return gym.make(env_id, **kwargs)
     except TTError:
         raise
@@ -200,6 +233,16 @@ def rollout_returns(
     """Mean undiscounted return of `policy` over `n_episodes` episodes."""
     buffers = run_episodes(env_id, policy, n_episodes, seed, env_kwargs=env_kwargs)
     return float(np.mean([np.sum(b.rewards) for b in buffers]))
+
+
+def collect_record(cfg: CollectConfig) -> str:
+    """JSON of the settings that decide a dataset's behaviour policy, stored in its metadata.
+
+    `tt eval --agent behaviour` rebuilds the policy from this record (the dataset's own, not the
+    collect section of a training config, which is only a default for `tt collect`).
+    """
+    keys = ("env", "policy", "noise", "epsilon", "seed", "episodes", "env_kwargs")
+    return json.dumps({key: getattr(cfg, key) for key in keys}, sort_keys=True)
 
 
 def behaviour_policy(cfg: CollectConfig, env: gym.Env[Any, Any], seed: int | None = None) -> Policy:
@@ -343,7 +386,10 @@ def collect_dataset(cfg: CollectConfig, progress: bool = True) -> str:
                 ),
                 data_format="hdf5",
             )
-            extra: dict[str, Any] = {"ref_scores_from": ref_note}
+            extra: dict[str, Any] = {
+                "ref_scores_from": ref_note,
+                COLLECT_RECORD_KEY: collect_record(cfg),
+            }
             if ref_max is None and ref_min is not None:
                 extra["ref_min_score"] = ref_min  # Minari stores it only beside a ref_max_score
             dataset.storage.update_metadata(extra)

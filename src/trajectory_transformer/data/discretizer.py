@@ -14,7 +14,7 @@ Each of the D transition dimensions gets its own `n_bins` bins (edges (D, n_bins
   the zero-width bin, so it decodes exactly. Constant dimensions therefore decode to the constant.
 - Out-of-range values are clipped to the outer edges and counted (`last_clipped`, `total_clipped`).
 
-Saved as safetensors (arrays + string metadata); never pickled.
+Saved as safetensors (arrays + string metadata, with a SHA-256 checked on load); never pickled.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 import torch
 
-from ..utils import TTError, atomic_path
+from ..utils import DIGEST_KEY, TTError, atomic_path, check_tensor_digest, tensor_digest
 
 __all__ = ["Dims", "Discretizer", "tokens_dtype"]
 
@@ -260,16 +260,21 @@ class Discretizer:
         return cls(edges=arrays["edges"], centers=arrays["centers"], strategy=strategy)  # type: ignore[arg-type]
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write a safetensors file atomically."""
+        """Write a safetensors file atomically, with a SHA-256 of its arrays and metadata."""
         from safetensors.numpy import save_file
 
         arrays, meta = self.state_dict()
+        meta[DIGEST_KEY] = tensor_digest(arrays, meta)
         with atomic_path(path) as tmp:
             save_file(arrays, str(tmp), metadata=meta)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Discretizer:
-        """Read a file written by `save`; a missing or corrupt file is a one-line TTError."""
+    def load(cls, path: str | os.PathLike[str], verify: bool = True) -> Discretizer:
+        """Read a file written by `save`; a missing or corrupt file is a one-line TTError.
+
+        With `verify` (the default) the stored checksum must match the arrays and metadata: a
+        mismatch or a missing checksum is a one-line TTError naming the file.
+        """
         from safetensors import safe_open
 
         p = Path(path)
@@ -284,6 +289,8 @@ class Discretizer:
                 f"{p}: corrupt discretizer file ({err.__class__.__name__}); re-run training data "
                 "preparation or restore the file"
             ) from err
+        if verify:
+            check_tensor_digest(p, arrays, meta)
         return cls.from_state_dict(arrays, meta, where=str(p))
 
     def to_json(self) -> str:

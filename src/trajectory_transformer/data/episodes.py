@@ -36,6 +36,7 @@ from ..utils import TTError, atomic_write_bytes, atomic_write_json
 from .spaces import flat_dim, flatten, space_to_json
 
 __all__ = [
+    "COLLECT_RECORD_KEY",
     "ID_FORM",
     "DatasetInfo",
     "EpisodeLike",
@@ -138,6 +139,9 @@ class DatasetInfo:
     strategy: str = ""
     discretization_error: list[float] = field(default_factory=list)
     """Per-dimension mean |x - decode(encode(x))| over the dataset."""
+    collect_settings: str | None = None
+    """JSON of the `tt collect` settings that made the dataset (env, policy, noise, epsilon, seed,
+    episodes, env_kwargs), from its Minari metadata; None for datasets made elsewhere."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -149,6 +153,11 @@ class DatasetInfo:
         if unknown:
             raise TTError(f"dataset info has unknown fields {unknown}; written by a newer version?")
         return cls(**data)
+
+
+COLLECT_RECORD_KEY = "tt_collect"
+"""Minari metadata key of the `tt collect` settings (`collect.collect_record`), read into
+`DatasetInfo.collect_settings`."""
 
 
 def minari_root() -> Path:
@@ -741,6 +750,10 @@ def _opt_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
 def load_transitions(
     spec: str,
     discount: float = 0.99,
@@ -789,5 +802,6 @@ def load_transitions(
         dropped_episodes=dropped,
         discount=discount,
         termination_penalty=termination_penalty,
+        collect_settings=_opt_str(meta.get(COLLECT_RECORD_KEY)),
     )
     return transitions, info

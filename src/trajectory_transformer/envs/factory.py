@@ -3,10 +3,20 @@
 A dataset or run folder names its env by a Gymnasium id or spec (JSON). Everything that can be
 wrong with it (unknown id, spaces that differ from the run's) is found here, before the first env
 step, and reported as a one-line TTError naming the env and the first difference.
+
+A stored spec is data, not code: a Gymnasium spec names an `entry_point` (and wrappers'
+entry points) that `gym.make` would import and call, so a crafted dataset.json could run anything.
+By default only the spec's id, kwargs (JSON values) and max_episode_steps are used, and the env is
+built from the spec registered under that id in this process (gymnasium-robotics is imported to
+register its envs when the id is not found). A stored entry point that differs from the registered
+one, an unregistered id, or additional wrappers are refused unless the user opts in with
+`eval.trust_env_code` (`--trust-env-code`), which makes the env from the stored spec as it is.
+The stored `vector_entry_point` is never used (the episode loop vectorizes plain envs).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -20,30 +30,158 @@ if TYPE_CHECKING:
 
 __all__ = ["check_env_spaces", "env_factory"]
 
+_OPT_IN = "pass --trust-env-code to tt eval / tt render (eval.trust_env_code=true) if you trust it"
+
 
 def env_factory(
     info: DatasetInfo,
     max_episode_steps: int | None = None,
     render_mode: str | None = None,
+    *,
+    trust_env_code: bool = False,
+    source: str | None = None,
 ) -> Callable[[], gym.Env[Any, Any]]:
     """A zero-argument env constructor for the run's env, checked once so a bad id fails here.
 
     Prefers the dataset's evaluation env spec (Minari's eval_env_spec), then its env spec (both
-    JSON, so custom kwargs survive), then the bare env id.
+    JSON, so custom kwargs survive), then the bare env id. `source` names where `info` came from
+    in error messages (e.g. RUN_DIR/dataset.json; default: the dataset). `max_episode_steps`
+    overrides the stored one. With `trust_env_code` the stored spec is made as it is, entry
+    points and wrappers included (code it names is imported and run).
     """
+    where = source or f"dataset '{info.dataset}'"
+    field = "eval_env_spec" if info.eval_env_spec else "env_spec"
+    text = info.eval_env_spec or info.env_spec
+    if trust_env_code:
+        return _trusted_factory(info, text, where, field, max_episode_steps, render_mode)
+    kwargs: dict[str, Any] = {}
+    steps: int | None = None
+    entry_point: str | None = None
+    if text:
+        env_id, entry_point, kwargs, steps = _stored_spec(text, where, field)
+        id_field = f"{field}.id"
+    elif info.env_id:
+        env_id, id_field = info.env_id, "env_id"
+    else:
+        raise TTError(f"{where} names no environment; it cannot be evaluated")
+    registered = _registered_spec(env_id, where, id_field, entry_point)
+    expected = _entry_name(registered.entry_point)
+    if entry_point is not None and entry_point != expected:
+        raise TTError(
+            f"{where}: {field}.entry_point is {json.dumps(entry_point)}, but '{env_id}' is "
+            f"registered here with {json.dumps(expected)}; a stored entry point is code that "
+            f"making the env would import and run, so it is refused: {_OPT_IN}"
+        )
+    kwargs.pop("render_mode", None)  # rendering is the caller's choice, not the dataset's
+    if max_episode_steps is None:
+        max_episode_steps = steps
+
+    def make_env() -> gym.Env[Any, Any]:
+        try:
+            return gym.make(
+                env_id, max_episode_steps=max_episode_steps, render_mode=render_mode, **kwargs
+            )
+        except Exception as err:  # the env's own constructor may raise anything for bad kwargs
+            # gym.make appends "was raised from the environment creator for <id> with kwargs ..."
+            text = str(err).split(" was raised from the environment creator", 1)[0]
+            reason = text.splitlines()[0][:160] if text else ""
+            with_kwargs = f" with kwargs {kwargs}" if kwargs else ""
+            raise TTError(
+                f"{where}: cannot make env '{env_id}'{with_kwargs} "
+                f"({err.__class__.__name__}: {reason})"
+            ) from err
+
+    return make_env
+
+
+def _stored_spec(
+    text: str, where: str, field: str
+) -> tuple[str, str | None, dict[str, Any], int | None]:
+    """(id, entry_point, kwargs, max_episode_steps) of a stored spec, read as plain JSON.
+
+    Additional wrappers are refused here: each names an entry point that gym.make would call.
+    """
+    try:
+        raw = json.loads(text)
+    except ValueError as err:
+        raise TTError(f"{where}: {field} is not valid JSON ({err}); restore the file") from err
+    if not isinstance(raw, dict):
+        raise TTError(f"{where}: {field} is not a JSON object; restore the file")
+    env_id = raw.get("id")
+    if not isinstance(env_id, str) or not env_id:
+        raise TTError(f"{where}: {field}.id must be a Gymnasium env id, got {env_id!r}")
+    entry_point = raw.get("entry_point")
+    if entry_point is not None and not isinstance(entry_point, str):
+        raise TTError(f"{where}: {field}.entry_point must be a string, got {entry_point!r}")
+    kwargs = raw.get("kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise TTError(f"{where}: {field}.kwargs must be a JSON object, got {kwargs!r}")
+    steps = raw.get("max_episode_steps")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise TTError(f"{where}: {field}.max_episode_steps must be null or >= 1, got {steps!r}")
+    wrappers = raw.get("additional_wrappers") or []
+    if wrappers:
+        names = [w.get("entry_point") if isinstance(w, dict) else w for w in wrappers]
+        raise TTError(
+            f"{where}: {field}.additional_wrappers names {json.dumps(names)}, code that making "
+            f"the env would import and run; refused: {_OPT_IN}"
+        )
+    return env_id, entry_point, dict(kwargs), steps
+
+
+def _entry_name(entry_point: Any) -> str | None:
+    if entry_point is None or isinstance(entry_point, str):
+        return entry_point
+    return f"{entry_point.__module__}:{entry_point.__qualname__}"  # registered with a callable
+
+
+def _registered_spec(
+    env_id: str, where: str, field: str, stored_entry_point: str | None
+) -> gym.envs.registration.EnvSpec:
+    """The registered spec for a stored id; an unregistered or module-qualified id is refused."""
+    from ..data.collect import registered_env_spec, unregistered_hint
+
+    if ":" in env_id:
+        raise TTError(
+            f"{where}: {field} is {json.dumps(env_id)}, which names a module that making the env "
+            f"would import and run; refused: {_OPT_IN}"
+        )
+    spec = registered_env_spec(env_id, f"{where}: {field}")
+    if spec is None:
+        opt_in = (
+            f"; or, to make it from the stored entry point {json.dumps(stored_entry_point)}, "
+            f"{_OPT_IN}"
+            if stored_entry_point
+            else ""
+        )
+        raise TTError(
+            f"{where}: {field} is {json.dumps(env_id)}, which is not a registered Gymnasium env "
+            f"here; {unregistered_hint()}{opt_in}"
+        )
+    return spec
+
+
+def _trusted_factory(
+    info: DatasetInfo,
+    text: str | None,
+    where: str,
+    field: str,
+    max_episode_steps: int | None,
+    render_mode: str | None,
+) -> Callable[[], gym.Env[Any, Any]]:
+    """eval.trust_env_code: gym.make on the stored spec as it is (its entry points run)."""
     from gymnasium.envs.registration import EnvSpec
 
     target: str | EnvSpec
-    text = info.eval_env_spec or info.env_spec
     if text:
         try:
             target = EnvSpec.from_json(text)
         except Exception as err:  # gymnasium raises plain errors for bad spec JSON
-            raise TTError(f"dataset '{info.dataset}': unreadable env spec ({err})") from err
+            raise TTError(f"{where}: unreadable {field} ({err})") from err
     elif info.env_id:
         target = info.env_id
     else:
-        raise TTError(f"dataset '{info.dataset}' names no environment; it cannot be evaluated")
+        raise TTError(f"{where} names no environment; it cannot be evaluated")
     name = target if isinstance(target, str) else target.id
     try:
         if isinstance(target, EnvSpec) and target.entry_point is None:

@@ -8,6 +8,8 @@ one episode loop in `envs.loop`, the files from `outputs.write_eval_outputs` und
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +30,12 @@ from .outputs import write_eval_outputs
 
 if TYPE_CHECKING:
     from ..data.episodes import DatasetInfo
+    from ..data.policies import Policy
 
 __all__ = [
     "AGENT_KINDS",
     "PreparedRun",
+    "eval_output_dir",
     "evaluate_agent",
     "evaluate_run",
     "prepare_run",
@@ -40,6 +44,7 @@ __all__ = [
 
 AGENT_KINDS = ("planner", "random", "behaviour")
 _EVAL_SECTIONS = ("plan.", "eval.")
+_EVAL_KEYS = ("data.ref_min_score", "data.ref_max_score")  # the reference returns, see metrics
 
 
 def evaluate_agent(
@@ -48,11 +53,16 @@ def evaluate_agent(
     eval_cfg: EvalConfig,
     info: DatasetInfo | None = None,
     desc: str = "eval",
+    *,
+    ref_min_score: float | None = None,
+    ref_max_score: float | None = None,
 ) -> dict[str, Any]:
     """Roll out `agent` as `eval_cfg` says and summarize (normalized with the dataset's references).
 
-    The summary also carries per-episode `returns`, `lengths` and `terminated` lists, so reports can
-    draw histograms of several agents (planner, behaviour, random) from the same function.
+    `ref_min_score` / `ref_max_score` (data.ref_min_score / data.ref_max_score) override the
+    dataset's reference returns (see `metrics.pick_reference`). The summary also carries
+    per-episode `returns`, `lengths` and `terminated` lists, so reports can draw histograms of
+    several agents (planner, behaviour, random) from the same function.
     """
     result = rollout(
         make_env,
@@ -73,6 +83,8 @@ def evaluate_agent(
         env_id,
         info.ref_min_score if info is not None else None,
         info.ref_max_score if info is not None else None,
+        config_min_score=ref_min_score,
+        config_max_score=ref_max_score,
     )
     summary = summarize(result, reference)
     summary = {"agent": desc, "env_id": env_id, "seed": eval_cfg.seed, **summary}
@@ -88,30 +100,84 @@ def evaluate_agent(
 
 
 def _apply_eval_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
+    """plan.*, eval.* and the reference returns; the saved config cannot trust env code itself."""
     for item in overrides:
         key = (item[2:] if item.startswith("--") else item).split("=", 1)[0].strip()
-        if not key.startswith(_EVAL_SECTIONS):
+        if not (key.startswith(_EVAL_SECTIONS) or key in _EVAL_KEYS):
             raise TTError(
-                f"override '{item}': tt eval only takes plan.* and eval.* overrides "
-                "(the rest of the config belongs to the trained run)"
+                f"override '{item}': tt eval only takes plan.*, eval.*, data.ref_min_score and "
+                "data.ref_max_score overrides (the rest of the config belongs to the trained run)"
             )
+    # eval.trust_env_code is the user's decision now, never the run folder's
+    config = dataclasses.replace(
+        config, eval=dataclasses.replace(config.eval, trust_env_code=False)
+    )
     return apply_overrides(config, overrides)
 
 
+def _behaviour_policy(
+    info: DatasetInfo, env: gym.Env[Any, Any], seed: int, where: str
+) -> tuple[Policy, str]:
+    """The policy that made the dataset, from its collection record; and a line saying which.
+
+    The record is the dataset's own (`tt collect` stores it in the Minari metadata), not the run
+    config's collect section, which is only a default for `tt collect`.
+    """
+    from ..config import CollectConfig, config_from_dict
+    from ..data.collect import behaviour_policy
+
+    if not info.collect_settings:
+        raise TTError(
+            f"{where}: the behaviour policy is unknown for dataset '{info.dataset}' (it was not "
+            "made by tt collect, so it records no collection settings); use --agent planner or "
+            "--agent random"
+        )
+    try:
+        record = json.loads(info.collect_settings)
+        keys = ("policy", "noise", "epsilon", "seed")
+        settings = {k: record[k] for k in keys if k in record}
+        collect = config_from_dict(settings, CollectConfig, "collect.")
+    except (ValueError, TypeError, AttributeError) as err:  # ConfigError is a ValueError
+        raise TTError(
+            f"{where}: unreadable collect_settings ({err}); restore the file or use --agent "
+            "planner or --agent random"
+        ) from err
+    if "policy" not in settings:
+        raise TTError(f"{where}: collect_settings names no policy; restore the file")
+    assert isinstance(collect, CollectConfig)
+    if collect.policy.startswith("sb3:"):
+        # an SB3 checkpoint is loaded by SB3's own loader, which can run code: only a file that
+        # is here already, and the output says which one was used
+        path = Path(collect.policy.split(":", 2)[-1])
+        if not (path.is_file() or path.with_suffix(".zip").is_file()):
+            raise TTError(
+                f"{where}: the dataset was collected with collect.policy={collect.policy}, but "
+                f"{path} is not here; put the checkpoint there or use --agent planner or random"
+            )
+    described = f"{collect.policy} (noise {collect.noise}, epsilon {collect.epsilon})"
+    return behaviour_policy(collect, env, seed=seed), described
+
+
 def _make_agent(
-    kind: str, loaded: Any, cfg: RunConfig, env: gym.Env[Any, Any], device: Any
-) -> Agent:
+    kind: str,
+    loaded: runs.LoadedRun,
+    cfg: RunConfig,
+    env: gym.Env[Any, Any],
+    device: Any,
+    where: str,
+) -> tuple[Agent, str]:
+    """The agent to evaluate and a line saying what it is (for the summary and the output)."""
     if kind == "planner":
         from ..plan.agent import make_agent
 
-        return make_agent(loaded, cfg.plan, device)  # plan.* vs the model: a ConfigError
+        planner = make_agent(loaded, cfg.plan, device)  # plan.* vs the model: a ConfigError
+        return planner, f"the run's model, plan.mode={cfg.plan.mode}"
     if kind == "random":
-        return RandomAgent(env.action_space, seed=cfg.eval.seed)
+        return RandomAgent(env.action_space, seed=cfg.eval.seed), "uniform random actions"
     if kind == "behaviour":
-        from ..data.collect import behaviour_policy
-
-        policy = behaviour_policy(cfg.collect, env, seed=cfg.eval.seed)
-        return PolicyAgent(policy, env.observation_space, env.action_space)
+        policy, described = _behaviour_policy(loaded.info, env, cfg.eval.seed, where)
+        agent = PolicyAgent(policy, env.observation_space, env.action_space)
+        return agent, f"{described}, from the dataset's collection record"
     raise TTError(f"agent kind '{kind}' is unknown; use one of {list(AGENT_KINDS)}")
 
 
@@ -124,6 +190,8 @@ class PreparedRun:
     make_env: Callable[[], gym.Env[Any, Any]]
     device: torch.device
     agent: Agent
+    policy: str = ""
+    """What the agent is (e.g. the behaviour policy that made the dataset)."""
 
 
 def prepare_run(
@@ -131,8 +199,12 @@ def prepare_run(
     overrides: list[str] | None = None,
     agent_kind: str = "planner",
     render_mode: str | None = None,
+    verify: bool = True,
 ) -> PreparedRun:
-    """All checks before any rollout: overrides, run files, env id, spaces; then the agent."""
+    """All checks before any rollout: overrides, run files, env id, spaces; then the agent.
+
+    `verify`: check the checksums of the weights and the discretizer (False: --ignore-checksums).
+    """
     run_dir = Path(run_dir)
     if agent_kind not in AGENT_KINDS:
         raise TTError(f"agent kind '{agent_kind}' is unknown; use one of {list(AGENT_KINDS)}")
@@ -141,16 +213,28 @@ def prepare_run(
     # the saved config plus overrides picks the device, so weights are loaded once, in place
     cfg = _apply_eval_overrides(runs.read_run_config(run_dir), overrides or [])
     device = resolve_device(cfg.eval.device)
-    loaded = runs.load_run(run_dir, device)
+    loaded = runs.load_run(run_dir, device, verify=verify)
     info = loaded.info
-    make_env = env_factory(info, cfg.eval.max_episode_steps, render_mode=render_mode)
+    where = str(run_dir / runs.DATASET_FILE)
+    make_env = env_factory(
+        info,
+        cfg.eval.max_episode_steps,
+        render_mode=render_mode,
+        trust_env_code=cfg.eval.trust_env_code,
+        source=where,
+    )
     env = make_env()
     try:
         check_env_spaces(env, info)
-        agent = _make_agent(agent_kind, loaded, cfg, env, device)
+        agent, policy = _make_agent(agent_kind, loaded, cfg, env, device, where)
     finally:
         env.close()
-    return PreparedRun(cfg, loaded, make_env, device, agent)
+    return PreparedRun(cfg, loaded, make_env, device, agent, policy)
+
+
+def eval_output_dir(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Where `evaluate_run` writes: `out`, else RUN_DIR/eval (files named by `runs.eval_name`)."""
+    return Path(out) if out is not None else Path(run_dir) / runs.EVAL_DIR
 
 
 def evaluate_run(
@@ -158,23 +242,34 @@ def evaluate_run(
     overrides: list[str] | None = None,
     out: str | Path | None = None,
     agent_kind: str = "planner",
+    verify: bool = True,
 ) -> dict[str, Any]:
     """Evaluate a trained run folder; returns the summary also written to eval.json.
 
     agent_kind: planner (the run's model via plan.agent.make_agent), random, or behaviour (the
-    run's collect.policy with its noise/epsilon, as collected). Non-planner outputs are named eval_<kind>.*.
+    policy that made the dataset, rebuilt from the dataset's collection record, with its
+    noise/epsilon). Non-planner outputs are named eval_<kind>.*. `verify=False` skips the
+    checksums of the weights and the discretizer (`--ignore-checksums`).
     """
     run_dir = Path(run_dir)
-    prep = prepare_run(run_dir, overrides, agent_kind)
+    prep = prepare_run(run_dir, overrides, agent_kind, verify=verify)
     cfg, info = prep.config, prep.loaded.info
-    summary = evaluate_agent(prep.make_env, prep.agent, cfg.eval, info, desc=agent_kind)
+    summary = evaluate_agent(
+        prep.make_env,
+        prep.agent,
+        cfg.eval,
+        info,
+        desc=agent_kind,
+        ref_min_score=cfg.data.ref_min_score,
+        ref_max_score=cfg.data.ref_max_score,
+    )
+    summary["policy"] = prep.policy
     summary["run_dir"] = str(run_dir)
     summary["dataset"] = info.dataset
     summary["config"] = {"plan": config_to_dict(cfg.plan), "eval": config_to_dict(cfg.eval)}
-    out_dir = Path(out) if out is not None else run_dir / runs.EVAL_DIR
     write_eval_outputs(
         summary,
-        out_dir,
+        eval_output_dir(run_dir, out),
         name=runs.eval_name(agent_kind),
         tb_dir=run_dir / runs.TB_DIR,
         tb_step=runs.train_step(run_dir),
@@ -193,7 +288,15 @@ def training_eval_hook(
 
     def hook(run_dir: Path, epoch: int) -> dict[str, float]:
         prep = prepare_run(run_dir, overrides, "planner")
-        summary = evaluate_agent(prep.make_env, prep.agent, prep.config.eval, prep.loaded.info)
+        cfg = prep.config
+        summary = evaluate_agent(
+            prep.make_env,
+            prep.agent,
+            cfg.eval,
+            prep.loaded.info,
+            ref_min_score=cfg.data.ref_min_score,
+            ref_max_score=cfg.data.ref_max_score,
+        )
         atomic_write_json(Path(run_dir) / runs.EVAL_DIR / f"epoch_{epoch}.json", summary)
         keys = ("return_mean", "return_std", "normalized_score", "done_ratio", "plan_ms_per_step")
         return {k: float(summary[k]) for k in keys if summary.get(k) is not None}

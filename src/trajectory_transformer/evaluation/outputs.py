@@ -1,4 +1,5 @@
-"""Evaluation outputs: the summary JSON, one line per episode, a return histogram, TensorBoard.
+"""Evaluation outputs: the summary JSON, one line per episode, a return histogram, TensorBoard,
+and the short table `tt eval` prints.
 
 All files go to RUN_DIR/eval (or `--out`) under the names `runs.eval_name` gives, written
 atomically; TensorBoard scalars go under `eval/` (the planner) or `eval_<agent>/`.
@@ -7,6 +8,7 @@ atomically; TensorBoard scalars go under `eval/` (the planner) or `eval_<agent>/
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ import numpy as np
 
 from ..utils import atomic_path, atomic_write_bytes, atomic_write_json
 
-__all__ = ["write_eval_outputs"]
+__all__ = ["format_summary", "write_eval_outputs"]
 
 
 def write_eval_outputs(
@@ -92,3 +94,51 @@ def _tensorboard(summary: dict[str, Any], tb_dir: Path, step: int, prefix: str) 
                 writer.add_scalar(f"{prefix}/{key}", float(value), step)
     finally:
         writer.close()
+
+
+def _num(value: Any, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return f"{value:.{digits}f}"
+
+
+def format_summary(summary: dict[str, Any], json_path: Path | str | None = None) -> str:
+    """The few numbers a reader wants from an evaluation summary, as aligned plain-text lines."""
+    rows: list[tuple[str, str]] = [
+        ("agent", str(summary.get("agent", "?"))),
+    ]
+    if summary.get("policy"):
+        rows.append(("policy", str(summary["policy"])))
+    rows.append(("env", f"{summary.get('env_id')}, {summary.get('episodes')} episodes"))
+    ref = summary.get("reference")
+    if summary.get("normalized_score") is not None and ref is not None:
+        score = _num(summary["normalized_score"])
+        ci = summary.get("normalized_score_ci95")
+        if ci:
+            score += f"  95% CI [{_num(ci[0])}, {_num(ci[1])}]"
+        score += (
+            f"  (x100; reference: {ref['source']}, 0 = {_num(ref['random_return'])}, "
+            f"100 = {_num(ref['expert_return'])})"
+        )
+    else:
+        score = "n/a (no reference returns: set data.ref_min_score and data.ref_max_score)"
+    rows.append(("normalized score", score))
+    if summary.get("normalized_score_note"):
+        rows.append(("note", str(summary["normalized_score_note"])))
+    rows += [
+        ("return", f"{_num(summary.get('return_mean'))} ± {_num(summary.get('return_std'))}"),
+        ("episode length", _num(summary.get("length_mean"))),
+        ("done ratio", _num(summary.get("done_ratio"), 2)),
+    ]
+    rate = summary.get("env_steps_per_s")
+    per_step = 1e3 / rate if isinstance(rate, int | float) and rate > 0 else None
+    rows.append(
+        (
+            "ms per env step",
+            f"{_num(per_step, 2)} (acting: {_num(summary.get('plan_ms_per_step'), 2)})",
+        )
+    )
+    if json_path is not None:
+        rows.append(("written", str(json_path)))
+    width = max(len(label) for label, _ in rows)
+    return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)

@@ -156,16 +156,22 @@ class RecordedEpisode:
 
 
 def render_run(
-    run_dir: str | Path, episodes: int = 1, overrides: list[str] | None = None
+    run_dir: str | Path,
+    episodes: int = 1,
+    overrides: list[str] | None = None,
+    verify: bool = True,
 ) -> list[RecordedEpisode]:
-    """Record the run's planner to RUN_DIR/videos/episode_<i>.mp4 (seeds eval.seed + i)."""
+    """Record the run's planner to RUN_DIR/videos/episode_<i>.mp4 (seeds eval.seed + i).
+
+    `verify=False` skips the checksums of the weights and the discretizer (`--ignore-checksums`).
+    """
     from .evaluate import prepare_run
 
     run_dir = Path(run_dir)
     if episodes < 1:
         raise TTError(f"--episodes must be >= 1, got {episodes}")
     _default_gl_backend()
-    prep = prepare_run(run_dir, overrides, "planner", render_mode="rgb_array")
+    prep = prepare_run(run_dir, overrides, "planner", render_mode="rgb_array", verify=verify)
     out_dir = run_dir / runs.VIDEOS_DIR
     recorded = []
     for i in range(episodes):
