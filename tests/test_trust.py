@@ -291,8 +291,8 @@ MISMATCH = (
     "checksum mismatch: its contents changed after it was written (a corrupt or edited file); "
 )
 EVAL_HINT = (
-    "restore the file, or pass --ignore-checksums to tt eval / tt render if you changed it on "
-    "purpose"
+    "restore the file, or pass --ignore-checksums (tt eval, tt render, tt train --resume) "
+    "if you changed it on purpose"
 )
 
 
@@ -341,9 +341,16 @@ def test_resume_refuses_a_changed_checkpoint(
     assert code == 2
     assert one_line_error(err, "train") == (
         f"{step_dir / name}: {MISMATCH}delete {step_dir} to resume from the checkpoint before "
-        "it, or restore the file"
+        "it, restore the file, or pass --ignore-checksums to tt train --resume if you changed it "
+        "on purpose"
     )
-    shutil.rmtree(step_dir)  # the advice works
+    edited = run.with_name("edited")
+    shutil.copytree(run, edited)
+    code, _, err = tt(
+        capsys, "train", "--resume", str(edited), "train.max_steps=6", "--ignore-checksums"
+    )
+    assert code == 0 and runs.train_step(edited) == 6, err  # the edited checkpoint was used
+    shutil.rmtree(step_dir)  # the other advice works too
     code, _, _ = tt(capsys, "train", "--resume", str(run), "train.max_steps=6")
     assert code == 0 and runs.train_step(run) == 6
 
@@ -355,6 +362,11 @@ def test_resume_refuses_a_changed_discretizer(
     code, _, err = tt(capsys, "train", "--resume", str(run), "train.max_steps=6")
     assert code == 2
     assert one_line_error(err, "train") == f"{run / runs.DISCRETIZER_FILE}: {MISMATCH}{EVAL_HINT}"
+    code, _, err = tt(
+        capsys, "train", "--resume", str(run), "train.max_steps=6", "--ignore-checksums"
+    )
+    # past the checksum, the edited bins still differ from the dataset\'s: resuming is refused
+    assert code == 2 and "discretizer bins (the dataset's contents changed)" in err
 
 
 def test_digest_covers_names_dtypes_shapes_and_metadata(tmp_path: Path) -> None:

@@ -70,7 +70,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     hook = training_eval_hook()  # used only when train.eval_every > 0
     if args.resume:
-        train(None, Path(args.resume), resume=True, overrides=args.overrides, eval_fn=hook)
+        train(None, Path(args.resume), resume=True, overrides=args.overrides, eval_fn=hook,
+              verify=not args.ignore_checksums)  # fmt: skip
     else:
         cfg = _config(args)
         run_dir = Path(args.run_dir or Path("runs") / cfg.name)
@@ -164,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("train", _cmd_train, "train a Trajectory Transformer into a run folder")
     p.add_argument("--run-dir", default=None, help="output folder (default runs/<name>)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue a stopped run")
+    p.add_argument(
+        "--ignore-checksums",
+        action="store_true",
+        help="with --resume: load checkpoints whose checksums do not match (files edited on purpose)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a different run in RUN_DIR")
     _add_config_args(p)
 

@@ -135,7 +135,8 @@ def load_weights(
     if verify:
         in_checkpoint = _STEP_DIR.match(p.parent.name) and p.parent.parent.name == CHECKPOINT_DIR
         hint = (
-            f"delete {p.parent} to resume from the checkpoint before it, or restore the file"
+            f"delete {p.parent} to resume from the checkpoint before it, restore the file, or "
+            "pass --ignore-checksums to tt train --resume if you changed it on purpose"
             if in_checkpoint
             else IGNORE_CHECKSUMS_HINT
         )

@@ -34,7 +34,10 @@ __all__ = [
 
 DIGEST_KEY = "sha256"
 """The safetensors metadata key that holds a file's `tensor_digest`."""
-IGNORE_CHECKSUMS_HINT = "restore the file, or pass --ignore-checksums to tt eval / tt render if you changed it on purpose"
+IGNORE_CHECKSUMS_HINT = (
+    "restore the file, or pass --ignore-checksums (tt eval, tt render, tt train --resume) "
+    "if you changed it on purpose"
+)
 
 
 @contextlib.contextmanager

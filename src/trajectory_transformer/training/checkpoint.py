@@ -136,16 +136,21 @@ def save_checkpoint(
     return final
 
 
-def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Checkpoint:
-    """Read a checkpoint folder; any missing/corrupt file is a one-line TTError naming it."""
+def load_checkpoint(
+    path: str | os.PathLike[str], device: str | torch.device = "cpu", verify: bool = True
+) -> Checkpoint:
+    """Read a checkpoint folder; any missing/corrupt file is a one-line TTError naming it.
+
+    `verify`: check the files' checksums (False: `tt train --resume RUN --ignore-checksums`).
+    """
     p = Path(path)
     state = read_json(p / STATE_FILE, "checkpoint state")
     if not isinstance(state, dict) or "step" not in state or "optimizer" not in state:
         raise TTError(
             f"{p / STATE_FILE}: not a checkpoint state (no 'step'/'optimizer'); delete {p}"
         )
-    model = load_weights(p / WEIGHTS_FILE, device)
-    opt_tensors = load_weights(p / OPTIMIZER_FILE, device)
+    model = load_weights(p / WEIGHTS_FILE, device, verify=verify)
+    opt_tensors = load_weights(p / OPTIMIZER_FILE, device, verify=verify)
     try:
         optimizer = optimizer_state_from_tensors(opt_tensors, state.pop("optimizer"))
     except (KeyError, ValueError, TypeError) as err:

@@ -104,7 +104,9 @@ def resume_config(run_dir: Path, overrides: list[str]) -> RunConfig:
     return apply_overrides(cfg, overrides)
 
 
-def dataset_differences(run_dir: Path, data: TokenizedDataset, gpt: GPTConfig) -> list[str]:
+def dataset_differences(
+    run_dir: Path, data: TokenizedDataset, gpt: GPTConfig, verify: bool = True
+) -> list[str]:
     """What differs between the resumed run's dataset and the one prepared now (empty: same)."""
     saved_model = runs.load_gpt_config(run_dir / runs.MODEL_CONFIG_FILE)
     diffs = [
@@ -123,7 +125,7 @@ def dataset_differences(run_dir: Path, data: TokenizedDataset, gpt: GPTConfig) -
     if not diffs:
         from ..data.discretizer import Discretizer
 
-        saved = Discretizer.load(run_dir / runs.DISCRETIZER_FILE)
+        saved = Discretizer.load(run_dir / runs.DISCRETIZER_FILE, verify=verify)
         new = data.discretizer
         if saved.edges.shape != new.edges.shape or not np.array_equal(saved.edges, new.edges):
             diffs.append("discretizer bins (the dataset's contents changed)")

@@ -128,6 +128,7 @@ def train(
     dataset: TokenizedDataset | None = None,
     eval_fn: EvalFn | None = None,
     step_callback: StepCallback | None = None,
+    verify: bool = True,
 ) -> Path:
     """Train a Trajectory Transformer into `run_dir` (or continue it with resume=True); returns run_dir.
 
@@ -163,7 +164,9 @@ def train(
             dist_utils.barrier(info)
             if not resume:
                 claim_run_dir(run_dir, cfg, overwrite, info)
-            trainer = _Trainer(cfg, run_dir, info, device, resume, dataset, eval_fn, step_callback)
+            trainer = _Trainer(
+                cfg, run_dir, info, device, resume, dataset, eval_fn, step_callback, verify
+            )
             return trainer.run()
     finally:
         dist_utils.cleanup(info)
@@ -182,9 +185,11 @@ class _Trainer:
         dataset: TokenizedDataset | None,
         eval_fn: EvalFn | None,
         step_callback: StepCallback | None,
+        verify: bool = True,
     ) -> None:
         self.cfg, self.run_dir, self.info, self.device = cfg, run_dir, info, device
         self.eval_fn, self.step_callback = eval_fn, step_callback
+        self.verify = verify  # check checkpoint and discretizer checksums on resume
         self._slow_warned = False
         tc = cfg.train
         seed_everything(tc.seed)
@@ -195,7 +200,7 @@ class _Trainer:
             cfg, int(self.data.observation_dim), int(self.data.action_dim)
         )
         if resume:
-            diffs = dataset_differences(run_dir, self.data, self.gpt_config)
+            diffs = dataset_differences(run_dir, self.data, self.gpt_config, verify)
             if diffs:
                 raise TTError(
                     f"the dataset does not match the run in {run_dir}: {'; '.join(diffs)}; "
@@ -278,7 +283,7 @@ class _Trainer:
     def _restore(self) -> None:
         path = runs.latest_checkpoint(self.run_dir)
         assert path is not None
-        loaded = ckpt.load_checkpoint(path, self.device)
+        loaded = ckpt.load_checkpoint(path, self.device, verify=self.verify)
         state = loaded.state
         try:
             self.model.load_state_dict(loaded.model, strict=True)
