@@ -189,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = add("bench", _cmd_bench, "speed benchmarks (numbers go to BENCHMARKS.md)")
-    p.add_argument("what", choices=["data", "train", "plan"])
+    p.add_argument("what", choices=["data", "train", "plan", "quality"])
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--quick", action="store_true", help="smaller sizes, for smoke tests")
     p.add_argument("overrides", nargs="*")

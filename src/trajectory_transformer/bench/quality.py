@@ -1,0 +1,948 @@
+"""`tt bench quality`: what TT scores, over datasets × methods × seeds, resumable, as JSON files.
+
+A suite is data: a YAML file under `configs/suites/` (or any path) naming its datasets (each with a
+preset), methods, seeds and evaluation episodes; its comments state the budget per cell. Methods:
+
+- `tt-beam`:   the trained model with TT's beam search (`plan.mode=beam`);
+- `tt-greedy`: the same trained model decoding greedily (`plan.mode=greedy`): a BC-like baseline;
+- `behaviour`: the policy that made the dataset (`evaluate_run(..., agent_kind="behaviour")`).
+
+The TT methods share one training run per (dataset, seed); `behaviour` needs that run folder too
+(evaluation reads the env and spaces from it) but does not use its weights. Seed k trains with
+`train.seed=k` / `plan.seed=k` and evaluates episodes reset with `eval_seed + k·episodes + i`,
+so seeds never share episodes and the methods of one seed see the same ones (paired).
+
+Layout (paths relative to where the command runs; both folders are options)::
+
+    runs/quality/<suite>/<dataset-slug>/seed<k>/          the run folder (see runs.py)
+    runs/quality/<suite>/<dataset-slug>/seed<k>.train.json  training sessions: wall time, steps
+    benchmarks/results/<suite>/<dataset-slug>/<method>-seed<k>.json   one result per cell
+    benchmarks/results/<suite>/results.md, results.png    the table and plot of every cell so far
+
+<dataset-slug> is the dataset id with every character outside [A-Za-z0-9._-] replaced by "-"
+(tt/hopper/medium-quick-v0 → tt-hopper-medium-quick-v0).
+
+Resumable: a cell whose JSON exists is skipped; a run folder with checkpoints but no finished
+training continues from its last checkpoint (`train(None, run_dir, resume=True)`), so an
+interrupted suite loses at most `train.save_every` steps. Every score is the LAST checkpoint's
+(the weights at the end of training), not the best one. The table and plot are rebuilt after each
+cell, and from the JSONs alone with `report_only=true`.
+
+Options (`tt bench quality OPTION=VALUE ...`; a leading `--` is accepted, e.g. `--suite=X`):
+`suite=NAME|PATH` (required), `dry_run=true` (or `list=true`: print the cells and their status,
+run nothing), `report_only=true` (rebuild results.md/results.png from the JSONs),
+`work_dir=PATH` (default runs/quality/<suite>), `results_dir=PATH` (default
+benchmarks/results/<suite>). Any `section.key=value` is a config override for every cell (e.g.
+`train.device=cuda`); the suite's own settings (dataset, seeds, episodes) cannot be overridden.
+`--quick` runs a smoke-size version (first seed, 20 steps, 2 short episodes) into
+runs/quality-quick/<suite> instead.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import json
+import math
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from .. import __version__, runs
+from ..config import PRESET_DIR, RunConfig, apply_overrides, config_to_dict, load_config
+from ..errors import ConfigError, TTError
+from ..evaluation.evaluate import evaluate_run
+from ..evaluation.metrics import (
+    D4RL_REFERENCE,
+    D4RL_SOURCE,
+    Reference,
+    confidence_interval,
+    normalized_score,
+)
+from ..training.trainer import StepCallback, train
+from ..utils import atomic_write_bytes, atomic_write_json, read_json, resolve_device
+
+__all__ = [
+    "METHODS",
+    "SCHEMA",
+    "SUITE_DIR",
+    "Layout",
+    "Suite",
+    "SuiteDataset",
+    "aggregate",
+    "cell_config",
+    "cell_status",
+    "d4rl_reference",
+    "list_suites",
+    "load_suite",
+    "main",
+    "run_suite",
+    "write_report",
+]
+
+SUITE_DIR = PRESET_DIR / "suites"
+SCHEMA = "tt-quality-cell/1"
+METHODS: dict[str, tuple[str, tuple[str, ...]]] = {
+    # method -> (evaluate_run's agent_kind, plan overrides on top of the trained run's config)
+    "tt-beam": ("planner", ("plan.mode=beam",)),
+    "tt-greedy": ("planner", ("plan.mode=greedy",)),
+    "behaviour": ("behaviour", ()),
+}
+TABLE_FILE, PLOT_FILE = "results.md", "results.png"
+CHECKPOINT_NOTE = "the LAST checkpoint's weights (the end of training), not the best checkpoint"
+QUICK_OVERRIDES = (
+    "train.max_steps=20",
+    "eval.n_envs=2",
+    "eval.max_episode_steps=50",
+    "plan.beam_width=4",
+    "plan.horizon=2",
+)
+# Keys that do not change what is trained (a resumed run may differ in these).
+_RUNTIME_KEYS = ("device", "progress", "num_workers", "log_every", "save_every", "keep_last",
+                 "eval_every")  # fmt: skip
+_SUITE_KEYS = {"description", "datasets", "methods", "seeds", "episodes", "eval_seed", "overrides"}
+
+
+# ------------------------------------------------------------------------------ the suite
+@dataclass(frozen=True)
+class SuiteDataset:
+    """One dataset of a suite: its id (or path), the preset it trains with, extra overrides."""
+
+    dataset: str
+    preset: str
+    overrides: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    datasets: tuple[SuiteDataset, ...]
+    methods: tuple[str, ...]
+    seeds: tuple[int, ...]
+    episodes: int
+    """Evaluation episodes per cell."""
+    eval_seed: int = 1000
+    """Seed k's episode i is reset with eval_seed + k * episodes + i."""
+    overrides: tuple[str, ...] = ()
+    """Config overrides for every cell (after the preset, before the dataset's own)."""
+    description: str = ""
+    source: str = ""
+    """How the suite was named (a shipped name or a YAML path), for the commands in results."""
+    quick: bool = False
+    """The `--quick` smoke-size version (first seed, 2 episodes, QUICK_OVERRIDES)."""
+
+    def cells(self) -> list[tuple[SuiteDataset, int, str]]:
+        return [(d, s, m) for d in self.datasets for s in self.seeds for m in self.methods]
+
+
+def list_suites() -> list[str]:
+    return sorted(p.stem for p in SUITE_DIR.glob("*.yaml"))
+
+
+def _str_list(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where} must be a list of key=value strings")
+    return tuple(value)
+
+
+def load_suite(name_or_path: str) -> Suite:
+    """A suite by name (configs/suites/<name>.yaml) or YAML path, checked before anything runs."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = SUITE_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise TTError(
+            f"no suite '{name_or_path}'; choose one of {list_suites()} or give a YAML path"
+        )
+    where = f"suite {path}"
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{where}: not valid YAML ({err.__class__.__name__})") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: the top level must be a mapping")
+    unknown = sorted(set(raw) - _SUITE_KEYS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {unknown}; valid keys are {sorted(_SUITE_KEYS)}")
+    datasets = []
+    for i, item in enumerate(raw.get("datasets") or []):
+        if not isinstance(item, dict) or not {"dataset", "preset"} <= set(item):
+            raise ConfigError(f"{where}: datasets[{i}] needs `dataset:` and `preset:`")
+        extra = set(item) - {"dataset", "preset", "overrides"}
+        if extra:
+            raise ConfigError(f"{where}: datasets[{i}] has unknown keys {sorted(extra)}")
+        preset = str(item["preset"])
+        if Path(preset).suffix and not Path(preset).is_absolute():
+            preset = str(path.parent / preset)  # a preset file beside the suite file
+        datasets.append(
+            SuiteDataset(
+                str(item["dataset"]),
+                preset,
+                _str_list(item.get("overrides"), f"{where}: datasets[{i}].overrides"),
+            )
+        )
+    if not datasets:
+        raise ConfigError(f"{where}: `datasets:` must list at least one dataset")
+    slugs = [_slug(d.dataset) for d in datasets]
+    if len(set(slugs)) != len(slugs):
+        raise ConfigError(f"{where}: two datasets share a folder name ({slugs})")
+    methods = raw.get("methods") or list(METHODS)
+    bad = [m for m in methods if m not in METHODS]
+    if bad or not isinstance(methods, list):
+        raise ConfigError(f"{where}: unknown methods {bad}; use some of {list(METHODS)}")
+    seeds = raw.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(type(s) is int for s in seeds):
+        raise ConfigError(f"{where}: `seeds:` must be a non-empty list of integers")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{where}: `seeds:` lists a seed twice")
+    episodes = raw.get("episodes", 20)
+    if type(episodes) is not int or episodes < 1:
+        raise ConfigError(f"{where}: `episodes:` must be an integer >= 1")
+    eval_seed = raw.get("eval_seed", 1000)
+    if type(eval_seed) is not int:
+        raise ConfigError(f"{where}: `eval_seed:` must be an integer")
+    suite = Suite(
+        name=path.stem,
+        datasets=tuple(datasets),
+        methods=tuple(methods),
+        seeds=tuple(seeds),
+        episodes=episodes,
+        eval_seed=eval_seed,
+        overrides=_str_list(raw.get("overrides"), f"{where}: overrides"),
+        description=str(raw.get("description") or ""),
+        source=str(name_or_path),
+    )
+    for ds in suite.datasets:  # every preset and override is checked before any compute
+        for seed in suite.seeds:
+            try:
+                cell_config(suite, ds, seed)
+            except (ConfigError, TTError) as err:
+                raise ConfigError(f"{where}: dataset {ds.dataset}: {err}") from err
+    return suite
+
+
+def _slug(dataset: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", dataset).strip("-.") or "dataset"
+
+
+def _value(value: Any) -> str:
+    """A config value as override text that parses back to the same value."""
+    if isinstance(value, str):
+        try:
+            if yaml.safe_load(value) == value and value.strip() == value and value:
+                return value
+        except yaml.YAMLError:
+            pass
+    return json.dumps(value)
+
+
+def _forced(suite: Suite, ds: SuiteDataset, seed: int) -> list[str]:
+    """What the suite fixes for a cell (after every other override, so they cannot move it)."""
+    return [
+        f"name={suite.name}-{_slug(ds.dataset)}-seed{seed}",
+        f"data.dataset={_value(ds.dataset)}",
+        f"train.seed={seed}",
+        f"plan.seed={seed}",
+        f"eval.episodes={suite.episodes}",
+        f"eval.seed={suite.eval_seed + seed * suite.episodes}",
+    ]
+
+
+def _train_overrides(
+    suite: Suite, ds: SuiteDataset, seed: int, extra: Sequence[str] = ()
+) -> list[str]:
+    return [*suite.overrides, *ds.overrides, *extra, *_forced(suite, ds, seed)]
+
+
+def cell_config(suite: Suite, ds: SuiteDataset, seed: int, extra: Sequence[str] = ()) -> RunConfig:
+    """The training config of (dataset, seed): preset, suite overrides, `extra`, then the suite's
+    fixed keys (dataset, seeds, evaluation episodes)."""
+    return load_config(ds.preset, _train_overrides(suite, ds, seed, extra))
+
+
+# ------------------------------------------------------------------------------ layout + status
+@dataclass(frozen=True)
+class Layout:
+    """Where a suite's run folders and results go."""
+
+    work_dir: Path
+    results_dir: Path
+
+    @classmethod
+    def default(cls, suite: Suite, quick: bool = False) -> Layout:
+        if quick:
+            root = Path("runs") / "quality-quick" / suite.name
+            return cls(root, root / "results")
+        return cls(
+            Path("runs") / "quality" / suite.name, Path("benchmarks") / "results" / suite.name
+        )
+
+    def run_dir(self, dataset: str, seed: int) -> Path:
+        return self.work_dir / _slug(dataset) / f"seed{seed}"
+
+    def ledger(self, dataset: str, seed: int) -> Path:
+        return self.work_dir / _slug(dataset) / f"seed{seed}.train.json"
+
+    def cell_json(self, dataset: str, method: str, seed: int) -> Path:
+        return self.results_dir / _slug(dataset) / f"{method}-seed{seed}.json"
+
+    @property
+    def table(self) -> Path:
+        return self.results_dir / TABLE_FILE
+
+    @property
+    def plot(self) -> Path:
+        return self.results_dir / PLOT_FILE
+
+
+def _read_ledger(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {"sessions": [], "complete": False}
+    data = read_json(path, "training ledger")
+    if not isinstance(data, dict) or not isinstance(data.get("sessions"), list):
+        raise TTError(f"{path}: not a training ledger; delete it (the run folder is kept)")
+    return data
+
+
+def cell_status(layout: Layout, dataset: str, method: str, seed: int) -> str:
+    """done | trained (evaluation pending) | partial (resumes at step N) | todo."""
+    if layout.cell_json(dataset, method, seed).is_file():
+        return "done"
+    run_dir = layout.run_dir(dataset, seed)
+    if _read_ledger(layout.ledger(dataset, seed)).get("complete"):
+        return "trained, evaluation pending"
+    step = runs.train_step(run_dir)
+    return f"partial: resumes at step {step}" if step else "todo"
+
+
+# ------------------------------------------------------------------------------ training
+def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
+    out = {k: cfg.get(k) for k in ("name", "data", "model", "train")}
+    out["train"] = {k: v for k, v in (out["train"] or {}).items() if k not in _RUNTIME_KEYS}
+    return out
+
+
+def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [
+            d for k in sorted(set(a) | set(b)) for d in _diff(a.get(k), b.get(k), f"{prefix}{k}.")
+        ]
+    return [] if a == b else [f"{prefix[:-1]} ({a!r} vs {b!r})"]
+
+
+def _check_same_run(run_dir: Path, cfg: RunConfig) -> None:
+    """A run folder left by an earlier attempt must hold this cell's training config."""
+    if not (run_dir / runs.CONFIG_FILE).is_file():
+        return
+    saved = config_to_dict(runs.read_run_config(run_dir))
+    diffs = _diff(_comparable(saved), _comparable(config_to_dict(cfg)))
+    if diffs:
+        raise TTError(
+            f"{run_dir} holds a run trained with other settings ({'; '.join(diffs[:3])}): the suite "
+            "or its presets changed since; delete that folder and its .train.json, or pass another "
+            "work_dir"
+        )
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def ensure_trained(
+    cfg: RunConfig,
+    layout: Layout,
+    dataset: str,
+    seed: int,
+    step_callback: StepCallback | None = None,
+) -> bool:
+    """Train (dataset, seed) unless already finished; resume from a checkpoint when there is one.
+
+    Returns whether training ran now. Each session's wall time and steps go to the ledger, also
+    when it is interrupted (KeyboardInterrupt); a killed process's session is not recorded.
+    """
+    run_dir, ledger_path = layout.run_dir(dataset, seed), layout.ledger(dataset, seed)
+    _check_same_run(run_dir, cfg)
+    ledger = _read_ledger(ledger_path)
+    if ledger.get("complete") and (run_dir / runs.WEIGHTS_FILE).is_file():
+        return False
+    resume = runs.latest_checkpoint(run_dir) is not None
+    from_step = runs.train_step(run_dir)
+    session: dict[str, Any] = {"started": _now(), "resumed": resume, "from_step": from_step}
+    start, finished = time.perf_counter(), False
+    try:
+        if resume:
+            runtime = [f"train.{k}={_value(getattr(cfg.train, k))}" for k in _RUNTIME_KEYS]
+            train(None, run_dir, resume=True, overrides=runtime, step_callback=step_callback)
+        else:
+            train(cfg, run_dir, step_callback=step_callback)
+        finished = True
+    finally:
+        session.update(
+            wall_s=time.perf_counter() - start, to_step=runs.train_step(run_dir), finished=finished
+        )
+        ledger["sessions"].append(session)
+        ledger["complete"] = finished
+        atomic_write_json(ledger_path, ledger)
+    return True
+
+
+def _train_summary(run_dir: Path, ledger: dict[str, Any]) -> dict[str, Any]:
+    from ..training.checkpoint import STATE_FILE
+
+    last = runs.latest_checkpoint(run_dir)
+    if last is None:
+        raise TTError(f"{run_dir}: no checkpoint after training")
+    state = read_json(last / STATE_FILE, "checkpoint state")
+    cfg = runs.read_run_config(run_dir)
+    gpt = runs.load_gpt_config(run_dir / runs.MODEL_CONFIG_FILE)
+    steps = int(state["step"])
+    window_tokens = steps * cfg.train.batch_size * int(state.get("world_size", 1)) * gpt.block_size
+    sessions = ledger.get("sessions", [])
+    wall = float(sum(s.get("wall_s", 0.0) for s in sessions))
+    return {
+        "steps": steps,
+        "window_tokens": window_tokens,
+        "window_tokens_note": "steps x batch x input tokens per window (padding included)",
+        "target_tokens": int(state["tokens"]),
+        "target_tokens_note": "non-padding target tokens, as the learning-rate schedule counts them",
+        "wall_s": wall,
+        "wall_note": "sum over the recorded training sessions (data preparation included)",
+        "window_tokens_per_s": window_tokens / wall if wall > 0 else None,
+        "sessions": len(sessions),
+        "resumed": any(s.get("resumed") for s in sessions),
+        "checkpoint": "last",
+        "checkpoint_step": steps,
+        "device": str(resolve_device(cfg.train.device)),
+        "precision": cfg.train.precision,
+    }
+
+
+# ------------------------------------------------------------------------------ one cell's result
+def d4rl_reference(env_id: str | None) -> Reference | None:
+    """D4RL's published random/expert returns for the env (by id prefix), else None."""
+    name = (env_id or "").split("/")[-1]
+    for prefix, (random_return, expert_return) in D4RL_REFERENCE.items():
+        if name.startswith(prefix):
+            return Reference(random_return, expert_return, D4RL_SOURCE)
+    return None
+
+
+def _ci(values: Iterable[float]) -> list[float] | None:
+    low, high = confidence_interval(np.asarray(list(values), dtype=np.float64))
+    return None if math.isnan(low) else [low, high]
+
+
+def _score(returns: np.ndarray, reference: Reference | None) -> dict[str, Any] | None:
+    if reference is None:
+        return None
+    scores = normalized_score(returns, reference)
+    return {
+        "mean": float(scores.mean()),
+        "std": float(scores.std(ddof=1)) if scores.size > 1 else 0.0,
+        "ci95": _ci(scores),
+        "ci95_note": "t-interval over this cell's episodes",
+        "per_episode": [float(s) for s in scores],
+        "random_return": reference.random,
+        "expert_return": reference.expert,
+        "source": reference.source,
+        "scale": "x100: 0 = random reference, 100 = expert reference",
+        "formula": "100 * (R - random_return) / (expert_return - random_return)",
+    }
+
+
+def _git() -> dict[str, Any]:
+    here = Path(__file__).resolve().parent
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", *args], cwd=here, capture_output=True, text=True, timeout=10, check=True
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip()
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"commit": commit, "dirty": None if status is None else bool(status)}
+
+
+def _machine(cfg: RunConfig) -> dict[str, Any]:
+    import torch
+
+    device = resolve_device(cfg.eval.device)
+    try:
+        affinity: int | None = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        affinity = None
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "python": platform.python_version(),
+        "cores": os.cpu_count(),
+        "cores_available": affinity,
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "eval_device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+    }
+
+
+def _eval_overrides(run_dir: Path, cfg: RunConfig, method: str) -> list[str]:
+    """plan.*/eval.* where the cell's config differs from the saved run's, then the method's."""
+    saved = config_to_dict(runs.read_run_config(run_dir))
+    wanted = config_to_dict(cfg)
+    out = []
+    for section in ("plan", "eval"):
+        for key, value in wanted[section].items():
+            if saved[section].get(key) != value and not (section == "plan" and key == "mode"):
+                out.append(f"{section}.{key}={_value(value)}")
+    return [*out, *METHODS[method][1]]
+
+
+def _commands(
+    suite: Suite, ds: SuiteDataset, seed: int, method: str, layout: Layout,
+    extra: Sequence[str], eval_overrides: list[str],
+) -> dict[str, str]:  # fmt: skip
+    run_dir = layout.run_dir(ds.dataset, seed)
+    out = run_dir / runs.EVAL_DIR / method
+    train_cmd = ["tt", "train", "--preset", ds.preset, "--run-dir", str(run_dir)]
+    train_cmd += _train_overrides(suite, ds, seed, extra)
+    eval_cmd = ["tt", "eval", "--out", str(out)]
+    if METHODS[method][0] != "planner":
+        eval_cmd += ["--agent", METHODS[method][0]]
+    eval_cmd += [str(run_dir), *eval_overrides]
+    suite_cmd = ["tt", "bench", "quality", f"suite={suite.source or suite.name}"]
+    suite_cmd += ["--quick", *extra] if suite.quick else list(extra)
+    if layout != Layout.default(suite, suite.quick):
+        suite_cmd += [f"work_dir={layout.work_dir}", f"results_dir={layout.results_dir}"]
+    return {
+        "train": shlex.join(train_cmd),
+        "eval": shlex.join(eval_cmd),
+        "suite": shlex.join(suite_cmd),
+    }
+
+
+def evaluate_cell(
+    suite: Suite,
+    ds: SuiteDataset,
+    seed: int,
+    method: str,
+    cfg: RunConfig,
+    layout: Layout,
+    extra: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Evaluate one method on the trained (dataset, seed) run; returns the cell's result dict."""
+    run_dir = layout.run_dir(ds.dataset, seed)
+    agent_kind = METHODS[method][0]
+    overrides = _eval_overrides(run_dir, cfg, method)
+    summary = evaluate_run(
+        run_dir, overrides, out=run_dir / runs.EVAL_DIR / method, agent_kind=agent_kind
+    )
+    evaluated = apply_overrides(runs.read_run_config(run_dir), overrides)
+    returns = np.asarray(summary["returns"], dtype=np.float64)
+    ref = summary.get("reference")
+    dataset_ref = (
+        Reference(float(ref["random_return"]), float(ref["expert_return"]), str(ref["source"]))
+        if ref
+        else None
+    )
+    episodes = int(summary["episodes"])
+    env_steps = int(summary["env_steps"])
+    wall = float(summary["wall_s"])
+    commands = _commands(suite, ds, seed, method, layout, extra, overrides)
+    ledger = _read_ledger(layout.ledger(ds.dataset, seed))
+    train_info = _train_summary(run_dir, ledger)
+    return {
+        "schema": SCHEMA,
+        "suite": suite.name,
+        "dataset": ds.dataset,
+        "env_id": summary.get("env_id"),
+        "method": method,
+        "agent": agent_kind,
+        "plan_mode": evaluated.plan.mode if agent_kind == "planner" else None,
+        "seed": seed,
+        "preset": ds.preset,
+        "checkpoint": "last",
+        "checkpoint_note": f"scores use {CHECKPOINT_NOTE}",
+        "score_d4rl": _score(returns, d4rl_reference(summary.get("env_id"))),
+        "score_dataset": _score(returns, dataset_ref),
+        "return": {
+            "mean": float(summary["return_mean"]),
+            "std": float(summary["return_std"]),
+            "min": float(summary["return_min"]),
+            "max": float(summary["return_max"]),
+            "ci95": summary.get("return_ci95"),
+        },
+        "returns": [float(r) for r in returns],
+        "lengths": list(summary["lengths"]),
+        "done_ratio": summary.get("done_ratio"),
+        "episodes": episodes,
+        "eval_seed": int(evaluated.eval.seed),
+        "train": train_info if agent_kind == "planner" else None,
+        "train_note": None
+        if agent_kind == "planner"
+        else ("this method does not use the trained weights; the run folder only supplies the env"),
+        "eval": {
+            "wall_s": wall,
+            "s_per_episode": wall / max(episodes, 1),
+            "ms_per_env_step": 1000.0 * wall / max(env_steps, 1),
+            "agent_ms_per_env_step": summary.get("plan_ms_per_step"),
+            "env_steps": env_steps,
+            "n_envs": summary.get("n_envs"),
+            "max_episode_steps": summary.get("max_episode_steps"),
+        },
+        "run_dir": str(run_dir),
+        "config": config_to_dict(evaluated),
+        "command": f"{commands['train']} && {commands['eval']}",
+        "commands": commands,
+        "machine": _machine(evaluated),
+        "date": _now(),
+        "git": _git(),
+        "package_version": __version__,
+    }
+
+
+# ------------------------------------------------------------------------------ aggregation
+def _read_cells(results_dir: Path) -> list[dict[str, Any]]:
+    cells = []
+    for path in sorted(results_dir.rglob("*.json")):
+        data = read_json(path, "quality cell result")
+        if isinstance(data, dict) and data.get("schema") == SCHEMA:
+            cells.append(data)
+    return cells
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def aggregate(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (dataset, method): the mean over seeds and two 95% CIs.
+
+    The headline score is D4RL-normalized where every cell of the row has D4RL references, else
+    normalized by the dataset's references. `ci95_seeds` is a t-interval over the per-seed mean
+    scores (what a new seed would vary by); `ci95_pooled` a t-interval over all episodes of all
+    seeds pooled (narrower: it ignores seed-to-seed variation). Both need two values or more.
+    """
+    order = {m: i for i, m in enumerate(METHODS)}
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for cell in cells:
+        groups.setdefault((cell["dataset"], cell["method"]), []).append(cell)
+    datasets = list(dict.fromkeys(c["dataset"] for c in cells))
+    rows = []
+    for (dataset, method), group in sorted(
+        groups.items(), key=lambda kv: (datasets.index(kv[0][0]), order.get(kv[0][1], 99))
+    ):
+        group = sorted(group, key=lambda c: c["seed"])
+        if all(c.get("score_d4rl") for c in group):
+            key, ref = "score_d4rl", "D4RL"
+        elif all(c.get("score_dataset") for c in group):
+            key, ref = "score_dataset", "dataset"
+        else:
+            key, ref = "", "none"
+        seed_means = [float(c[key]["mean"]) for c in group] if key else []
+        pooled = [float(s) for c in group for s in c[key]["per_episode"]] if key else []
+        dataset_scores = [
+            float(c["score_dataset"]["mean"]) for c in group if c.get("score_dataset")
+        ]
+        returns = [float(c["return"]["mean"]) for c in group]
+        trained = [c["train"] for c in group if c.get("train")]
+        rows.append(
+            {
+                "dataset": dataset,
+                "method": method,
+                "seeds": [c["seed"] for c in group],
+                "episodes": sum(int(c["episodes"]) for c in group),
+                "reference": ref,
+                "score_mean": _mean(seed_means),
+                "score_seed_means": seed_means,
+                "score_ci95_seeds": _ci(seed_means),
+                "score_ci95_pooled": _ci(pooled),
+                "dataset_score_mean": _mean(dataset_scores),
+                "return_mean": _mean(returns),
+                "return_std_seeds": float(np.std(returns, ddof=1)) if len(returns) > 1 else None,
+                "train_wall_s": _mean([float(t["wall_s"]) for t in trained]),
+                "train_steps": _mean([float(t["steps"]) for t in trained]),
+                "eval_s_per_episode": _mean([float(c["eval"]["s_per_episode"]) for c in group]),
+                "ms_per_env_step": _mean([float(c["eval"]["ms_per_env_step"]) for c in group]),
+            }
+        )
+    return rows
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _fmt_ci(ci: list[float] | None) -> str:
+    return "—" if ci is None else f"[{ci[0]:.1f}, {ci[1]:.1f}]"
+
+
+def _fmt_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds >= 60:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds:.1f} s" if seconds >= 1 else f"{seconds:.2f} s"
+
+
+def _table(suite_name: str, rows: list[dict[str, Any]], cells: list[dict[str, Any]]) -> str:
+    command = next(
+        (c["commands"]["suite"] for c in cells if "commands" in c),
+        f"tt bench quality suite={suite_name}",
+    )
+    lines = [
+        f"# Quality suite `{suite_name}`",
+        "",
+        f"Generated by `{command}` from the {len(cells)} cell JSONs in this folder (rebuild the "
+        f"table and plot alone with `{command} report_only=true`).",
+        "",
+        "- **score**: normalized x100 (0 = random reference, 100 = expert reference), of the "
+        "**last checkpoint** (the weights at the end of training, not the best checkpoint); "
+        "`ref` says which references: D4RL = D4RL's "
+        "published random/expert returns (HalfCheetah -280.18/12135.0, Hopper -20.27/3234.3, "
+        "Walker2d 1.63/4592.3), dataset = the random and expert returns stored with the "
+        "dataset. The dataset-ref score column always uses the dataset's.",
+        "- **95% CI (seeds)**: t-interval over the per-seed mean scores; **(episodes)**: "
+        "t-interval over all episodes of all seeds pooled (narrower: ignores seed-to-seed spread).",
+        "- **return**: mean raw return over seeds ± its standard deviation across seeds.",
+        "- **train time**: wall time of the one training run per seed that tt-beam and tt-greedy "
+        "share (mean over seeds); behaviour trains nothing. **eval/episode**: evaluation wall "
+        "time divided by episodes (envs run together in one vector env).",
+        "",
+        "| dataset | method | seeds | score | 95% CI (seeds) | 95% CI (episodes) | ref "
+        "| dataset-ref score | return | train time | eval/episode | ms/env step |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ret = _fmt(r["return_mean"])
+        if r["return_std_seeds"] is not None:
+            ret += f" ± {r['return_std_seeds']:.1f}"
+        lines.append(
+            f"| {r['dataset']} | {r['method']} | {len(r['seeds'])} | **{_fmt(r['score_mean'])}** "
+            f"| {_fmt_ci(r['score_ci95_seeds'])} | {_fmt_ci(r['score_ci95_pooled'])} "
+            f"| {r['reference']} | {_fmt(r['dataset_score_mean'])} | {ret} "
+            f"| {_fmt_time(r['train_wall_s'])} | {_fmt_time(r['eval_s_per_episode'])} "
+            f"| {_fmt(r['ms_per_env_step'], 2)} |"
+        )
+    lines += ["", "## Budget per cell", ""]
+    seen: set[str] = set()
+    for cell in cells:
+        if cell["dataset"] in seen or cell.get("agent") != "planner":
+            continue
+        seen.add(cell["dataset"])
+        cfg = cell["config"]
+        t, m, p, e = cfg["train"], cfg["model"], cfg["plan"], cfg["eval"]
+        lines.append(
+            f"- {cell['dataset']} (preset `{Path(cell['preset']).stem}`): "
+            f"{cell['train']['steps']} steps x batch {t['batch_size']} "
+            f"({cell['train']['window_tokens'] / 1e6:.3g}M window tokens), model "
+            f"{m['n_layer']}x{m['n_embd']} ({m['n_head']} heads), {cfg['data']['n_transitions']}-"
+            f"transition windows; beam width {p['beam_width']}, horizon {p['horizon']}, expand "
+            f"{p['expand']}, context {p['context']}; {e['episodes']} episodes per cell, "
+            f"{e['n_envs']} envs at once"
+        )
+    machines = sorted(
+        {
+            f"{c['machine']['platform']}, {c['machine']['cores']} cores, torch "
+            f"{c['machine']['torch']}, {c['machine']['eval_device']}"
+            + (f" ({c['machine']['gpu']})" if c["machine"].get("gpu") else "")
+            for c in cells
+        }
+    )
+    commits = sorted({str((c.get("git") or {}).get("commit"))[:12] for c in cells})
+    dates = sorted(c["date"] for c in cells)
+    lines += [
+        "",
+        "## Provenance",
+        "",
+        f"- machine(s): {'; '.join(machines)}",
+        f"- commit(s): {', '.join(commits)}",
+        f"- cells dated {dates[0]} to {dates[-1]}" if dates else "- no cells",
+        "- each cell's JSON holds its exact config and the commands that reproduce it",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _plot(suite_name: str, rows: list[dict[str, Any]]) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    fig = Figure(figsize=(max(4.0, 3.2 * len(datasets)), 3.6), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(datasets), sharey=True, squeeze=False)[0]
+    colors = {"tt-beam": "#3b75af", "tt-greedy": "#ef8636", "behaviour": "#519e3e"}
+    for ax, dataset in zip(axes, datasets):
+        mine = [r for r in rows if r["dataset"] == dataset]
+        for i, r in enumerate(mine):
+            if r["score_mean"] is None:
+                continue
+            ci = r["score_ci95_seeds"]
+            err = None if ci is None else [[r["score_mean"] - ci[0]], [ci[1] - r["score_mean"]]]
+            ax.bar(i, r["score_mean"], color=colors.get(r["method"], "#888888"), yerr=err,
+                   capsize=4, alpha=0.85)  # fmt: skip
+            ax.scatter([i] * len(r["score_seed_means"]), r["score_seed_means"], color="black",
+                       s=10, zorder=3)  # fmt: skip
+        ax.set_xticks(range(len(mine)), [r["method"] for r in mine], fontsize=8)
+        refs = {r["reference"] for r in mine}
+        ax.set_title(f"{dataset}\n(ref: {', '.join(sorted(refs))})", fontsize=8)
+        ax.axhline(0, color="grey", linewidth=0.5)
+        ax.axhline(100, color="grey", linewidth=0.5, linestyle=":")
+    axes[0].set_ylabel("normalized score x100 (last checkpoint)", fontsize=8)
+    fig.suptitle(f"{suite_name}: mean over seeds, 95% CI over seeds, dots = seeds", fontsize=9)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def write_report(suite_name: str, results_dir: Path) -> list[dict[str, Any]]:
+    """Rebuild results.md and results.png from the cell JSONs under `results_dir`; returns the rows."""
+    cells = _read_cells(results_dir)
+    rows = aggregate(cells)
+    if not cells:
+        return rows
+    atomic_write_bytes(results_dir / TABLE_FILE, _table(suite_name, rows, cells).encode())
+    atomic_write_bytes(results_dir / PLOT_FILE, _plot(suite_name, rows))
+    return rows
+
+
+# ------------------------------------------------------------------------------ running
+def run_suite(
+    suite: Suite,
+    layout: Layout | None = None,
+    extra: Sequence[str] = (),
+    *,
+    json_lines: bool = False,
+    step_callback: StepCallback | None = None,
+    echo: Callable[[str], None] = print,
+) -> list[Path]:
+    """Run every missing cell of `suite` (training shared per (dataset, seed)); returns the JSONs
+    written now. The table and plot are rebuilt after each cell."""
+    layout = layout or Layout.default(suite)
+    written: list[Path] = []
+    for ds in suite.datasets:
+        for seed in suite.seeds:
+            missing = [
+                m for m in suite.methods if not layout.cell_json(ds.dataset, m, seed).is_file()
+            ]
+            if not missing:
+                continue
+            cfg = cell_config(suite, ds, seed, extra)
+            ensure_trained(cfg, layout, ds.dataset, seed, step_callback)
+            for method in missing:
+                result = evaluate_cell(suite, ds, seed, method, cfg, layout, extra)
+                path = layout.cell_json(ds.dataset, method, seed)
+                atomic_write_json(path, result)
+                written.append(path)
+                write_report(suite.name, layout.results_dir)
+                if json_lines:
+                    echo(json.dumps(result))
+                else:
+                    score = result["score_d4rl"] or result["score_dataset"] or {}
+                    echo(
+                        f"{ds.dataset} {method} seed {seed}: score {_fmt(score.get('mean'))} "
+                        f"return {result['return']['mean']:.1f} -> {path}"
+                    )
+    return written
+
+
+def _print_status(suite: Suite, layout: Layout, json_lines: bool) -> None:
+    if not json_lines:
+        print(f"suite {suite.name}: {suite.description}".rstrip(": "))
+        print(f"work dir {layout.work_dir}, results {layout.results_dir}")
+    for ds, seed, method in suite.cells():
+        status = cell_status(layout, ds.dataset, method, seed)
+        path = layout.cell_json(ds.dataset, method, seed)
+        if json_lines:
+            row = {"dataset": ds.dataset, "method": method, "seed": seed, "preset": ds.preset,
+                   "status": status, "result": str(path)}  # fmt: skip
+            print(json.dumps(row))
+        else:
+            print(f"  {ds.dataset:<36} {method:<10} seed {seed:<3} {status:<30} {path}")
+
+
+_FLAGS = {"dry_run": "list", "list": "list", "report_only": "report", "report": "report"}
+_VALUES = ("suite", "work_dir", "results_dir")
+
+
+def parse_options(items: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
+    """Split `tt bench quality` arguments into options and config overrides (see the module doc)."""
+    options: dict[str, Any] = {"list": False, "report": False}
+    overrides: list[str] = []
+    queue = list(items)
+    while queue:
+        item = queue.pop(0)
+        text = item[2:] if item.startswith("--") else item
+        key, has_value, value = text.partition("=")
+        name = key.replace("-", "_")
+        if "." in key and has_value:
+            overrides.append(text)
+        elif name in _FLAGS:
+            flag = yaml.safe_load(value) if has_value else True
+            if not isinstance(flag, bool):
+                raise TTError(f"'{item}': use {name}=true or {name}=false")
+            options[_FLAGS[name]] = options[_FLAGS[name]] or flag
+        elif name in _VALUES:
+            if not has_value:
+                if not queue:
+                    raise TTError(f"'{item}' needs a value: {name}=...")
+                value = queue.pop(0)
+            options[name] = value
+        else:
+            raise TTError(
+                f"tt bench quality: unknown option '{item}'; use suite=NAME, dry_run=true, "
+                "report_only=true, work_dir=PATH, results_dir=PATH or section.key=value overrides"
+            )
+    return options, overrides
+
+
+def main(json_lines: bool = False, quick: bool = False, overrides: list[str] | None = None) -> int:
+    options, extra = parse_options(overrides or [])
+    if not options.get("suite"):
+        raise TTError(f"tt bench quality needs a suite: suite=NAME, one of {list_suites()}")
+    suite = load_suite(options["suite"])
+    if quick:
+        suite = replace(suite, seeds=suite.seeds[:1], episodes=2, quick=True,
+                        overrides=(*suite.overrides, *QUICK_OVERRIDES))  # fmt: skip
+    default = Layout.default(suite, quick)
+    layout = Layout(
+        Path(options.get("work_dir") or default.work_dir),
+        Path(options.get("results_dir") or default.results_dir),
+    )
+    for ds in suite.datasets:  # the overrides are checked before anything runs
+        for seed in suite.seeds:
+            cell_config(suite, ds, seed, extra)
+    if options["list"]:
+        _print_status(suite, layout, json_lines)
+        return 0
+    if not options["report"]:
+        run_suite(suite, layout, extra, json_lines=json_lines)
+    rows = write_report(suite.name, layout.results_dir)
+    if not rows:
+        print(f"no results under {layout.results_dir} yet", file=sys.stderr)
+        return 0
+    if not json_lines:
+        print(layout.table.read_text())
+        print(f"plot: {layout.plot}")
+    elif options["report"]:
+        for row in rows:
+            print(json.dumps(row))
+    return 0
