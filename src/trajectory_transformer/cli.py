@@ -104,8 +104,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_benchmark
 
+    options = [f"suite={args.suite}"] if args.suite else []
+    options += ["dry_run=true"] if args.dry_run else []
+    options += ["report_only=true"] if args.report_only else []
+    if options and args.what != "quality":
+        raise TTError("--suite, --dry-run and --report-only belong to `tt bench quality`")
     return run_benchmark(
-        args.what, json_lines=args.json, quick=args.quick, overrides=args.overrides
+        args.what, json_lines=args.json, quick=args.quick, overrides=[*options, *args.overrides]
     )
 
 
@@ -192,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=["data", "train", "plan", "quality"])
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--quick", action="store_true", help="smaller sizes, for smoke tests")
+    p.add_argument("--suite", default=None, help="quality: the suite to run (configs/suites/)")
+    p.add_argument("--dry-run", action="store_true", help="quality: list cells, run nothing")
+    p.add_argument("--report-only", action="store_true", help="quality: rebuild the table/plot")
     p.add_argument("overrides", nargs="*")
 
     p = add("report", _cmd_report, "write a self-contained HTML report for a run")

@@ -562,7 +562,8 @@ class _Trainer:
         fit_1h = max(1, int(3600 / per_step))
         cpu_presets = [p for p in list_presets() if p.endswith("-cpu")]
         hint = (
-            f"use a CPU preset ({', '.join(cpu_presets)})" if cpu_presets
+            f"use a CPU preset ({len(cpu_presets)} *-cpu presets, e.g. --preset {cpu_presets[0]}; "
+            "`tt train --help` lists them)" if cpu_presets
             else "use a smaller model (e.g. model.n_embd=64 model.n_layer=3)"
         )  # fmt: skip
         print(
