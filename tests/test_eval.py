@@ -154,7 +154,10 @@ def test_evaluate_run_rejects_bad_input(tiny_run: Path, tmp_path: Path) -> None:
     shutil.copytree(tiny_run, other, ignore=shutil.ignore_patterns("eval", "videos"))
     info = json.loads((other / "dataset.json").read_text())
     for env_id, message in (
-        ("MountainCarContinuous-v0", "observation space"),
+        (
+            "MountainCarContinuous-v0",
+            rf"run {other} does not fit env 'MountainCarContinuous-v0': observation space: run has Box\(3,\), env has Box\(2,\)",
+        ),
         ("Nope-v0", "Nope-v0"),
     ):
         info.update(env_id=env_id, env_spec=None, eval_env_spec=None)
@@ -162,6 +165,14 @@ def test_evaluate_run_rejects_bad_input(tiny_run: Path, tmp_path: Path) -> None:
         with pytest.raises(TTError, match=message):
             evaluate_run(other, overrides=SMALL)
     assert not (other / "eval").exists()  # nothing was written
+    # model.json and dataset.json from different runs: named, with both sets of dims
+    info.update(env_id="Pendulum-v1", observation_dim=4)
+    (other / "dataset.json").write_text(json.dumps(info))
+    with pytest.raises(
+        TTError,
+        match=r"model.json is built for 3 observation \+ 1 action dims, but dataset.json describes 4 \+ 1",
+    ):
+        evaluate_run(other, overrides=SMALL)
 
 
 def test_render_run(tiny_run: Path) -> None:
@@ -194,3 +205,27 @@ def test_training_eval_hook_returns_headline_numbers(tiny_run: Path) -> None:
     saved = json.loads((tiny_run / "eval" / "epoch_7.json").read_text())
     assert saved["return_mean"] == pytest.approx(numbers["return_mean"])
     assert saved["episodes"] == 3
+
+
+def test_slow_evaluation_warns_once_with_an_estimate(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import time
+
+    from trajectory_transformer.evaluation import evaluate as evaluate_module
+
+    class SlowAgent(RandomAgent):
+        def act(self, slots: np.ndarray, observations: np.ndarray) -> np.ndarray:
+            time.sleep(0.05)
+            return super().act(slots, observations)
+
+    monkeypatch.setattr(evaluate_module._SlowEvalWarning, "WARN_AFTER_S", 0.5)
+    cfg = EvalConfig(episodes=2, n_envs=1, max_episode_steps=20, progress=False)
+    make_env = env_factory(pendulum_info())
+    space = gym.make("Pendulum-v1").action_space
+    evaluate_agent(make_env, SlowAgent(space), cfg, pendulum_info())
+    err = capsys.readouterr().err
+    # 2 waves x 20 steps x >= 0.05 s >= 2 s > 0.5 s
+    assert err.count("warning:") == 1 and "2 episodes of up to 20 steps may take" in err
+    evaluate_agent(make_env, RandomAgent(space), cfg, pendulum_info())
+    assert "warning" not in capsys.readouterr().err  # a fast agent is not warned about

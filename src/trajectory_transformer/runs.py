@@ -263,6 +263,14 @@ def load_run(
     config = read_run_config(root)
     gpt_config = load_gpt_config(root / MODEL_CONFIG_FILE)
     info = read_dataset_info(root)
+    model_dims = (gpt_config.observation_dim, gpt_config.action_dim)
+    data_dims = (info.observation_dim, info.action_dim)
+    if all(data_dims) and model_dims != data_dims:
+        raise TTError(
+            f"run {root}: model.json is built for {model_dims[0]} observation + {model_dims[1]} "
+            f"action dims, but {DATASET_FILE} describes {data_dims[0]} + {data_dims[1]} "
+            f"({info.env_id or info.dataset}); the files come from different runs: restore them"
+        )
     discretizer = Discretizer.load(root / DISCRETIZER_FILE, verify=verify)
     if (
         discretizer.n_dims != gpt_config.transition_dim

@@ -235,8 +235,8 @@ def _space_diff(want: gym.Space[Any], got: gym.Space[Any], where: str) -> str | 
     return None
 
 
-def check_env_spaces(env: gym.Env[Any, Any], info: DatasetInfo) -> None:
-    """TTError naming the first difference between the run's spaces and the env's."""
+def check_env_spaces(env: gym.Env[Any, Any], info: DatasetInfo, where: str = "the run") -> None:
+    """TTError naming the run (`where`), the env and the first difference between their spaces."""
     from ..data.spaces import flat_dim, space_from_json
 
     name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
@@ -247,9 +247,9 @@ def check_env_spaces(env: gym.Env[Any, Any], info: DatasetInfo) -> None:
         if text:
             diff = _space_diff(space_from_json(text), got, label)
             if diff:
-                raise TTError(f"the run does not fit env '{name}': {diff}")
+                raise TTError(f"{where} does not fit env '{name}': {diff}")
         if dim and flat_dim(got) != dim:
             raise TTError(
-                f"the run does not fit env '{name}': {label} has {dim} flat dims in the run, "
+                f"{where} does not fit env '{name}': {label} has {dim} flat dims in the run, "
                 f"{flat_dim(got)} in the env"
             )

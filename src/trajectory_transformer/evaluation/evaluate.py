@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,7 @@ from .. import runs
 from ..config import EvalConfig, RunConfig, apply_overrides, config_to_dict
 from ..envs.agents import Agent, PolicyAgent, RandomAgent
 from ..envs.factory import check_env_spaces, env_factory
-from ..envs.loop import rollout
+from ..envs.loop import StepInfo, rollout
 from ..errors import TTError
 from ..utils import atomic_write_json, resolve_device
 from .metrics import pick_reference, summarize
@@ -73,6 +75,7 @@ def evaluate_agent(
         vector=eval_cfg.vector,
         max_episode_steps=eval_cfg.max_episode_steps,
         progress=eval_cfg.progress,
+        on_step=_SlowEvalWarning(make_env, eval_cfg),
     )
     env_id = info.env_id if info is not None else None
     if env_id is None:
@@ -97,6 +100,47 @@ def evaluate_agent(
     summary["lengths"] = result.lengths.tolist()
     summary["terminated"] = result.terminated.tolist()
     return summary
+
+
+class _SlowEvalWarning:
+    """After the first vector step, warn once if the whole evaluation will take hours.
+
+    The paper's planner (beam 128, horizon 15) costs about half a second per step on a CPU, so a
+    default `tt eval` of 1000-step episodes can run for many hours without saying so.
+    """
+
+    WARN_AFTER_S = 3600.0
+
+    def __init__(self, make_env: Callable[[], gym.Env[Any, Any]], eval_cfg: EvalConfig) -> None:
+        self.start = time.perf_counter()
+        self.eval_cfg = eval_cfg
+        self.make_env = make_env
+        self.done = False
+
+    def __call__(self, step: StepInfo) -> None:
+        if self.done:
+            return
+        self.done = True
+        per_step = time.perf_counter() - self.start  # one batched step, first plan included
+        steps = self.eval_cfg.max_episode_steps
+        if steps is None:
+            env = self.make_env()
+            steps = env.spec.max_episode_steps if env.spec is not None else None
+            env.close()
+        if not steps:
+            return
+        waves = -(-self.eval_cfg.episodes // self.eval_cfg.n_envs)
+        total_h = per_step * steps * waves / 3600
+        if total_h * 3600 < self.WARN_AFTER_S:
+            return
+        print(
+            f"warning: one step of {min(self.eval_cfg.n_envs, self.eval_cfg.episodes)} envs took "
+            f"{per_step:.2f} s, so {self.eval_cfg.episodes} episodes of up to {steps} steps may "
+            f"take {total_h:.1f} h; plan less (e.g. plan.beam_width=32 plan.horizon=5, as the -cpu "
+            "presets do), use plan.mode=greedy, or lower eval.episodes",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _apply_eval_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
@@ -225,7 +269,7 @@ def prepare_run(
     )
     env = make_env()
     try:
-        check_env_spaces(env, info)
+        check_env_spaces(env, info, where=f"run {run_dir}")
         agent, policy = _make_agent(agent_kind, loaded, cfg, env, device, where)
     finally:
         env.close()
