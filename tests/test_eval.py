@@ -229,3 +229,14 @@ def test_slow_evaluation_warns_once_with_an_estimate(
     assert err.count("warning:") == 1 and "2 episodes of up to 20 steps may take" in err
     evaluate_agent(make_env, RandomAgent(space), cfg, pendulum_info())
     assert "warning" not in capsys.readouterr().err  # a fast agent is not warned about
+
+
+def test_eval_env_kwargs_replace_the_stored_ones(tiny_run: Path) -> None:
+    cfg = load_config(None, ["eval.env_kwargs={g: 2.5}"])
+    assert cfg.eval.env_kwargs == {"g": 2.5}
+    env = env_factory(pendulum_info(), env_kwargs=cfg.eval.env_kwargs)()
+    assert env.unwrapped.g == 2.5  # type: ignore[attr-defined]
+    with pytest.raises(TTError, match=r"eval.env_kwargs.bad-name' must be a Python keyword name"):
+        load_config(None, ["eval.env_kwargs={bad-name: 1}"])
+    with pytest.raises(TTError, match=r"cannot make env 'Pendulum-v1' with kwargs .*'gee': 1"):
+        evaluate_run(tiny_run, overrides=[*SMALL, "eval.env_kwargs={gee: 1}"])

@@ -270,6 +270,8 @@ class EvalConfig:
     """Let a run's or dataset's env spec import and run the code it names (its entry point and
     wrappers) instead of making the env from the id registered here (`--trust-env-code`); only
     set it for runs and datasets you trust. A run's saved config cannot turn it on."""
+    env_kwargs: dict[str, str | int | float | bool | None] = field(default_factory=dict)
+    """gym.make keyword arguments that replace the dataset's stored ones at evaluation, key by key."""
 
     def __post_init__(self) -> None:
         _require(self.episodes >= 1, "eval.episodes", "must be >= 1")
@@ -281,6 +283,7 @@ class EvalConfig:
             "must be >= 1 or null",
         )
         _check_device(self.device, "eval.device")
+        _check_env_kwargs(self.env_kwargs, "eval.env_kwargs")
 
 
 @dataclass
@@ -324,18 +327,7 @@ class CollectConfig:
             "collect.ref_episodes",
             "must be >= 1 (or give both collect.ref_min_score and collect.ref_max_score)",
         )
-        _require(isinstance(self.env_kwargs, dict), "collect.env_kwargs", "must be a mapping")
-        for name, value in self.env_kwargs.items():
-            _require(
-                isinstance(name, str) and name.isidentifier(),
-                f"collect.env_kwargs.{name}",
-                "must be a Python keyword name",
-            )
-            _require(
-                value is None or isinstance(value, str | int | float | bool),
-                f"collect.env_kwargs.{name}",
-                "must be a YAML scalar (number, string, true/false or null)",
-            )
+        _check_env_kwargs(self.env_kwargs, "collect.env_kwargs")
 
 
 @dataclass
@@ -355,6 +347,22 @@ class RunConfig:
 def _require(ok: bool, key: str, what: str) -> None:
     if not ok:
         raise ConfigError(f"config key '{key}' {what}")
+
+
+def _check_env_kwargs(kwargs: Any, key: str) -> None:
+    """gym.make keyword arguments from a config: names mapped to YAML scalars (data, not code)."""
+    _require(isinstance(kwargs, dict), key, "must be a mapping")
+    for name, value in kwargs.items():
+        _require(
+            isinstance(name, str) and name.isidentifier(),
+            f"{key}.{name}",
+            "must be a Python keyword name",
+        )
+        _require(
+            value is None or isinstance(value, str | int | float | bool),
+            f"{key}.{name}",
+            "must be a YAML scalar (number, string, true/false or null)",
+        )
 
 
 def _check_references(low: float | None, high: float | None, section: str) -> None:
@@ -433,7 +441,7 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         if not isinstance(value, list | tuple) or len(value) != len(args):
             raise ConfigError(f"config key '{key}' needs {len(args)} values, got {value!r}")
         return tuple(_coerce(v, a, key) for v, a in zip(value, args))
-    if origin is dict:  # only dict[str, YAML scalar] fields (collect.env_kwargs)
+    if origin is dict:  # only dict[str, YAML scalar] fields (collect.env_kwargs, eval.env_kwargs)
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
             raise ConfigError(
                 f"config key '{key}' needs a mapping such as {{max_episode_steps: 100}}, got {value!r}"

@@ -40,20 +40,23 @@ def env_factory(
     *,
     trust_env_code: bool = False,
     source: str | None = None,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> Callable[[], gym.Env[Any, Any]]:
     """A zero-argument env constructor for the run's env, checked once so a bad id fails here.
 
     Prefers the dataset's evaluation env spec (Minari's eval_env_spec), then its env spec (both
     JSON, so custom kwargs survive), then the bare env id. `source` names where `info` came from
     in error messages (e.g. RUN_DIR/dataset.json; default: the dataset). `max_episode_steps`
-    overrides the stored one. With `trust_env_code` the stored spec is made as it is, entry
-    points and wrappers included (code it names is imported and run).
+    overrides the stored one, and `env_kwargs` (eval.env_kwargs) the stored kwargs, key by key.
+    With `trust_env_code` the stored spec is made as it is, entry points and wrappers included
+    (code it names is imported and run).
     """
+    extra = dict(env_kwargs or {})
     where = source or f"dataset '{info.dataset}'"
     field = "eval_env_spec" if info.eval_env_spec else "env_spec"
     text = info.eval_env_spec or info.env_spec
     if trust_env_code:
-        return _trusted_factory(info, text, where, field, max_episode_steps, render_mode)
+        return _trusted_factory(info, text, where, field, max_episode_steps, render_mode, extra)
     kwargs: dict[str, Any] = {}
     steps: int | None = None
     entry_point: str | None = None
@@ -72,6 +75,7 @@ def env_factory(
             f"registered here with {json.dumps(expected)}; a stored entry point is code that "
             f"making the env would import and run, so it is refused: {_OPT_IN}"
         )
+    kwargs = {**kwargs, **extra}
     kwargs.pop("render_mode", None)  # rendering is the caller's choice, not the dataset's
     if max_episode_steps is None:
         max_episode_steps = steps
@@ -168,6 +172,7 @@ def _trusted_factory(
     field: str,
     max_episode_steps: int | None,
     render_mode: str | None,
+    env_kwargs: dict[str, Any],
 ) -> Callable[[], gym.Env[Any, Any]]:
     """eval.trust_env_code: gym.make on the stored spec as it is (its entry points run)."""
     from gymnasium.envs.registration import EnvSpec
@@ -193,7 +198,9 @@ def _trusted_factory(
 
     def make_env() -> gym.Env[Any, Any]:
         try:
-            return gym.make(target, max_episode_steps=max_episode_steps, render_mode=render_mode)
+            return gym.make(
+                target, max_episode_steps=max_episode_steps, render_mode=render_mode, **env_kwargs
+            )
         except (gym.error.Error, ImportError, AttributeError) as err:
             raise TTError(f"cannot make env '{name}': {err.__class__.__name__}: {err}") from err
 

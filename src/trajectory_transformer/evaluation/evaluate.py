@@ -266,6 +266,7 @@ def prepare_run(
         render_mode=render_mode,
         trust_env_code=cfg.eval.trust_env_code,
         source=where,
+        env_kwargs=cfg.eval.env_kwargs,
     )
     env = make_env()
     try:
