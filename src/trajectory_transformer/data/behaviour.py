@@ -27,6 +27,7 @@ there (recorded as truncations; at most n_envs per checkpoint interval).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import json
@@ -55,6 +56,7 @@ __all__ = [
     "Checkpoint",
     "PPOSettings",
     "list_checkpoints",
+    "one_thread",
     "policy_dir",
     "read_replay",
     "replay_episodes",
@@ -173,6 +175,20 @@ def select_checkpoints(checkpoints: Iterable[Checkpoint]) -> tuple[Checkpoint, C
 
 
 # ------------------------------------------------------------------------------------ training
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch single-threaded for a while: PPO's 64x64 MLP gains nothing from a second thread,
+    and beside another busy process two threads made it ~9x slower here (73 vs 680 steps/s)."""
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
 
 
 def _segment_seed(seed: int, start: int) -> int:
@@ -372,78 +388,80 @@ def train_behaviour(
     sb3 = lazy_import("stable_baselines3", "sb3")
     import torch
 
-    venv = _vec_env(env_id, settings, env_kwargs)
-    eval_seed = seed + REF_SEED_OFFSET
-    wall = done[-1].wall_s if done else 0.0
-    if done:
-        last = done[-1]
-        _drop_after(folder, last.steps)
-        # SB3's zip loader unpickles parts of the file: acceptable here, it only ever reads the
-        # checkpoints this function wrote itself (never user files).
-        model = sb3.PPO.load(str(last.path), env=venv, device="cpu")
-        _load_state(_ckpt_file(folder, last.steps, ".npz"), model)
-        say(f"PPO {env_id} seed {seed}: resuming at step {last.steps} from {folder}")
-    else:
-        shutil.rmtree(folder / "replay", ignore_errors=True)  # a run killed before step 0's save
-        model = sb3.PPO(
-            "MlpPolicy",
-            venv,
-            n_steps=settings.n_steps,
-            batch_size=settings.batch_size,
-            n_epochs=settings.n_epochs,
-            learning_rate=settings.learning_rate,
-            gamma=settings.gamma,
-            gae_lambda=settings.gae_lambda,
-            clip_range=settings.clip_range,
-            policy_kwargs={"net_arch": list(settings.net_arch), "activation_fn": torch.nn.Tanh},
-            seed=seed,
-            device="cpu",
-            verbose=0,
-        )
-        say(f"PPO {env_id} seed {seed}: training to {total_steps} steps in {folder}")
+    with one_thread():  # see one_thread; also makes the run's arithmetic the same everywhere
+        venv = _vec_env(env_id, settings, env_kwargs)
+        eval_seed = seed + REF_SEED_OFFSET
+        wall = done[-1].wall_s if done else 0.0
+        if done:
+            last = done[-1]
+            _drop_after(folder, last.steps)
+            # SB3's zip loader unpickles parts of the file: acceptable here, it only ever reads the
+            # checkpoints this function wrote itself (never user files).
+            model = sb3.PPO.load(str(last.path), env=venv, device="cpu")
+            _load_state(_ckpt_file(folder, last.steps, ".npz"), model)
+            say(f"PPO {env_id} seed {seed}: resuming at step {last.steps} from {folder}")
+        else:
+            # whatever a session killed before its step-0 checkpoint recorded
+            shutil.rmtree(folder / "replay", ignore_errors=True)
+            model = sb3.PPO(
+                "MlpPolicy",
+                venv,
+                n_steps=settings.n_steps,
+                batch_size=settings.batch_size,
+                n_epochs=settings.n_epochs,
+                learning_rate=settings.learning_rate,
+                gamma=settings.gamma,
+                gae_lambda=settings.gae_lambda,
+                clip_range=settings.clip_range,
+                policy_kwargs={"net_arch": list(settings.net_arch), "activation_fn": torch.nn.Tanh},
+                seed=seed,
+                device="cpu",
+                verbose=0,
+            )
+            say(f"PPO {env_id} seed {seed}: training to {total_steps} steps in {folder}")
 
-    def checkpoint(t0: float) -> None:
-        nonlocal wall
-        steps = int(model.num_timesteps)
-        buffer = io.BytesIO()
-        model.save(buffer)
-        atomic_write_bytes(_ckpt_file(folder, steps, ".zip"), buffer.getvalue())
-        _save_state(_ckpt_file(folder, steps, ".npz"), model)
-        returns = _evaluate(model, env_id, eval_episodes, eval_seed, env_kwargs)
-        wall += time.perf_counter() - t0
-        record = {
-            "steps": steps,
-            "seed": seed,
-            "env_id": env_id,
-            "eval_return": float(returns.mean()),
-            "eval_std": float(returns.std()),
-            "eval_episodes": eval_episodes,
-            "eval_seed": eval_seed,
-            "eval_returns": returns.tolist(),
-            "wall_s": round(wall, 3),
-        }
-        atomic_write_json(_ckpt_file(folder, steps, ".json"), record)  # last: now it counts
-        say(
-            f"  step {steps:>9,}: deterministic return {returns.mean():9.1f} ± "
-            f"{returns.std():.1f} ({eval_episodes} episodes), {wall:.0f} s so far"
-        )
+        def checkpoint(t0: float) -> None:
+            nonlocal wall
+            steps = int(model.num_timesteps)
+            buffer = io.BytesIO()
+            model.save(buffer)
+            atomic_write_bytes(_ckpt_file(folder, steps, ".zip"), buffer.getvalue())
+            _save_state(_ckpt_file(folder, steps, ".npz"), model)
+            returns = _evaluate(model, env_id, eval_episodes, eval_seed, env_kwargs)
+            wall += time.perf_counter() - t0
+            record = {
+                "steps": steps,
+                "seed": seed,
+                "env_id": env_id,
+                "eval_return": float(returns.mean()),
+                "eval_std": float(returns.std()),
+                "eval_episodes": eval_episodes,
+                "eval_seed": eval_seed,
+                "eval_returns": returns.tolist(),
+                "wall_s": round(wall, 3),
+            }
+            atomic_write_json(_ckpt_file(folder, steps, ".json"), record)  # last: now it counts
+            say(
+                f"  step {steps:>9,}: deterministic return {returns.mean():9.1f} ± "
+                f"{returns.std():.1f} ({eval_episodes} episodes), {wall:.0f} s so far"
+            )
 
-    if not done:
-        checkpoint(time.perf_counter())
-    recorder = _recorder(folder)
-    try:
-        while model.num_timesteps < total_steps:
-            t0 = time.perf_counter()
-            start = int(model.num_timesteps)
-            target = min(total_steps, (start // checkpoint_every + 1) * checkpoint_every)
-            model.env.seed(_segment_seed(seed, start))
-            model._last_obs = None  # learn() resets the envs (seeded above) and episode starts
-            callbacks = [recorder] if callback is None else [recorder, callback]
-            model.learn(target - start, callback=callbacks, reset_num_timesteps=False)
-            checkpoint(t0)
-    finally:
-        venv.close()
-    return list_checkpoints(folder)
+        if not done:
+            checkpoint(time.perf_counter())
+        recorder = _recorder(folder)
+        try:
+            while model.num_timesteps < total_steps:
+                t0 = time.perf_counter()
+                start = int(model.num_timesteps)
+                target = min(total_steps, (start // checkpoint_every + 1) * checkpoint_every)
+                model.env.seed(_segment_seed(seed, start))
+                model._last_obs = None  # learn() resets the envs (seeded above) and episode starts
+                callbacks = [recorder] if callback is None else [recorder, callback]
+                model.learn(target - start, callback=callbacks, reset_num_timesteps=False)
+                checkpoint(t0)
+        finally:
+            venv.close()
+        return list_checkpoints(folder)
 
 
 # ------------------------------------------------------------------------------------- replay

@@ -37,6 +37,7 @@ from ..utils import TTError, atomic_write_json, read_json
 from .behaviour import (
     Checkpoint,
     PPOSettings,
+    one_thread,
     policy_dir,
     read_replay,
     replay_episodes,
@@ -370,7 +371,7 @@ def _level_buffers(ctx: _Context, level: str) -> tuple[list[Any], dict[str, Any]
                 "actions": actions,
             }
             algorithm = f"PPO step {ckpt.steps}, {actions} actions"
-        with _seeded_torch(seed):
+        with _seeded_torch(seed), one_thread():
             buffers = run_transitions(env_id, policy, ctx.size, seed)
         return buffers, source | {"episode_seeds_from": seed}, algorithm
     if level == "medium-replay":
