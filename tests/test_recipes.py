@@ -310,6 +310,12 @@ def test_recipe_makes_the_levels_with_true_references_and_reruns_do_nothing(
     sources = {i: _load(i).storage.metadata["tt_recipe"] for i in ids}
     assert sources["tt/invpend/medium-quick-v0"]["checkpoint_steps"] == medium.steps
     assert sources["tt/invpend/expert-quick-v0"]["checkpoint_steps"] == expert.steps
+    # deterministic actions (the default): the expert data's episodes return what was evaluated
+    assert sources["tt/invpend/expert-quick-v0"]["actions"] == "deterministic"
+    expert_data = _load("tt/invpend/expert-quick-v0")
+    first_episode = next(expert_data.iterate_episodes())
+    replayed = run_episodes(ENV, expert_policy, 1, recipes._LEVEL_SEED["expert"])[0]
+    np.testing.assert_array_equal(first_episode.actions, replayed.actions[: len(first_episode)])
 
     # medium-replay: the PPO run's own data up to the medium checkpoint (subsampled to the size)
     replay = _load("tt/invpend/medium-replay-quick-v0")
@@ -358,8 +364,19 @@ def _overrides(cfg: CollectConfig) -> list[str]:
 def test_recipe_makes_only_what_is_missing(
     tiny_recipe: CollectConfig, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    tiny_recipe.recipe.stochastic = True  # sampled actions: seeded, so reproducible
     [summary] = recipes.run_recipe("invpend-medium-quick", tiny_recipe, progress=False)
     assert summary["written"] == ["tt/invpend/medium-quick-v0"]
+    first = _load("tt/invpend/medium-quick-v0")
+    assert first.storage.metadata["tt_recipe"]["actions"] == "sampled"
+    actions = np.concatenate([ep.actions for ep in first.iterate_episodes()])
+    tiny_recipe.overwrite = True
+    recipes.run_recipe("invpend-medium-quick", tiny_recipe, progress=False)
+    again = np.concatenate(
+        [ep.actions for ep in _load("tt/invpend/medium-quick-v0").iterate_episodes()]
+    )
+    np.testing.assert_array_equal(again, actions)
+    tiny_recipe.overwrite = False
     # medium-expert needs expert too (made now); medium is kept as it is
     [summary] = recipes.run_recipe("invpend-medium-expert-quick", tiny_recipe, progress=False)
     assert summary["written"] == ["tt/invpend/expert-quick-v0", "tt/invpend/medium-expert-quick-v0"]

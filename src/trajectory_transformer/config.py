@@ -301,8 +301,8 @@ class RecipeConfig:
     """Episodes per checkpoint evaluation (deterministic actions; medium and expert are chosen by it) and for the random reference return."""
     transitions: int | None = None
     """Transitions per random/medium/expert dataset; null = 1,000,000 (as D4RL), or 100,000 for -quick recipes."""
-    stochastic: bool = True
-    """Collect medium/expert data with the PPO policy's sampled actions, as D4RL did with its SAC policies (false: the deterministic action)."""
+    stochastic: bool = False
+    """Collect medium/expert data with the PPO policy's sampled actions, as D4RL sampled its SAC policies; off by default because PPO's wider noise moves the data off its level (measured: HalfCheetah medium 423 -> -56, Walker2d expert 3,971 -> 2,290)."""
 
     def __post_init__(self) -> None:
         _require(

@@ -7,8 +7,12 @@ The levels as D4RL defines them (Fu et al. 2020, sec. 5), with PPO in place of S
 - medium: the checkpoint before it whose evaluated return is closest to a third of the expert's.
 - medium-replay: everything the PPO run stepped through while training, up to the medium checkpoint.
 - medium-expert: the medium and expert datasets concatenated (equal parts).
-Medium and expert data are collected with the policy's sampled actions (`collect.recipe.stochastic`),
-as D4RL collected with its stochastic SAC policies (its files keep the actions' log-probabilities).
+Medium and expert data are collected with the checkpoint's deterministic action, so their returns
+are the evaluated ones that defined the level. D4RL sampled its SAC policies' actions (its files keep
+their log-probabilities); `collect.recipe.stochastic=true` does that here, but PPO's action noise is
+wider than a converged SAC's and moves the data off its level: measured with the default budgets,
+HalfCheetah's medium checkpoint returns 423 deterministic and -56 sampled, Walker2d's expert 3,971
+and 2,290, Hopper's expert 3,126 and 2,750 (benchmarks/results/datasets/).
 
 Every dataset stores ref_min_score = the random policy's mean return and ref_max_score = the expert
 checkpoint's mean deterministic return (the same seeds for both), and says so in `ref_scores_from`;
@@ -194,7 +198,6 @@ class _Context:
     cfg: CollectConfig
     folder: Path
     say: Callable[[str], None]
-    progress: bool
     expert: Checkpoint | None = None
     medium: Checkpoint | None = None
     ref_min: float = 0.0
@@ -501,7 +504,7 @@ def _one(
         (lambda msg: print(msg, flush=True)) if progress else (lambda _msg: None)
     )
     folder = policy_dir(spec.env_id, cfg.recipe.ppo_seed)
-    ctx = _Context(name, spec, quick, cfg, folder, say, progress)
+    ctx = _Context(name, spec, quick, cfg, folder, say)
     wanted = [lv for lv in LEVELS if lv in levels]
     if "medium-expert" in wanted:  # built from these two
         wanted = sorted({*wanted, "medium", "expert"}, key=LEVELS.index)
