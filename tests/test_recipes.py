@@ -383,6 +383,17 @@ def test_recipe_makes_only_what_is_missing(
     assert summary["existing"] == ["tt/invpend/medium-quick-v0"]
 
 
+def test_a_second_recipe_on_the_same_policy_is_refused(tiny_recipe: CollectConfig) -> None:
+    from trajectory_transformer.runs import lock_run_dir
+
+    with (
+        lock_run_dir(policy_dir(ENV, 0), "tt collect --recipe invpend"),
+        pytest.raises(TTError, match=r"in use by pid \d+ .*tt collect --recipe invpend"),
+    ):
+        recipes.run_recipe("invpend-random-quick", tiny_recipe, progress=False)
+    assert not (minari.list_local_datasets())
+
+
 def test_recipe_names_and_config_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert recipes.parse_recipe("hopper-medium-replay-quick") == [
         ("hopper", ("medium-replay",), True)

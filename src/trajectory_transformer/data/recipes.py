@@ -526,11 +526,18 @@ def _one(
             )
         say(f"{name}: nothing to do (manifest: {_manifest_path(folder)})")
         return {"written": [], "existing": existing, "manifest": str(_manifest_path(folder))}
-    _prepare_policy(ctx)
-    written = []
-    for level in todo:
-        _write_level(ctx, level)
-        written.append(ctx.dataset_id(level))
+    from ..runs import lock_run_dir
+
+    # One writer per policy folder (a second `tt collect --recipe` for this env and seed is refused
+    # while this one trains or collects); what is missing is decided again under the lock.
+    with lock_run_dir(folder, f"tt collect --recipe {name}"):
+        todo = [lv for lv in todo if cfg.overwrite or not _exists(ctx.dataset_id(lv))]
+        if todo:
+            _prepare_policy(ctx)
+        written = []
+        for level in todo:
+            _write_level(ctx, level)
+            written.append(ctx.dataset_id(level))
     say(f"{name}: manifest {_manifest_path(folder)}")
     return {"written": written, "existing": existing, "manifest": str(_manifest_path(folder))}
 
