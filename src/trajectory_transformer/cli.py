@@ -56,6 +56,17 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_collect(args: argparse.Namespace) -> int:
+    if args.recipe is not None:
+        from .data import recipes
+
+        if args.recipe == "list":
+            print("\n".join(recipes.describe_recipes()))
+            return 0
+        cfg = _config(args)
+        for summary in recipes.run_recipe(args.recipe, cfg.collect, progress=not args.no_progress):
+            for dataset_id in summary["written"] + summary["existing"]:
+                print(dataset_id)
+        return 0
     from .data.collect import collect_dataset
 
     cfg = _config(args)
@@ -165,6 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("collect", _cmd_collect, "run a policy in a Gymnasium env and write a Minari dataset")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--recipe",
+        default=None,
+        metavar="NAME",
+        help="make D4RL-style datasets (trains a PPO behaviour policy; needs the sb3 extra), e.g. "
+        "hopper-medium, hopper-medium-quick, hopper-quick, all-quick; `list` shows them all; "
+        "budget and sizes: collect.recipe.* keys",
+    )
     _add_config_args(p)
 
     p = add("train", _cmd_train, "train a Trajectory Transformer into a run folder")

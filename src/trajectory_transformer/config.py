@@ -28,6 +28,7 @@ __all__ = [
     "EvalConfig",
     "ModelConfig",
     "PlanConfig",
+    "RecipeConfig",
     "RunConfig",
     "TrainConfig",
     "apply_overrides",
@@ -287,6 +288,41 @@ class EvalConfig:
 
 
 @dataclass
+class RecipeConfig:
+    """`tt collect --recipe`: D4RL-style datasets from a PPO behaviour policy (data/recipes.py)."""
+
+    ppo_steps: int | None = None
+    """PPO env steps for the behaviour policy; null = the recipe's default, measured here to reach expert level (`tt collect --recipe list`). Raising it later resumes training."""
+    ppo_checkpoint_every: int = 50_000
+    """Save and evaluate a PPO checkpoint every this many env steps (at the next rollout end); medium and expert are chosen among them."""
+    ppo_seed: int = 0
+    """Seed of the PPO run; each seed trains its own policy under tt-policies/<env>/ppo-seed<k>."""
+    eval_episodes: int = 10
+    """Episodes per checkpoint evaluation (deterministic actions; medium and expert are chosen by it) and for the random reference return."""
+    transitions: int | None = None
+    """Transitions per random/medium/expert dataset; null = 1,000,000 (as D4RL), or 100,000 for -quick recipes."""
+    stochastic: bool = False
+    """Collect medium/expert data with the PPO policy's sampled actions, as D4RL sampled its SAC policies; off by default because PPO's wider noise moves the data off its level (measured: HalfCheetah medium 423 -> -56, Walker2d expert 3,971 -> 2,290)."""
+
+    def __post_init__(self) -> None:
+        _require(
+            self.ppo_steps is None or self.ppo_steps >= 1,
+            "collect.recipe.ppo_steps",
+            "must be >= 1",
+        )
+        _require(
+            self.ppo_checkpoint_every >= 1, "collect.recipe.ppo_checkpoint_every", "must be >= 1"
+        )
+        _require(self.ppo_seed >= 0, "collect.recipe.ppo_seed", "must be >= 0")
+        _require(self.eval_episodes >= 1, "collect.recipe.eval_episodes", "must be >= 1")
+        _require(
+            self.transitions is None or self.transitions >= 1,
+            "collect.recipe.transitions",
+            "must be >= 1 or null",
+        )
+
+
+@dataclass
 class CollectConfig:
     """How `tt collect` makes a dataset."""
 
@@ -314,6 +350,8 @@ class CollectConfig:
     """Expert reference return to store instead of measuring it (needed where no expert ships)."""
     env_kwargs: dict[str, str | int | float | bool | None] = field(default_factory=dict)
     """Keyword arguments for gym.make, stored in the dataset's env spec, e.g. {max_episode_steps: 100}."""
+    recipe: RecipeConfig = field(default_factory=RecipeConfig)
+    """PPO budget and sizes for `tt collect --recipe` (the keys above except seed and overwrite do not apply there)."""
 
     def __post_init__(self) -> None:
         _require(self.episodes >= 1, "collect.episodes", "must be >= 1")

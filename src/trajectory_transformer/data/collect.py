@@ -16,6 +16,7 @@ once the new one is whole.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import json
@@ -47,17 +48,22 @@ from .spaces import stack
 __all__ = [
     "COLLECT_RECORD_KEY",
     "behaviour_policy",
+    "check_target",
     "collect_dataset",
     "collect_record",
+    "cut_episode",
     "default_dataset_id",
     "make_env",
     "registered_env_spec",
     "rollout_returns",
     "run_episodes",
+    "run_transitions",
     "unregistered_hint",
+    "write_dataset",
 ]
 
-_REF_SEED_OFFSET = 1_000_003  # reference episodes use seeds disjoint from the data's
+REF_SEED_OFFSET = 1_000_003
+"""Reference (and recipe checkpoint evaluation) episodes use seeds seed + this: disjoint from data's."""
 
 
 _ROBOTICS = "gymnasium_robotics"
@@ -245,6 +251,71 @@ def collect_record(cfg: CollectConfig) -> str:
     return json.dumps({key: getattr(cfg, key) for key in keys}, sort_keys=True)
 
 
+def run_transitions(
+    env_id: str,
+    policy: Policy,
+    n_transitions: int,
+    seed: int,
+    n_envs: int = 8,
+    on_episode: Callable[[int, float], None] | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+) -> list[Any]:
+    """Episodes (seeds seed, seed+1, ...) until exactly `n_transitions` steps -> EpisodeBuffers.
+
+    As D4RL's fixed-size datasets: whole episodes in seed order, the last one cut where the budget
+    ends (marked truncated, its observations kept T+1). Episodes run in rounds sized from the
+    lengths seen so far; the first round assumes episodes as long as the env's time limit, so a
+    policy that survives to the limit never runs an episode it does not keep.
+    """
+    if n_transitions < 1:
+        raise TTError(f"transitions must be >= 1, got {n_transitions}")
+    probe = make_env(env_id, env_kwargs)
+    limit = probe.spec.max_episode_steps if probe.spec is not None else None
+    probe.close()
+    buffers: list[Any] = []
+    steps = 0
+    while steps < n_transitions:
+        remaining = n_transitions - steps
+        mean_len = steps / len(buffers) if buffers else float(limit or 1000)
+        n_more = max(1, min(int(np.ceil(remaining / max(mean_len, 1.0))), 10_000))
+        more = run_episodes(env_id, policy, n_more, seed + len(buffers), n_envs, None, env_kwargs)
+        for buffer in more:
+            if steps >= n_transitions:
+                break  # ran, but past the budget: dropped (only in the last round)
+            length = len(buffer.rewards)
+            if steps + length > n_transitions:
+                buffer = cut_episode(buffer, n_transitions - steps)
+                length = len(buffer.rewards)
+            buffers.append(dataclasses.replace(buffer, id=len(buffers)))  # Minari: ids 0, 1, ...
+            steps += length
+            if on_episode is not None:
+                on_episode(length, float(np.sum(buffer.rewards)))
+    return buffers
+
+
+def cut_episode(buffer: Any, length: int) -> Any:
+    """The first `length` steps of an episode, ending in a truncation (D4RL's final timeout)."""
+    from minari.data_collector import EpisodeBuffer
+
+    def head(tree: Any, n: int) -> Any:
+        if isinstance(tree, dict):
+            return {k: head(v, n) for k, v in tree.items()}
+        if isinstance(tree, tuple):
+            return tuple(head(v, n) for v in tree)
+        return tree[:n]
+
+    return EpisodeBuffer(
+        id=buffer.id,
+        seed=buffer.seed,
+        observations=head(buffer.observations, length + 1),  # (length+1, ...)
+        actions=head(buffer.actions, length),  # (length, ...)
+        rewards=list(buffer.rewards[:length]),
+        terminations=[*buffer.terminations[: length - 1], False],
+        truncations=[*buffer.truncations[: length - 1], True],
+        infos={},
+    )
+
+
 def behaviour_policy(cfg: CollectConfig, env: gym.Env[Any, Any], seed: int | None = None) -> Policy:
     """The policy that made a dataset: collect.policy with its noise/epsilon mixture."""
     seed = cfg.seed if seed is None else seed
@@ -254,7 +325,7 @@ def behaviour_policy(cfg: CollectConfig, env: gym.Env[Any, Any], seed: int | Non
     return base
 
 
-def _check_target(dataset_id: str, overwrite: bool) -> bool:
+def check_target(dataset_id: str, overwrite: bool) -> bool:
     """Refuse, before anything runs, an id whose folder is taken; True if it will be replaced.
 
     Publishing checks again: another process may write the same id meanwhile.
@@ -289,7 +360,7 @@ def _references(
     cfg: CollectConfig, env: gym.Env[Any, Any]
 ) -> tuple[float | None, float | None, str]:
     """(ref_min_score, ref_max_score, where they came from): the config's, else measured."""
-    ref_seed = cfg.seed + _REF_SEED_OFFSET
+    ref_seed = cfg.seed + REF_SEED_OFFSET
     kwargs = cfg.env_kwargs
     notes = []
     ref_min = cfg.ref_min_score
@@ -320,9 +391,54 @@ def _references(
     return ref_min, ref_max, "; ".join(notes)
 
 
+def write_dataset(
+    dataset_id: str,
+    buffers: list[Any],
+    env: gym.Env[Any, Any],
+    *,
+    ref_min: float | None,
+    ref_max: float | None,
+    ref_note: str,
+    ref_episodes: int,
+    algorithm_name: str,
+    description: str,
+    overwrite: bool = False,
+    extra_metadata: Mapping[str, Any] | None = None,
+) -> None:
+    """Write EpisodeBuffers as the Minari dataset `dataset_id`: staged, then renamed into place.
+
+    The one writer behind `tt collect` and the recipes (data/recipes.py). `ref_note` is stored as
+    the metadata field `ref_scores_from` (which policies the reference returns came from);
+    `extra_metadata` adds JSON-able fields to metadata.json.
+    """
+    import minari
+
+    root = minari_root()
+    with staging_root(root, dataset_id) as staged:
+        with minari_datasets_path(staged), warnings.catch_warnings():
+            warnings.simplefilter(
+                "ignore", UserWarning
+            )  # Minari nags about author/permalink fields
+            dataset = minari.create_dataset_from_buffers(
+                dataset_id,
+                buffers,
+                env=env,
+                algorithm_name=algorithm_name,
+                ref_min_score=ref_min,
+                ref_max_score=ref_max,
+                num_episodes_average_score=ref_episodes,
+                description=description,
+                data_format="hdf5",
+            )
+            extra: dict[str, Any] = {"ref_scores_from": ref_note, **(extra_metadata or {})}
+            if ref_max is None and ref_min is not None:
+                extra["ref_min_score"] = ref_min  # Minari stores it only beside a ref_max_score
+            dataset.storage.update_metadata(extra)
+        publish_dataset(staged, dataset_id, root, replace=overwrite)
+
+
 def collect_dataset(cfg: CollectConfig, progress: bool = True) -> str:
     """Collect `cfg.episodes` episodes with `cfg.policy` and write a Minari dataset; returns its id."""
-    import minari
     from tqdm import tqdm
 
     dataset_id = cfg.dataset_id
@@ -330,7 +446,7 @@ def collect_dataset(cfg: CollectConfig, progress: bool = True) -> str:
         dataset_id = default_dataset_id(cfg.env, cfg.policy)
     check_dataset_id(dataset_id, "collect.dataset_id")
     recover_interrupted(minari_root())
-    _check_target(dataset_id, bool(cfg.overwrite))
+    check_target(dataset_id, bool(cfg.overwrite))
     if cfg.episodes < 1:
         raise TTError(f"collect.episodes must be >= 1, got {cfg.episodes}")
     env = make_env(cfg.env, cfg.env_kwargs)
@@ -365,35 +481,23 @@ def collect_dataset(cfg: CollectConfig, progress: bool = True) -> str:
         bar.close()
     ref_min, ref_max, ref_note = _references(cfg, env)
 
-    root = minari_root()
-    with staging_root(root, dataset_id) as staged:
-        with minari_datasets_path(staged), warnings.catch_warnings():
-            warnings.simplefilter(
-                "ignore", UserWarning
-            )  # Minari nags about author/permalink fields
-            dataset = minari.create_dataset_from_buffers(
-                dataset_id,
-                buffers,
-                env=env,
-                algorithm_name=f"tt-collect:{cfg.policy}(noise={cfg.noise},epsilon={cfg.epsilon})",
-                ref_min_score=ref_min,
-                ref_max_score=ref_max,
-                num_episodes_average_score=cfg.ref_episodes,
-                description=(
-                    f"{cfg.episodes} episodes of {cfg.env} with policy {cfg.policy}, noise "
-                    f"{cfg.noise}, epsilon {cfg.epsilon}, seeds {cfg.seed}.."
-                    f"{cfg.seed + cfg.episodes - 1} (written by trajectory_transformer tt collect)"
-                ),
-                data_format="hdf5",
-            )
-            extra: dict[str, Any] = {
-                "ref_scores_from": ref_note,
-                COLLECT_RECORD_KEY: collect_record(cfg),
-            }
-            if ref_max is None and ref_min is not None:
-                extra["ref_min_score"] = ref_min  # Minari stores it only beside a ref_max_score
-            dataset.storage.update_metadata(extra)
-        publish_dataset(staged, dataset_id, root, replace=bool(cfg.overwrite))
+    write_dataset(
+        dataset_id,
+        buffers,
+        env,
+        ref_min=ref_min,
+        ref_max=ref_max,
+        ref_note=ref_note,
+        ref_episodes=cfg.ref_episodes,
+        algorithm_name=f"tt-collect:{cfg.policy}(noise={cfg.noise},epsilon={cfg.epsilon})",
+        description=(
+            f"{cfg.episodes} episodes of {cfg.env} with policy {cfg.policy}, noise "
+            f"{cfg.noise}, epsilon {cfg.epsilon}, seeds {cfg.seed}.."
+            f"{cfg.seed + cfg.episodes - 1} (written by trajectory_transformer tt collect)"
+        ),
+        overwrite=bool(cfg.overwrite),
+        extra_metadata={COLLECT_RECORD_KEY: collect_record(cfg)},
+    )
     env.close()
     if progress:
         elapsed = time.perf_counter() - t0

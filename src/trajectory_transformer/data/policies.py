@@ -83,9 +83,15 @@ def register_expert(env_id: str, factory: Callable[[], Policy]) -> None:
 
 
 class SB3Policy:
-    """A Stable-Baselines3 checkpoint, deterministic actions (imported lazily)."""
+    """A Stable-Baselines3 checkpoint (imported lazily): deterministic actions, or sampled ones.
 
-    def __init__(self, algo: str, path: str) -> None:
+    Sampled actions (`deterministic=False`) draw from torch's global generator: seed it (or run
+    under `torch.random.fork_rng`) for reproducible data. Loading uses SB3's own zip loader, which
+    unpickles parts of the file: load only checkpoints you trust (ours, or your own).
+    """
+
+    def __init__(self, algo: str, path: str, deterministic: bool = True) -> None:
+        self.deterministic = deterministic
         sb3 = lazy_import("stable_baselines3", "sb3")
         cls = getattr(sb3, algo.upper(), None)
         if cls is None:
@@ -101,7 +107,7 @@ class SB3Policy:
             ) from err
 
     def __call__(self, obs: Any) -> np.ndarray:
-        action, _ = self.model.predict(obs, deterministic=True)
+        action, _ = self.model.predict(obs, deterministic=self.deterministic)
         return np.asarray(action)
 
 
