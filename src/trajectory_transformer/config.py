@@ -35,6 +35,7 @@ __all__ = [
     "config_from_dict",
     "config_to_dict",
     "describe_keys",
+    "find_yaml",
     "list_presets",
     "load_config",
 ]
@@ -618,6 +619,17 @@ def list_presets() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
 
+def find_yaml(name_or_path: str, folder: Path, what: str) -> Path:
+    """A shipped YAML by name (folder/<name>.yaml) or a YAML path; a ConfigError lists the names."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = folder / f"{name_or_path}.yaml"
+    if not path.is_file():
+        names = sorted(p.stem for p in folder.glob("*.yaml"))
+        raise ConfigError(f"no {what} '{name_or_path}'; choose one of {names} or give a YAML path")
+    return path
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text()) or {}
@@ -640,13 +652,7 @@ def load_config(
         chain = " -> ".join([*_seen, str(preset)])
         raise ConfigError(f"preset '{_seen[0]}': its base presets form a cycle ({chain})")
     if preset:
-        path = Path(preset)
-        if not path.suffix:
-            path = PRESET_DIR / f"{preset}.yaml"
-        if not path.is_file():
-            raise ConfigError(
-                f"no preset '{preset}'; choose one of {list_presets()} or give a YAML path"
-            )
+        path = find_yaml(preset, PRESET_DIR, "preset")
         data = _read_yaml(path)
         base = data.pop("base", None)
         if base:

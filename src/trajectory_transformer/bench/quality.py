@@ -60,7 +60,14 @@ import numpy as np
 import yaml
 
 from .. import __version__, runs
-from ..config import PRESET_DIR, RunConfig, apply_overrides, config_to_dict, load_config
+from ..config import (
+    PRESET_DIR,
+    RunConfig,
+    apply_overrides,
+    config_to_dict,
+    find_yaml,
+    load_config,
+)
 from ..errors import ConfigError, TTError
 from ..evaluation.evaluate import evaluate_run
 from ..evaluation.metrics import (
@@ -160,13 +167,7 @@ def _str_list(value: Any, where: str) -> tuple[str, ...]:
 
 def load_suite(name_or_path: str) -> Suite:
     """A suite by name (configs/suites/<name>.yaml) or YAML path, checked before anything runs."""
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = SUITE_DIR / f"{name_or_path}.yaml"
-    if not path.is_file():
-        raise TTError(
-            f"no suite '{name_or_path}'; choose one of {list_suites()} or give a YAML path"
-        )
+    path = find_yaml(name_or_path, SUITE_DIR, "suite")
     where = f"suite {path}"
     try:
         raw = yaml.safe_load(path.read_text()) or {}
