@@ -21,7 +21,7 @@ import pytest
 pytest.importorskip("stable_baselines3")
 
 from trajectory_transformer.cli import main as tt_main
-from trajectory_transformer.config import CollectConfig, ConfigError, RecipeConfig
+from trajectory_transformer.config import CollectConfig, ConfigError, RecipeConfig, config_from_dict
 from trajectory_transformer.data import recipes
 from trajectory_transformer.data.behaviour import (
     Checkpoint,
@@ -35,6 +35,7 @@ from trajectory_transformer.data.behaviour import (
 )
 from trajectory_transformer.data.collect import (
     REF_SEED_OFFSET,
+    behaviour_policy,
     rollout_returns,
     run_episodes,
     run_transitions,
@@ -316,6 +317,29 @@ def test_recipe_makes_the_levels_with_true_references_and_reruns_do_nothing(
     first_episode = next(expert_data.iterate_episodes())
     replayed = run_episodes(ENV, expert_policy, 1, recipes._LEVEL_SEED["expert"])[0]
     np.testing.assert_array_equal(first_episode.actions, replayed.actions[: len(first_episode)])
+
+    # the single-policy levels record it for `tt eval --agent behaviour` (the mixtures have none):
+    # the recorded policy, rebuilt, acts as the data did
+    for level in ("random", "medium", "expert", "medium-replay", "medium-expert"):
+        record = _load(f"tt/invpend/{level}-quick-v0").storage.metadata.get("tt_collect")
+        if level in ("medium-replay", "medium-expert"):
+            assert record is None
+            continue
+        record = json.loads(record)
+        assert record["env"] == ENV and record["noise"] == 0 and record["epsilon"] == 0
+        ckpt = {"medium": medium, "expert": expert}.get(level)
+        want = "random" if ckpt is None else f"sb3:PPO:{ckpt.path.resolve()}"
+        assert record["policy"] == want
+    rebuilt = behaviour_policy(
+        config_from_dict(
+            json.loads(expert_data.storage.metadata["tt_collect"]), CollectConfig, "collect."
+        ),
+        env,
+    )
+    np.testing.assert_array_equal(
+        run_episodes(ENV, rebuilt, 1, recipes._LEVEL_SEED["expert"])[0].actions,
+        replayed.actions,
+    )
 
     # medium-replay: the PPO run's own data up to the medium checkpoint (subsampled to the size)
     replay = _load("tt/invpend/medium-replay-quick-v0")

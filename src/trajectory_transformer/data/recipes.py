@@ -51,13 +51,14 @@ from .behaviour import (
 from .collect import (
     REF_SEED_OFFSET,
     check_target,
+    collect_record,
     cut_episode,
     make_env,
     rollout_returns,
     run_transitions,
     write_dataset,
 )
-from .episodes import dataset_problem, minari_root, recover_interrupted
+from .episodes import COLLECT_RECORD_KEY, dataset_problem, minari_root, recover_interrupted
 from .policies import Policy, RandomPolicy, SB3Policy
 
 __all__ = [
@@ -351,6 +352,25 @@ def _seeded_torch(seed: int) -> Iterator[None]:
         yield
 
 
+def _behaviour_record(ctx: _Context, level: str) -> dict[str, str]:
+    """The `tt_collect` record that `tt eval --agent behaviour` rebuilds a level's policy from.
+
+    Empty for the levels that have no one policy (medium-replay: a policy changing as it trained;
+    medium-expert: two policies) and for sampled actions (`sb3:` policies rebuild deterministic).
+    The checkpoint path is absolute: it lies under this machine's Minari root, next to the data.
+    """
+    if level not in ("random", "medium", "expert") or (level != "random" and ctx.rc.stochastic):
+        return {}
+    assert ctx.expert is not None and ctx.medium is not None
+    ckpt = ctx.expert if level == "expert" else ctx.medium
+    policy = "random" if level == "random" else f"sb3:PPO:{ckpt.path.resolve()}"
+    cfg = dataclasses.replace(
+        ctx.cfg, env=ctx.spec.env_id, policy=policy, noise=0.0, epsilon=0.0,
+        seed=ctx.cfg.seed + _LEVEL_SEED[level],
+    )  # fmt: skip
+    return {COLLECT_RECORD_KEY: collect_record(cfg)}
+
+
 def _level_buffers(ctx: _Context, level: str) -> tuple[list[Any], dict[str, Any], str]:
     """(episodes, tt_recipe metadata, algorithm name) of one level."""
     assert ctx.expert is not None and ctx.medium is not None
@@ -474,7 +494,8 @@ def _write_level(ctx: _Context, level: str) -> None:
                     "policy_dir": str(ctx.folder.relative_to(minari_root())),
                     "expert_steps": ctx.expert.steps,
                     **source,
-                }
+                },
+                **_behaviour_record(ctx, level),
             },
         )
     finally:
