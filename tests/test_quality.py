@@ -7,6 +7,8 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+import minari
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -65,6 +67,9 @@ def test_tiny_suite_end_to_end_then_a_rerun_skips_every_cell(
     layout = Layout(tmp_path / "work", tmp_path / "results")
     printed: list[str] = []
     written = run_suite(suite, layout, echo=printed.append)
+    data = minari.load_dataset(pendulum_dataset)
+    data_returns = np.array([ep.rewards.sum() for ep in data.iterate_episodes()])
+    ref = (data.storage.metadata["ref_min_score"], data.storage.metadata["ref_max_score"])
 
     assert len(written) == 6 and len(printed) == 6
     cells = {(c["method"], c["seed"]): c for c in map(lambda p: json.loads(p.read_text()), written)}
@@ -81,6 +86,12 @@ def test_tiny_suite_end_to_end_then_a_rerun_skips_every_cell(
         assert "commit" in cell["git"] and cell["date"]
         assert cell["config"]["data"]["dataset"] == pendulum_dataset
         assert cell["config"]["train"]["seed"] == seed == cell["config"]["plan"]["seed"]
+        # the data's own score, from its episodes, on the same scale
+        assert cell["data"]["episodes"] == len(data_returns) == 6
+        assert cell["data"]["return_mean"] == pytest.approx(data_returns.mean())
+        assert cell["data"]["score_dataset"] == pytest.approx(
+            100 * (data_returns.mean() - ref[0]) / (ref[1] - ref[0])
+        )
         if method == "behaviour":
             assert cell["train"] is None and cell["agent"] == "behaviour"
         else:
@@ -98,6 +109,10 @@ def test_tiny_suite_end_to_end_then_a_rerun_skips_every_cell(
     for method in quality.METHODS:
         assert f"| {pendulum_dataset} | {method} | 2 |" in table
     assert "last checkpoint" in table and "| dataset |" in table
+    data_score = f"{cells[('tt-beam', 0)]['data']['score_dataset']:.1f}"
+    assert f"| {pendulum_dataset} | tt-beam | 2 |" in table
+    beam_row = next(line for line in table.splitlines() if "| tt-beam |" in line)
+    assert beam_row.split("|")[8].strip() == data_score  # the data column
     assert layout.plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # a rerun: every cell is done, so nothing trains or evaluates
@@ -109,6 +124,41 @@ def test_tiny_suite_end_to_end_then_a_rerun_skips_every_cell(
     assert run_suite(suite, layout, echo=printed.append) == []
     statuses = {quality.cell_status(layout, pendulum_dataset, m, s) for m, s in cells}
     assert statuses == {"done"}
+
+
+def test_behaviour_on_data_without_one_policy_is_not_applicable_and_not_retried(
+    pendulum_dataset: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trajectory_transformer.config import CollectConfig
+    from trajectory_transformer.data.collect import collect_dataset
+    from trajectory_transformer.data.episodes import minari_root
+
+    # a dataset made elsewhere (or a mixture such as medium-replay): no collection record
+    mixed = collect_dataset(
+        CollectConfig(env="Pendulum-v1", policy="expert", episodes=4, ref_episodes=2,
+                      dataset_id="tt/pendulum/mixture-v0"),
+        progress=False,
+    )  # fmt: skip
+    meta_path = minari_root() / mixed / "data" / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["tt_collect"]
+    meta_path.write_text(json.dumps(meta))
+
+    suite = load_suite(str(_suite_file(tmp_path, mixed, ["tt-greedy", "behaviour"], [0])))
+    layout = Layout(tmp_path / "work", tmp_path / "results")
+    printed: list[str] = []
+    written = run_suite(suite, layout, echo=printed.append)
+    assert [p.name for p in written] == ["tt-greedy-seed0.json"]
+    na = json.loads(layout.cell_json(mixed, "behaviour", 0).read_text())
+    assert "no single behaviour policy" in na["not_applicable"] and "score_d4rl" not in na
+    assert any("behaviour seed 0: not applicable" in line for line in printed)
+    table = layout.table.read_text()
+    assert f"- behaviour on {mixed}: the dataset records no single behaviour policy" in table
+    assert f"| {mixed} | behaviour |" not in table and f"| {mixed} | tt-greedy | 1 |" in table
+
+    monkeypatch.setattr(quality, "evaluate_run", lambda *a, **k: pytest.fail("ran again"))
+    assert run_suite(suite, layout, echo=printed.append) == []
+    assert quality.cell_status(layout, mixed, "behaviour", 0) == "done"
 
 
 def _check_commands_reproduce(cell: dict[str, Any]) -> None:

@@ -68,6 +68,7 @@ from ..config import (
     find_yaml,
     load_config,
 )
+from ..data.episodes import dataset_returns
 from ..errors import ConfigError, TTError
 from ..evaluation.evaluate import evaluate_run
 from ..evaluation.metrics import (
@@ -94,6 +95,7 @@ __all__ = [
     "list_suites",
     "load_suite",
     "main",
+    "not_applicable",
     "run_suite",
     "write_report",
 ]
@@ -538,6 +540,48 @@ def _commands(
     }
 
 
+def _data_score(dataset: str, env_id: str | None, dataset_ref: Reference | None) -> dict[str, Any]:
+    """The score of the data itself (its episodes' mean return), on both scales: what a method
+    trained on it has to beat. Stored in every cell so the table needs only the JSONs."""
+    returns = dataset_returns(dataset)
+
+    def mean_score(reference: Reference | None) -> float | None:
+        return None if reference is None else float(normalized_score(returns, reference).mean())
+
+    return {
+        "episodes": int(returns.size),
+        "return_mean": float(returns.mean()),
+        "return_std": float(returns.std()),
+        "score_d4rl": mean_score(d4rl_reference(env_id)),
+        "score_dataset": mean_score(dataset_ref),
+        "note": "every episode of the dataset, its last (cut) one included",
+    }
+
+
+def not_applicable(run_dir: Path, method: str) -> str | None:
+    """Why `method` cannot be evaluated on this run's dataset (None if it can).
+
+    `behaviour` needs one policy that made the data; medium-replay (a policy changing as it
+    trained) and medium-expert (two policies) have none, and their datasets record none.
+    """
+    if METHODS[method][0] == "behaviour" and not runs.read_dataset_info(run_dir).collect_settings:
+        return (
+            "the dataset records no single behaviour policy (a mixture such as medium-replay or "
+            "medium-expert, or data not made by tt collect); see the data score instead"
+        )
+    return None
+
+
+def _not_applicable_cell(
+    suite: Suite, ds: SuiteDataset, seed: int, method: str, reason: str
+) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA, "suite": suite.name, "dataset": ds.dataset, "method": method,
+        "seed": seed, "preset": ds.preset, "not_applicable": reason, "date": _now(),
+        "git": _git(), "package_version": __version__,
+    }  # fmt: skip
+
+
 def evaluate_cell(
     suite: Suite,
     ds: SuiteDataset,
@@ -582,6 +626,7 @@ def evaluate_cell(
         "checkpoint_note": f"scores use {CHECKPOINT_NOTE}",
         "score_d4rl": _score(returns, d4rl_reference(summary.get("env_id"))),
         "score_dataset": _score(returns, dataset_ref),
+        "data": _data_score(ds.dataset, summary.get("env_id"), dataset_ref),
         "return": {
             "mean": float(summary["return_mean"]),
             "std": float(summary["return_std"]),
@@ -643,7 +688,8 @@ def aggregate(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     order = {m: i for i, m in enumerate(METHODS)}
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for cell in cells:
-        groups.setdefault((cell["dataset"], cell["method"]), []).append(cell)
+        if not cell.get("not_applicable"):
+            groups.setdefault((cell["dataset"], cell["method"]), []).append(cell)
     datasets = list(dict.fromkeys(c["dataset"] for c in cells))
     rows = []
     for (dataset, method), group in sorted(
@@ -661,6 +707,11 @@ def aggregate(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
         dataset_scores = [
             float(c["score_dataset"]["mean"]) for c in group if c.get("score_dataset")
         ]
+        data_scores = [
+            float(c["data"][key])
+            for c in group
+            if key and (c.get("data") or {}).get(key) is not None
+        ]
         returns = [float(c["return"]["mean"]) for c in group]
         trained = [c["train"] for c in group if c.get("train")]
         rows.append(
@@ -675,6 +726,7 @@ def aggregate(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "score_ci95_seeds": _ci(seed_means),
                 "score_ci95_pooled": _ci(pooled),
                 "dataset_score_mean": _mean(dataset_scores),
+                "data_score": _mean(data_scores),
                 "return_mean": _mean(returns),
                 "return_std_seeds": float(np.std(returns, ddof=1)) if len(returns) > 1 else None,
                 "train_wall_s": _mean([float(t["wall_s"]) for t in trained]),
@@ -726,9 +778,12 @@ def _table(suite_name: str, rows: list[dict[str, Any]], cells: list[dict[str, An
         "share (mean over seeds); behaviour trains nothing. **eval/episode**: evaluation wall "
         "time divided by episodes (envs run together in one vector env).",
         "",
-        "| dataset | method | seeds | score | 95% CI (seeds) | 95% CI (episodes) | ref "
+        "- **data**: the dataset's own mean episode return on the same scale as **score** (the "
+        "data the method learned from; beating it is the point of offline RL).",
+        "",
+        "| dataset | method | seeds | score | 95% CI (seeds) | 95% CI (episodes) | ref | data "
         "| dataset-ref score | return | train time | eval/episode | ms/env step |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         ret = _fmt(r["return_mean"])
@@ -737,10 +792,17 @@ def _table(suite_name: str, rows: list[dict[str, Any]], cells: list[dict[str, An
         lines.append(
             f"| {r['dataset']} | {r['method']} | {len(r['seeds'])} | **{_fmt(r['score_mean'])}** "
             f"| {_fmt_ci(r['score_ci95_seeds'])} | {_fmt_ci(r['score_ci95_pooled'])} "
-            f"| {r['reference']} | {_fmt(r['dataset_score_mean'])} | {ret} "
+            f"| {r['reference']} | {_fmt(r['data_score'])} | {_fmt(r['dataset_score_mean'])} "
+            f"| {ret} "
             f"| {_fmt_time(r['train_wall_s'])} | {_fmt_time(r['eval_s_per_episode'])} "
             f"| {_fmt(r['ms_per_env_step'], 2)} |"
         )
+    skipped = sorted(
+        {(c["dataset"], c["method"], c["not_applicable"]) for c in cells if c.get("not_applicable")}
+    )
+    if skipped:
+        lines += ["", "Not applicable:"]
+        lines += [f"- {method} on {dataset}: {why}" for dataset, method, why in skipped]
     lines += ["", "## Budget per cell", ""]
     seen: set[str] = set()
     for cell in cells:
@@ -758,12 +820,13 @@ def _table(suite_name: str, rows: list[dict[str, Any]], cells: list[dict[str, An
             f"{p['expand']}, context {p['context']}; {e['episodes']} episodes per cell, "
             f"{e['n_envs']} envs at once"
         )
+    scored = [c for c in cells if not c.get("not_applicable")]
     machines = sorted(
         {
             f"{c['machine']['platform']}, {c['machine']['cores']} cores, torch "
             f"{c['machine']['torch']}, {c['machine']['eval_device']}"
             + (f" ({c['machine']['gpu']})" if c["machine"].get("gpu") else "")
-            for c in cells
+            for c in scored
         }
     )
     commits = sorted({str((c.get("git") or {}).get("commit"))[:12] for c in cells})
@@ -849,6 +912,13 @@ def run_suite(
             cfg = cell_config(suite, ds, seed, extra)
             ensure_trained(cfg, layout, ds.dataset, seed, step_callback)
             for method in missing:
+                reason = not_applicable(layout.run_dir(ds.dataset, seed), method)
+                if reason is not None:
+                    na = _not_applicable_cell(suite, ds, seed, method, reason)
+                    atomic_write_json(layout.cell_json(ds.dataset, method, seed), na)
+                    write_report(suite.name, layout.results_dir)
+                    echo(f"{ds.dataset} {method} seed {seed}: not applicable ({reason})")
+                    continue
                 result = evaluate_cell(suite, ds, seed, method, cfg, layout, extra)
                 path = layout.cell_json(ds.dataset, method, seed)
                 atomic_write_json(path, result)

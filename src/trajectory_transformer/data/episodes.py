@@ -45,6 +45,7 @@ __all__ = [
     "collect_hint",
     "dataset_id_problem",
     "dataset_problem",
+    "dataset_returns",
     "discounted_returns",
     "episodes_to_transitions",
     "load_minari",
@@ -584,6 +585,22 @@ def load_minari(spec: str, key: str = "data.dataset") -> Any:
         )
     _download(spec, root)
     return _open_local(spec, folder)
+
+
+def dataset_returns(spec: str) -> np.ndarray:
+    """(E,) float64 undiscounted return of every episode of a dataset (id or path), in order.
+
+    The data's own score, which a learned policy has to beat; every episode counts, including a
+    fixed-size dataset's last, cut one (as D4RL's dataset statistics do).
+    """
+    dataset = load_minari(spec)
+    return np.asarray(
+        [
+            float(np.sum(ep.rewards))
+            for ep in _read_guarded(dataset.iterate_episodes(), dataset, spec)
+        ],
+        np.float64,
+    )
 
 
 def discounted_returns(
