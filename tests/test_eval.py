@@ -9,6 +9,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
 from trajectory_transformer.config import EvalConfig, load_config
 from trajectory_transformer.data.episodes import DatasetInfo
@@ -240,3 +241,39 @@ def test_eval_env_kwargs_replace_the_stored_ones(tiny_run: Path) -> None:
         load_config(None, ["eval.env_kwargs={bad-name: 1}"])
     with pytest.raises(TTError, match=r"cannot make env 'Pendulum-v1' with kwargs .*'gee': 1"):
         evaluate_run(tiny_run, overrides=[*SMALL, "eval.env_kwargs={gee: 1}"])
+
+
+def test_eval_of_a_checkpoint_uses_its_weights(
+    pendulum_dataset: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from trajectory_transformer import runs
+    from trajectory_transformer.cli import main as tt_main
+    from trajectory_transformer.evaluation.evaluate import prepare_run
+    from trajectory_transformer.training.trainer import train
+
+    cfg = load_config(
+        None,
+        [f"data.dataset={pendulum_dataset}", "data.n_bins=16", "data.n_transitions=4",
+         "model.n_embd=16", "model.n_layer=1", "model.n_head=2", "train.batch_size=16",
+         "train.lr=1e-2", "train.max_steps=4", "train.save_every=2", "train.keep_last=5",
+         "train.device=cpu", "train.progress=false"],
+    )  # fmt: skip
+    run = train(cfg, tmp_path / "run")
+    assert [s for s, _ in runs.list_checkpoints(run)] == [2, 4]
+    early = runs.load_weights(runs.checkpoint_weights(run, 2))
+    final = runs.load_weights(run / runs.WEIGHTS_FILE)
+    assert any(not torch.equal(early[k], final[k]) for k in early)
+
+    loaded = prepare_run(run, SMALL, checkpoint=2).loaded.model.state_dict()
+    assert all(torch.equal(loaded[k], early[k]) for k in early)
+    summary = evaluate_run(run, SMALL, out=tmp_path / "at2", checkpoint=2)
+    assert summary["checkpoint"] == 2
+    assert json.loads((tmp_path / "at2" / "eval.json").read_text())["checkpoint"] == 2
+    assert evaluate_run(run, SMALL, out=tmp_path / "final")["checkpoint"] == "final"
+
+    assert tt_main(["eval", str(run), "--checkpoint", "3", *SMALL]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith(
+        "no checkpoint at step 3; its checkpoints are at steps [2, 4] (train.keep_last decides "
+        "how many are kept)"
+    )

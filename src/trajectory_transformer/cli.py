@@ -106,6 +106,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         out=args.out,
         agent_kind=args.agent,
         verify=not args.ignore_checksums,
+        checkpoint=args.checkpoint,
     )
     path = eval_output_dir(args.run_dir, args.out) / f"{runs.eval_name(args.agent)}.json"
     print(format_summary(summary, path))
@@ -206,6 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="planner",
         help="planner (the trained model), random, or behaviour (the policy that made the "
         "dataset); written to eval/eval.json or eval/eval_<agent>.json",
+    )
+    p.add_argument(
+        "--checkpoint",
+        type=int,
+        default=None,
+        metavar="STEP",
+        help="evaluate the checkpoint saved at this optimizer step instead of the final weights "
+        "(use --out to keep its results apart)",
     )
     _add_trust_args(p)
     p.add_argument(

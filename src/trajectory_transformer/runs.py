@@ -62,6 +62,7 @@ __all__ = [
     "VIDEOS_DIR",
     "WEIGHTS_FILE",
     "LoadedRun",
+    "checkpoint_weights",
     "eval_name",
     "latest_checkpoint",
     "list_checkpoints",
@@ -248,12 +249,30 @@ class LoadedRun:
     info: DatasetInfo
 
 
+def checkpoint_weights(run_dir: str | os.PathLike[str], step: int) -> Path:
+    """The model weights of the checkpoint at optimizer step `step`; a missing one is a TTError
+    that lists the steps there are."""
+    path = Path(run_dir) / CHECKPOINT_DIR / f"step_{step}" / WEIGHTS_FILE
+    if not path.is_file():
+        steps = [s for s, _ in list_checkpoints(run_dir)]
+        raise TTError(
+            f"{run_dir}: no checkpoint at step {step}; its checkpoints are at steps {steps} "
+            "(train.keep_last decides how many are kept)"
+        )
+    return path
+
+
 def load_run(
-    run_dir: str | os.PathLike[str], device: str | torch.device = "cpu", verify: bool = True
+    run_dir: str | os.PathLike[str],
+    device: str | torch.device = "cpu",
+    verify: bool = True,
+    checkpoint: int | None = None,
 ) -> LoadedRun:
     """Rebuild a trained run from its folder (config, model, discretizer, dataset info).
 
     `verify`: check the weights' and the discretizer's checksums (False: `--ignore-checksums`).
+    `checkpoint`: load the weights of the checkpoint at this optimizer step instead of the final
+    ones (score against training budget without retraining).
     """
     from .data.discretizer import Discretizer
 
@@ -281,12 +300,15 @@ def load_run(
             f"model.json expects {gpt_config.transition_dim} x {gpt_config.vocab_size}"
         )
     model = TrajectoryGPT(gpt_config)
-    weights = load_weights(root / WEIGHTS_FILE, verify=verify)
+    weights_path = (
+        root / WEIGHTS_FILE if checkpoint is None else checkpoint_weights(root, checkpoint)
+    )
+    weights = load_weights(weights_path, verify=verify)
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0]
-        raise TTError(f"{root / WEIGHTS_FILE}: does not match model.json ({first})") from err
+        raise TTError(f"{weights_path}: does not match model.json ({first})") from err
     model.to(device).eval()
     return LoadedRun(
         run_dir=root,

@@ -244,10 +244,12 @@ def prepare_run(
     agent_kind: str = "planner",
     render_mode: str | None = None,
     verify: bool = True,
+    checkpoint: int | None = None,
 ) -> PreparedRun:
     """All checks before any rollout: overrides, run files, env id, spaces; then the agent.
 
     `verify`: check the checksums of the weights and the discretizer (False: --ignore-checksums).
+    `checkpoint`: the weights of the checkpoint at that optimizer step, not the final ones.
     """
     run_dir = Path(run_dir)
     if agent_kind not in AGENT_KINDS:
@@ -257,7 +259,7 @@ def prepare_run(
     # the saved config plus overrides picks the device, so weights are loaded once, in place
     cfg = _apply_eval_overrides(runs.read_run_config(run_dir), overrides or [])
     device = resolve_device(cfg.eval.device)
-    loaded = runs.load_run(run_dir, device, verify=verify)
+    loaded = runs.load_run(run_dir, device, verify=verify, checkpoint=checkpoint)
     info = loaded.info
     where = str(run_dir / runs.DATASET_FILE)
     make_env = env_factory(
@@ -288,16 +290,18 @@ def evaluate_run(
     out: str | Path | None = None,
     agent_kind: str = "planner",
     verify: bool = True,
+    checkpoint: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate a trained run folder; returns the summary also written to eval.json.
 
     agent_kind: planner (the run's model via plan.agent.make_agent), random, or behaviour (the
     policy that made the dataset, rebuilt from the dataset's collection record, with its
     noise/epsilon). Non-planner outputs are named eval_<kind>.*. `verify=False` skips the
-    checksums of the weights and the discretizer (`--ignore-checksums`).
+    checksums of the weights and the discretizer (`--ignore-checksums`). `checkpoint`: evaluate
+    the weights of the checkpoint at that optimizer step (the summary's `checkpoint` says which).
     """
     run_dir = Path(run_dir)
-    prep = prepare_run(run_dir, overrides, agent_kind, verify=verify)
+    prep = prepare_run(run_dir, overrides, agent_kind, verify=verify, checkpoint=checkpoint)
     cfg, info = prep.config, prep.loaded.info
     summary = evaluate_agent(
         prep.make_env,
@@ -311,13 +315,14 @@ def evaluate_run(
     summary["policy"] = prep.policy
     summary["run_dir"] = str(run_dir)
     summary["dataset"] = info.dataset
+    summary["checkpoint"] = "final" if checkpoint is None else checkpoint
     summary["config"] = {"plan": config_to_dict(cfg.plan), "eval": config_to_dict(cfg.eval)}
     write_eval_outputs(
         summary,
         eval_output_dir(run_dir, out),
         name=runs.eval_name(agent_kind),
         tb_dir=run_dir / runs.TB_DIR,
-        tb_step=runs.train_step(run_dir),
+        tb_step=runs.train_step(run_dir) if checkpoint is None else checkpoint,
     )
     return summary
 
