@@ -1,0 +1,301 @@
+"""`tt bench sweep`: what one trained run scores, and at what planning cost, over a grid of plan
+settings and training checkpoints.
+
+TT's search has knobs whose effect on the *realised* return is not monotone (a wider beam can
+exploit the model's errors), and a run's score depends on how long it trained. A sweep answers
+both on one trained run without retraining: every point is a `tt eval` of the run with some
+`plan.*`/`eval.*` settings, at the final weights or at a saved checkpoint (`tt eval --checkpoint`).
+
+    tt bench sweep run=RUNS/hopper plan.beam_width=8,32,64 plan.horizon=5,10 eval.episodes=20
+    tt bench sweep run=RUNS/hopper plan.mode=greedy,beam checkpoints=3000,6000,final
+
+Options: `run=DIR` (required); `out=DIR` (default benchmarks/results/sweeps/<run folder name>);
+`checkpoints=STEP,...,final` (default final). Any `plan.KEY=...` / `eval.KEY=...`: a comma list
+is an axis of the grid, one value is fixed for every point. Points are evaluated in grid order,
+each into its own JSON (schema `tt-sweep-point/1`: settings, checkpoint and its training tokens,
+scores with 95% CIs on the D4RL and dataset scales, returns, ms per env step, machine, commit,
+the `tt eval` command that reproduces it); a point whose JSON exists is skipped, so an
+interrupted sweep resumes. `results.md` in the same folder is rebuilt after every point.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import runs
+from ..config import apply_overrides
+from ..errors import TTError
+from ..evaluation.evaluate import evaluate_run
+from ..utils import atomic_write_bytes, atomic_write_json, read_json
+from .quality import _fmt, _fmt_time, _git, _machine, _now, _score, d4rl_reference
+
+__all__ = ["SCHEMA", "SweepPlan", "main", "parse_sweep", "run_sweep", "write_table"]
+
+SCHEMA = "tt-sweep-point/1"
+TABLE_FILE = "results.md"
+QUICK_OVERRIDES = ("eval.episodes=2", "eval.n_envs=2", "eval.max_episode_steps=20")
+_SECTIONS = ("plan.", "eval.")
+
+
+class SweepPlan:
+    """A parsed sweep: the run, where results go, the checkpoints, the fixed keys and the axes."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        out: Path,
+        checkpoints: list[int | None],
+        fixed: list[str],
+        axes: dict[str, list[str]],
+    ) -> None:
+        self.run_dir, self.out, self.checkpoints = run_dir, out, checkpoints
+        self.fixed, self.axes = fixed, axes
+
+    def points(self) -> list[tuple[int | None, dict[str, str]]]:
+        """(checkpoint, {key: value}) for every grid point, checkpoints outermost."""
+        keys = list(self.axes)
+        combos = itertools.product(*(self.axes[k] for k in keys))
+        grid = [dict(zip(keys, combo, strict=True)) for combo in combos]
+        return [(c, g) for c in self.checkpoints for g in grid]
+
+
+def _checkpoint_list(text: str) -> list[int | None]:
+    out: list[int | None] = []
+    for part in text.split(","):
+        part = part.strip()
+        if part == "final":
+            out.append(None)
+        elif part.isdigit():
+            out.append(int(part))
+        else:
+            raise TTError(f"checkpoints={text}: use optimizer steps and/or final, e.g. 3000,final")
+    return out
+
+
+def parse_sweep(items: Sequence[str], quick: bool = False) -> SweepPlan:
+    """Split `tt bench sweep` arguments (see the module doc); every value is checked here."""
+    options: dict[str, str] = {}
+    fixed: list[str] = list(QUICK_OVERRIDES) if quick else []
+    axes: dict[str, list[str]] = {}
+    for item in items:
+        text = item[2:] if item.startswith("--") else item
+        key, has_value, value = text.partition("=")
+        if not has_value or not value:
+            raise TTError(f"tt bench sweep: '{item}' needs a value (KEY=VALUE)")
+        if key in ("run", "out", "checkpoints"):
+            options[key] = value
+        elif key.startswith(_SECTIONS):
+            values = [v.strip() for v in value.split(",")]
+            if len(values) > 1:
+                axes[key] = values
+            else:
+                fixed.append(f"{key}={value}")
+        else:
+            raise TTError(
+                f"tt bench sweep: unknown option '{item}'; use run=DIR, out=DIR, "
+                "checkpoints=STEP,...,final, or plan.KEY=V1,V2 / eval.KEY=V1,V2"
+            )
+    if "run" not in options:
+        raise TTError("tt bench sweep needs run=DIR (a trained run folder)")
+    run_dir = Path(options["run"])
+    if not run_dir.is_dir():
+        raise TTError(f"run={run_dir}: no such run folder")
+    config = runs.read_run_config(run_dir)
+    plan = SweepPlan(
+        run_dir,
+        Path(options.get("out") or Path("benchmarks") / "results" / "sweeps" / run_dir.name),
+        _checkpoint_list(options.get("checkpoints", "final")),
+        fixed,
+        axes,
+    )
+    for checkpoint, settings in plan.points():  # every point's settings, before anything runs
+        apply_overrides(config, _overrides(plan, settings))
+        if checkpoint is not None:
+            runs.checkpoint_weights(run_dir, checkpoint)
+    return plan
+
+
+def _overrides(plan: SweepPlan, settings: dict[str, str]) -> list[str]:
+    return [*plan.fixed, *(f"{k}={v}" for k, v in settings.items())]
+
+
+def _slug(checkpoint: int | None, settings: dict[str, str]) -> str:
+    parts = [f"ckpt-{'final' if checkpoint is None else checkpoint}"]
+    parts += [f"{k.split('.', 1)[1]}-{v}" for k, v in settings.items()]
+    return "_".join(parts).replace("/", "-")
+
+
+def _training_at(run_dir: Path, checkpoint: int | None) -> dict[str, Any]:
+    """Optimizer step and target tokens the weights were trained for."""
+    from ..training.checkpoint import STATE_FILE
+
+    folder = (
+        runs.latest_checkpoint(run_dir)
+        if checkpoint is None
+        else runs.checkpoint_weights(run_dir, checkpoint).parent
+    )
+    if folder is None:
+        return {"step": None, "tokens": None}
+    state = read_json(folder / STATE_FILE, "checkpoint state")
+    return {"step": int(state["step"]), "tokens": int(state["tokens"])}
+
+
+def _point(plan: SweepPlan, checkpoint: int | None, settings: dict[str, str]) -> dict[str, Any]:
+    overrides = _overrides(plan, settings)
+    slug = _slug(checkpoint, settings)
+    out = plan.run_dir / runs.EVAL_DIR / "sweep" / slug
+    summary = evaluate_run(plan.run_dir, overrides, out=out, checkpoint=checkpoint)
+    returns = np.asarray(summary["returns"], dtype=np.float64)
+    ref = summary.get("reference")
+    from ..evaluation.metrics import Reference
+
+    dataset_ref = (
+        Reference(float(ref["random_return"]), float(ref["expert_return"]), str(ref["source"]))
+        if ref
+        else None
+    )
+    env_steps = int(summary["env_steps"])
+    command = ["tt", "eval", str(plan.run_dir), "--out", str(out)]
+    command += [] if checkpoint is None else ["--checkpoint", str(checkpoint)]
+    evaluated = apply_overrides(runs.read_run_config(plan.run_dir), overrides)
+    return {
+        "schema": SCHEMA,
+        "run": str(plan.run_dir),
+        "dataset": summary.get("dataset"),
+        "env_id": summary.get("env_id"),
+        "checkpoint": "final" if checkpoint is None else checkpoint,
+        "trained": _training_at(plan.run_dir, checkpoint),
+        "settings": settings,
+        "fixed": plan.fixed,
+        "score_d4rl": _score(returns, d4rl_reference(summary.get("env_id"))),
+        "score_dataset": _score(returns, dataset_ref),
+        "return": {"mean": float(returns.mean()), "ci95": summary.get("return_ci95")},
+        "returns": returns.tolist(),
+        "lengths": list(summary["lengths"]),
+        "episodes": int(summary["episodes"]),
+        "eval": {
+            "wall_s": float(summary["wall_s"]),
+            "ms_per_env_step": 1000.0 * float(summary["wall_s"]) / max(env_steps, 1),
+            "agent_ms_per_env_step": summary.get("plan_ms_per_step"),
+            "env_steps": env_steps,
+            "n_envs": summary.get("n_envs"),
+        },
+        "plan": summary["config"]["plan"],
+        "command": shlex.join([*command, *overrides]),
+        "machine": _machine(evaluated),
+        "git": _git(),
+        "date": _now(),
+    }
+
+
+def run_sweep(plan: SweepPlan, echo: Any = print) -> list[Path]:
+    """Evaluate every missing point; returns the JSONs written now (results.md after each)."""
+    written = []
+    for checkpoint, settings in plan.points():
+        path = plan.out / f"{_slug(checkpoint, settings)}.json"
+        if path.is_file():
+            done = read_json(path, "sweep point")
+            if done.get("fixed") != plan.fixed or done.get("run") != str(plan.run_dir):
+                raise TTError(
+                    f"{path}: evaluated with other fixed settings or another run "
+                    f"({done.get('fixed')} on {done.get('run')}); use another out=DIR"
+                )
+            continue
+        result = _point(plan, checkpoint, settings)
+        atomic_write_json(path, result)
+        written.append(path)
+        write_table(plan.out)
+        score = result["score_d4rl"] or result["score_dataset"] or {}
+        echo(
+            f"{path.stem}: score {_fmt(score.get('mean'))} return {result['return']['mean']:.1f} "
+            f"({result['eval']['agent_ms_per_env_step'] or 0:.1f} ms/step planning) -> {path}"
+        )
+    return written
+
+
+def _read_points(out: Path) -> list[dict[str, Any]]:
+    points = []
+    for path in sorted(out.glob("*.json")):
+        data = read_json(path, "sweep point")
+        if isinstance(data, dict) and data.get("schema") == SCHEMA:
+            points.append(data)
+    return points
+
+
+def write_table(out: Path) -> str:
+    """Rebuild `out/results.md` from the point JSONs there; returns its text."""
+    points = _read_points(out)
+    keys = sorted({k for p in points for k in p["settings"]})
+    d4rl = all(p.get("score_d4rl") for p in points)
+    scale = "D4RL-normalized" if d4rl else "dataset-normalized"
+    lines = [
+        f"# Sweep of `{points[0]['run'] if points else out}`",
+        "",
+        f"Score: {scale} x100 (0 = random, 100 = expert reference), mean over the episodes with "
+        "a t-interval (95%). **planning ms/step**: the agent's time per env step (all envs of a "
+        "step together, divided by their number); **eval ms/step**: the whole rollout's.",
+        "",
+        "| checkpoint | tokens | " + " | ".join(keys) + " | episodes | score | 95% CI "
+        "| return | length | planning ms/step | eval ms/step |",
+        "|" + "---|" * (len(keys) + 9),
+    ]
+
+    def order(p: dict[str, Any]) -> tuple[float, list[str]]:
+        ckpt = p["checkpoint"]
+        return (
+            float("inf") if ckpt == "final" else float(ckpt),
+            [p["settings"].get(k, "") for k in keys],
+        )
+
+    for p in sorted(points, key=order):
+        score = (p["score_d4rl"] if d4rl else p["score_dataset"]) or {}
+        tokens = p["trained"].get("tokens")
+        cells = [
+            str(p["checkpoint"])
+            + (f" (step {p['trained']['step']})" if p["checkpoint"] == "final" else ""),
+            "—" if tokens is None else f"{tokens / 1e6:.1f}M",
+            *(p["settings"].get(k, "—") for k in keys),
+            str(p["episodes"]),
+            f"**{_fmt(score.get('mean'))}**",
+            "—" if not score.get("ci95") else f"[{score['ci95'][0]:.1f}, {score['ci95'][1]:.1f}]",
+            _fmt(p["return"]["mean"]),
+            _fmt(float(np.mean(p["lengths"])), 0),
+            _fmt(p["eval"]["agent_ms_per_env_step"]),
+            _fmt(p["eval"]["ms_per_env_step"]),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    if points:
+        first = points[0]
+        lines += [
+            "",
+            f"Fixed for every point: {', '.join(first['fixed']) or 'nothing'}; the rest is the "
+            "run's saved config. Each point's JSON holds its `tt eval` command.",
+            f"Machine: {first['machine']['platform']}, {first['machine']['cores']} cores, torch "
+            f"{first['machine']['torch']}, {first['machine']['eval_device']}; commit "
+            f"{str((first.get('git') or {}).get('commit'))[:12]}; evaluation wall time "
+            f"{_fmt_time(sum(p['eval']['wall_s'] for p in points))} in all.",
+            "",
+        ]
+    text = "\n".join(lines)
+    if points:
+        atomic_write_bytes(out / TABLE_FILE, text.encode())
+    return text
+
+
+def main(json_lines: bool = False, quick: bool = False, overrides: list[str] | None = None) -> int:
+    plan = parse_sweep(overrides or [], quick=quick)
+    written = run_sweep(plan, echo=(lambda _m: None) if json_lines else print)
+    if json_lines:
+        for path in written:
+            print(path.read_text().replace("\n", " "))
+    else:
+        print(write_table(plan.out))
+        print(f"{len(written)} new point(s); results in {plan.out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,102 @@
+"""`tt bench sweep`: a grid of plan settings x checkpoints over one trained run, resumable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from trajectory_transformer.bench import sweep
+from trajectory_transformer.cli import main as tt_main
+from trajectory_transformer.config import load_config
+from trajectory_transformer.errors import ConfigError, TTError
+
+SMALL = ["eval.episodes=2", "eval.n_envs=2", "eval.max_episode_steps=6", "eval.progress=false",
+         "plan.beam_width=2", "plan.context=2"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def run(pendulum_dataset: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from trajectory_transformer.training.trainer import train
+
+    cfg = load_config(
+        None,
+        [f"data.dataset={pendulum_dataset}", "data.n_bins=16", "data.n_transitions=4",
+         "model.n_embd=16", "model.n_layer=1", "model.n_head=2", "train.batch_size=16",
+         "train.lr=1e-2", "train.max_steps=4", "train.save_every=2", "train.keep_last=5",
+         "train.device=cpu", "train.progress=false"],
+    )  # fmt: skip
+    return train(cfg, tmp_path_factory.mktemp("sweep") / "run")
+
+
+def test_sweep_evaluates_the_grid_once_and_resumes(
+    run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    args = [f"run={run}", f"out={out}", "checkpoints=2,final", "plan.mode=greedy,beam",
+            "plan.horizon=1,2", *SMALL]  # fmt: skip
+    plan = sweep.parse_sweep(args)
+    assert plan.checkpoints == [2, None] and plan.axes == {
+        "plan.mode": ["greedy", "beam"],
+        "plan.horizon": ["1", "2"],
+    }
+    seen: list[tuple[Any, list[str] | None]] = []
+    real = sweep.evaluate_run
+
+    def spy(run_dir: Path, overrides: list[str] | None = None, **kw: Any) -> dict[str, Any]:
+        seen.append((kw.get("checkpoint"), overrides))
+        return real(run_dir, overrides, **kw)
+
+    monkeypatch.setattr(sweep, "evaluate_run", spy)
+    written = sweep.run_sweep(plan, echo=lambda _m: None)
+    assert len(written) == 8 and len(seen) == 8
+    # checkpoints outermost, each point evaluated with exactly its settings
+    assert [c for c, _ in seen] == [2, 2, 2, 2, None, None, None, None]
+    assert seen[1][1] == [*SMALL, "plan.mode=greedy", "plan.horizon=2"]
+    points = [json.loads(p.read_text()) for p in written]
+    for point in points:
+        assert point["schema"] == sweep.SCHEMA and point["episodes"] == 2
+        assert point["plan"]["mode"] == point["settings"]["plan.mode"]
+        assert str(point["plan"]["horizon"]) == point["settings"]["plan.horizon"]
+        assert point["score_dataset"]["mean"] is not None and point["eval"]["env_steps"] == 12
+    assert points[0]["trained"]["step"] == 2 and points[-1]["trained"]["step"] == 4
+    assert points[-1]["checkpoint"] == "final" and points[0]["checkpoint"] == 2
+    assert points[0]["trained"]["tokens"] < points[-1]["trained"]["tokens"]
+    assert "--checkpoint 2" in points[0]["command"] and "--checkpoint" not in points[-1]["command"]
+
+    table = (out / "results.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| 2 |") or "(step 4)" in line]
+    assert len(rows) == 8
+    assert "| plan.horizon | plan.mode |" in table
+
+    # a rerun evaluates nothing; a new axis value evaluates only the new points
+    assert sweep.run_sweep(plan, echo=lambda _m: None) == []
+    more = sweep.parse_sweep([*args[: -len(SMALL) - 1], "plan.horizon=1,2,3", *SMALL])
+    assert len(sweep.run_sweep(more, echo=lambda _m: None)) == 4
+    assert len(seen) == 12
+
+
+def test_sweep_checks_everything_before_running(run: Path, tmp_path: Path) -> None:
+    with pytest.raises(TTError, match="needs run=DIR"):
+        sweep.parse_sweep(["plan.beam_width=2,4"])
+    with pytest.raises(TTError, match="no checkpoint at step 3; its checkpoints are at steps"):
+        sweep.parse_sweep([f"run={run}", "checkpoints=3,final"])
+    with pytest.raises(TTError, match=r"unknown option 'train\.lr=1'"):
+        sweep.parse_sweep([f"run={run}", "train.lr=1"])
+    with pytest.raises(ConfigError, match=r"plan\.beam_width"):
+        sweep.parse_sweep([f"run={run}", "plan.beam_width=4,0"])
+    with pytest.raises(TTError, match="checkpoints=x"):
+        sweep.parse_sweep([f"run={run}", "checkpoints=x"])
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_runs_a_sweep(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "cli"
+    assert tt_main(["bench", "sweep", f"run={run}", f"out={out}", "plan.mode=greedy", *SMALL]) == 0
+    assert "# Sweep of" in capsys.readouterr().out
+    assert [p.name for p in out.glob("*.json")] == ["ckpt-final.json"]  # no axis: one point
+    # the same folder with other fixed settings is refused, not silently skipped
+    with pytest.raises(TTError, match="evaluated with other fixed settings"):
+        sweep.run_sweep(sweep.parse_sweep([f"run={run}", f"out={out}", "plan.mode=beam", *SMALL]))
