@@ -188,8 +188,10 @@ class TrainConfig:
 class PlanConfig:
     """Beam search and sampling; defaults from the original TT's config/offline.py."""
 
-    mode: Literal["beam", "sample", "greedy"] = "beam"
-    """beam: TT beam search; sample / greedy: the model as a policy without search."""
+    mode: Literal["beam", "sample", "greedy", "likelihood"] = "beam"
+    """beam: TT beam search for the highest predicted return; likelihood: the same search keeping
+    the most likely imagined trajectories under the model (TT's imitation setting); sample /
+    greedy: the model as a policy without search."""
     horizon: int = 15
     """Transitions imagined ahead of the current one."""
     beam_width: int = 128
@@ -201,7 +203,7 @@ class PlanConfig:
     plan_every: int = 1
     """Re-plan every N env steps; in between, the stored plan's next actions are used."""
     discount: float = 0.99
-    """Discount of predicted rewards and the terminal value in a candidate's score."""
+    """Discount of predicted rewards and the terminal value in a candidate's predicted return."""
     slide: Literal["multi", "single"] = "multi"
     """How the context slides past the model's window: multi re-encodes half a window at a time,
     single re-encodes at every transition (exact either way)."""
@@ -230,7 +232,9 @@ class PlanConfig:
 
     def __post_init__(self) -> None:
         _require(
-            self.mode in ("beam", "sample", "greedy"), "plan.mode", "use beam, sample or greedy"
+            self.mode in ("beam", "sample", "greedy", "likelihood"),
+            "plan.mode",
+            "use beam, likelihood, sample or greedy",
         )
         _require(self.beam_width >= 1, "plan.beam_width", "must be >= 1")
         _require(self.expand >= 1, "plan.expand", "must be >= 1")

@@ -155,7 +155,9 @@ class TTPolicy:
     (`TTPolicy.from_loaded(runs.load_run(...))`), or from objects in memory
     (`TTPolicy(model, discretizer, observation_space, action_space, plan)`, e.g. right after
     training, without touching disk). `plan.mode` picks how actions are chosen: `beam` (TT beam
-    search), `sample` or `greedy` (the model as a plain policy, no search).
+    search for the highest predicted return), `likelihood` (the same search for the most likely
+    imagined trajectory: TT's imitation setting), `sample` or `greedy` (the model as a plain
+    policy, no search).
 
     One env, plain Gymnasium::
 
@@ -192,9 +194,9 @@ class TTPolicy:
     Stable-Baselines3: `predict(obs, state, episode_start, deterministic)` has SB3's signature, so
     `evaluate_policy(policy, vec_env, n_eval_episodes=...)` works; `episode_start` resets envs.
 
-    Determinism: sampling (modes sample and beam) draws from one torch.Generator seeded with
-    `plan.seed`, so a policy built with the same seed and given the same observations (and rewards)
-    returns the same actions, on CPU. `reset` does not reseed it.
+    Determinism: sampling (modes sample, beam and likelihood) draws from one torch.Generator
+    seeded with `plan.seed`, so a policy built with the same seed and given the same observations
+    (and rewards) returns the same actions, on CPU. `reset` does not reseed it.
     """
 
     def __init__(

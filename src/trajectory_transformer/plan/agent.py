@@ -22,7 +22,7 @@ __all__ = ["PlannerAgent", "make_agent"]
 
 
 class PlannerAgent:
-    """TT beam search (or the model as a plain policy) behind the Agent protocol."""
+    """TT beam search (by return or by likelihood; or the model as a plain policy) as an Agent."""
 
     def __init__(self, model: TrajectoryGPT, discretizer: Any, cfg: PlanConfig) -> None:
         mcfg = model.config
@@ -104,7 +104,7 @@ class PlannerAgent:
 
     def _plan(self, slots: np.ndarray, prompt: torch.Tensor) -> np.ndarray:
         """Action tokens (G, act_dim) for the first step; later planned steps are queued."""
-        if self.cfg.mode != "beam":
+        if self.cfg.mode in ("sample", "greedy"):  # no search (beam and likelihood search)
             return self.planner.act(prompt).cpu().numpy()
         result = self.planner.plan(prompt)
         actions = result.tokens[:, :, self.obs_dim : self.reward_dim].cpu().numpy()  # (G, H, A)

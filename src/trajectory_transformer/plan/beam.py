@@ -8,11 +8,17 @@ candidates are one model batch; the only Python loop is over generated tokens. E
 3. each candidate is scored by sum_{i<t} γ^i r_i + γ^t V_t and the best `beam_width` per environment
    survive (the cache rows are reordered, not recomputed),
 4. the next observation is sampled (greedily by default, `k_obs=1`).
+
+`plan.mode=likelihood` is the paper's imitation setting (Janner et al. 2021, Sec. 3.2): the same
+search, but step 3 ranks candidates by the model's log-probability of the tokens generated so far
+(`LikelihoodScore`) instead of their predicted return (`ReturnScore`). The scorer is the only thing
+the mode changes; the loop, the cache and the sampling are shared.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -22,7 +28,14 @@ from ..model.gpt import TrajectoryGPT
 from ..model.kv_cache import FullRecomputeDecoder, KVCacheDecoder, make_decoder
 from .sampling import TokenSampler
 
-__all__ = ["BeamPlanner", "PlanResult", "validate_plan_config"]
+__all__ = [
+    "BeamPlanner",
+    "CandidateScore",
+    "LikelihoodScore",
+    "PlanResult",
+    "ReturnScore",
+    "validate_plan_config",
+]
 
 
 @dataclass
@@ -30,7 +43,72 @@ class PlanResult:
     tokens: torch.Tensor
     """(G, horizon, transition_dim) the best imagined transitions per environment."""
     predicted_return: torch.Tensor
-    """(G,) the winning candidate's score (discounted rewards + terminal value)."""
+    """(G,) the winning candidate's predicted return (discounted rewards + terminal value), in
+    every mode; in `likelihood` mode it is reported, not what the winner was chosen by."""
+    log_likelihood: torch.Tensor | None = None
+    """(G,) `likelihood` mode only: the winner's log-probability under the model (natural log, sum
+    over every generated token, see `LikelihoodScore`), which is what chose it. None otherwise."""
+
+
+class CandidateScore(Protocol):
+    """What a beam candidate is ranked by; chosen once per planner by `plan.mode`."""
+
+    tracks_likelihood: bool
+    """Whether `add` accumulates anything (and `PlanResult.log_likelihood` is reported)."""
+
+    def add(self, total: torch.Tensor, logits: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
+        """(M,) running total after generating `token` (M,) from next-token `logits` (M, V)."""
+        ...
+
+    def rank(self, returns: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
+        """(M,) the key the beam keeps the top of, from predicted returns and the running total."""
+        ...
+
+
+class ReturnScore:
+    """TT's RL objective: rank by predicted return. Needs no per-token work, so `add` is free."""
+
+    tracks_likelihood = False
+
+    def add(self, total: torch.Tensor, logits: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
+        return total
+
+    def rank(self, returns: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
+        return returns
+
+
+class LikelihoodScore:
+    """TT's imitation objective: rank by log P(generated tokens | prompt) under the model.
+
+    Which tokens count: every token the search generates (actions, reward, value and the imagined
+    next observations); the real current observation comes from the prompt and is not scored. The
+    paper's imitation objective is the log-likelihood of the whole sequence, and here the sequence
+    the model defines carries reward and value tokens too (the paper's imitation experiments model
+    states and actions only). Leaving them out would not give the likelihood of the states and
+    actions (that needs summing over every reward/value token, which a beam cannot do); it would
+    score tokens conditioned on reward/value choices whose own probability is ignored, letting the
+    search steer later tokens through unlikely rewards or values.
+
+    Which distribution: log_softmax of the raw logits (temperature 1, no top-k / top-p / cdf
+    filter), i.e. the distribution the model defines. The filtered, tempered distribution only
+    proposes candidates; scoring with it would make the objective depend on search settings and
+    would give log 1 = 0 to every token drawn with k=1 (observations, rewards and values by default).
+
+    Deviation from the paper's Algorithm 1, which prunes after every token over all V continuations
+    of every beam: candidates here are the RL beam's sampled expansions, pruned once per transition,
+    so both modes share one loop, one cache and one batch layout (the original TT's RL beam already
+    differs from Algorithm 1 this way). The search is thus approximate in the same way for both
+    objectives; widen `beam_width`/`expand` or loosen the `k_*` filters to explore more.
+    """
+
+    tracks_likelihood = True
+
+    def add(self, total: torch.Tensor, logits: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
+        log_probs = logits.float().log_softmax(dim=-1)  # (M, V), fp32 whatever the model's dtype
+        return total + log_probs.gather(-1, token[:, None]).squeeze(-1)  # (M,)
+
+    def rank(self, returns: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
+        return total
 
 
 def validate_plan_config(cfg: PlanConfig, model: TrajectoryGPT) -> None:
@@ -78,6 +156,9 @@ class BeamPlanner:
         self.sample_act = TokenSampler(t, cfg.k_act, cfg.p_act, cfg.cdf_act, greedy)
         self.sample_reward = TokenSampler(t, cfg.k_reward, greedy=greedy)
         self.sample_value = TokenSampler(t, cfg.k_value, greedy=greedy)
+        self.score: CandidateScore = (
+            LikelihoodScore() if cfg.mode == "likelihood" else ReturnScore()
+        )
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(cfg.seed)
         self.discounts = cfg.discount ** torch.arange(cfg.horizon + 1, device=device)
@@ -123,43 +204,56 @@ class BeamPlanner:
         plan[:, 0, :O] = prompt[rows, -O:].to(device)
         rewards = torch.zeros(G * W, H, device=device)  # expected rewards per imagined step
         env_offset = torch.arange(G, device=device)[:, None] * (W * E)  # (G, 1)
-        scores = torch.zeros(G, W, device=device)
+        returns = torch.zeros(G * W, device=device)  # the survivors' predicted returns
+        total = torch.zeros(G * W, device=device)  # the survivors' running score (self.score.add)
+        score = self.score
 
         for t in range(H):
             # 1. expand every beam E times (the cache shares each beam's keys with its children)
             rows = torch.arange(G * W, device=device).repeat_interleave(E)  # (M,) M = G*W*E
             dec.expand(E)
-            logits, plan, rewards = logits[rows], plan[rows], rewards[rows]
+            logits, plan, rewards, total = logits[rows], plan[rows], rewards[rows], total[rows]
             for j in range(A):
                 token = self.sample_act(logits, gen)  # (M,)
                 plan[:, t, O + j] = token
+                total = score.add(total, logits, token)
                 logits = dec.step(token)
             # 2. expected reward, then expected value (raw model distributions, as in TT)
             rewards[:, t] = logits.softmax(dim=-1) @ self.reward_centers  # (M,)
             token = self.sample_reward(logits, gen)
             plan[:, t, O + A] = token
+            total = score.add(total, logits, token)
             logits = dec.step(token)
             value = logits.softmax(dim=-1) @ self.value_centers  # (M,)
             # 3. score and keep the best W per environment
             # V_t is the reward-to-go from step t, r_t included (data.episodes), so the candidate's
             # return is the rewards before t plus the discounted V_t (TT's r_0..r_t + γ^(t+1) V with
             # TT's value defined from t+1 on).
-            score = rewards[:, :t] @ self.discounts[:t] + self.discounts[t] * value
-            top = score.view(G, W * E).topk(W, dim=-1)  # (G, W)
-            scores = top.values
+            returns = rewards[:, :t] @ self.discounts[:t] + self.discounts[t] * value  # (M,)
+            # likelihood mode: the value token of step t is drawn only after this pruning (below),
+            # so it counts from the next ranking on, and in the final choice after the loop
+            top = score.rank(returns, total).view(G, W * E).topk(W, dim=-1)  # (G, W)
             rows = (top.indices + env_offset).flatten()  # (G*W,)
             plan, rewards, logits = plan[rows], rewards[rows], logits[rows]
-            plan[:, t, O + A + 1] = self.sample_value(logits, gen)
+            returns, total = returns[rows], total[rows]
+            token = self.sample_value(logits, gen)
+            plan[:, t, O + A + 1] = token
+            total = score.add(total, logits, token)
             if t == H - 1:
                 break
             dec.reorder(rows)
             # 4. imagine the next observation
-            logits = dec.step(plan[:, t, O + A + 1])
+            logits = dec.step(token)
             for j in range(O):
                 token = self.sample_obs(logits, gen)
                 plan[:, t + 1, j] = token
+                total = score.add(total, logits, token)
                 logits = dec.step(token)
 
-        best = scores.argmax(dim=-1)  # (G,)
+        best = score.rank(returns, total).view(G, W).argmax(dim=-1)  # (G,)
         winners = torch.arange(G, device=device) * W + best
-        return PlanResult(tokens=plan[winners], predicted_return=scores.max(dim=-1).values)
+        return PlanResult(
+            tokens=plan[winners],
+            predicted_return=returns[winners],
+            log_likelihood=total[winners] if score.tracks_likelihood else None,
+        )
