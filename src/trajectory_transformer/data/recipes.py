@@ -292,6 +292,13 @@ def _prepare_policy(ctx: _Context) -> None:
         f"{ctx.expert.eval_return / 3:.1f} = a third of the expert's)"
     )
 
+    target = ctx.expert.eval_return / 3
+    if abs(ctx.medium.eval_return - target) > 0.25 * abs(target):
+        ctx.say(
+            f"warning: no checkpoint before the expert's returned near a third of it (closest: "
+            f"{ctx.medium.eval_return:.1f} vs {target:.1f}); the medium data is off its level. "
+            "Lower collect.recipe.ppo_checkpoint_every (a new collect.recipe.ppo_seed trains anew)"
+        )
     manifest = _read_manifest(ctx.folder)
     random_info = manifest.get("random", {})
     if (
