@@ -412,8 +412,9 @@ def test_every_preset_loads_and_its_base_chain_resolves(name: str) -> None:
         assert (cfg.plan.beam_width, cfg.plan.horizon) == (32, 5)
         assert (cfg.eval.episodes, cfg.eval.n_envs) == (20, 10)
         window = cfg.data.n_transitions * (11 + 3 + 2 if env == "hopper" else 17 + 6 + 2) - 1
-        hours = cfg.train.max_steps * cfg.train.batch_size * window / 54_000 / 3600
-        assert 0.8 < hours < 1.2, f"{name}: {hours:.2f} h of training at 54k tokens/s"
+        # about an hour at the ~25k tokens/s of the slower (AMD, AVX2-only) 2-core kind
+        hours = cfg.train.max_steps * cfg.train.batch_size * window / 25_000 / 3600
+        assert 0.8 < hours < 1.2, f"{name}: {hours:.2f} h of training at 25k tokens/s"
     else:
         assert cfg.data.dataset == f"tt/{env}/{level}-v0"
         assert (cfg.model.n_embd, cfg.model.n_layer, cfg.model.n_head) == (128, 4, 4)
