@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
+from trajectory_transformer.bench import baselines
+from trajectory_transformer.bench.baselines import BASELINES, budget_for
 from trajectory_transformer.data.episodes import (
     dataset_returns,
     episodes_to_transitions,
@@ -115,3 +117,25 @@ def test_loading_gives_the_rows_tt_trains_from_with_the_env_rewards(
     broken.terminals[0] = True  # a termination flag inside an episode
     with pytest.raises(TTError, match="inside an episode"):
         mdp_arrays(broken)
+
+
+# ------------------------------------------------------------------------------ budgets, numbers
+def test_budgets_scale_only_steps_and_warmup_and_name_their_source() -> None:
+    assert list(BASELINES) == ["bc", "td3bc", "cql", "iql", "dt"]
+    for name, base in BASELINES.items():
+        published, quick, smoke = (budget_for(name, lv) for lv in ("published", "quick", "smoke"))
+        assert quick.steps == round(published.steps * base.quick_scale) < published.steps
+        assert quick.warmup_steps == round(published.warmup_steps * base.quick_scale)
+        assert smoke.steps == baselines.SMOKE_STEPS
+        for budget in (quick, smoke):  # batch and network are the published ones at every level
+            assert (budget.batch_size, budget.hidden, budget.context, budget.layers) == (
+                published.batch_size, published.hidden, published.context, published.layers
+            )  # fmt: skip
+        assert "reproductions/offline/" in base.source or "CORL" in base.source
+    assert budget_for("td3bc", "published").steps == 500_000
+    assert (budget_for("dt", "quick").steps, budget_for("dt", "quick").warmup_steps) == (5_000, 500)
+    assert budget_for("cql", "quick").steps == 20_000 and budget_for("bc", "quick").steps == 100_000
+    with pytest.raises(TTError, match="unknown"):
+        budget_for("bc", "huge")
+    with pytest.raises(TTError, match="not a baseline"):
+        budget_for("tt-beam", "quick")
