@@ -269,6 +269,10 @@ def test_a_failing_worker_fails_its_cell_only_with_its_last_log_line(
     )
     request = json.loads((log.parent / "request.json").read_text())
     assert request["schema"] == baselines.REQUEST_SCHEMA and request["budget_level"] == "smoke"
+    # the worker's PYTHONPATH holds only our package, the one this process runs
+    link = log.parent / "src" / "trajectory_transformer"
+    assert [p.name for p in link.parent.iterdir()] == ["trajectory_transformer"]
+    assert link.resolve() == Path(quality.__file__).resolve().parents[1]
 
 
 def test_the_worker_is_asked_for_the_tt_cells_episodes_and_its_result_becomes_a_cell(

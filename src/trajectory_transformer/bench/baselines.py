@@ -11,8 +11,9 @@ process (`tt bench quality`) runs each baseline cell as a subprocess with that v
     <venv>/bin/python -m trajectory_transformer.bench.baselines_worker \
         --request <cell folder>/request.json --result <cell folder>/result.json
 
-with PYTHONPATH set to the source tree the main process runs from (the worker refuses to run
-other code). Request and result are plain JSON; the worker's output goes to worker.log beside
+with PYTHONPATH set to a folder that holds only a link to the `trajectory_transformer` package the
+main process runs (not its whole site-packages), so the worker runs the same code and the venv's
+own packages (the worker refuses to run another copy of ours). Request and result are plain JSON; the worker's output goes to worker.log beside
 them. Nothing here unpickles anything: the worker reads our Minari datasets through our loader,
 and d3rlpy writes no model file (its logger is switched off; the trained policy lives in the
 worker's memory and is scored there), so a baseline cell that is interrupted starts again.
@@ -242,6 +243,19 @@ def request_for(method: str, level: str, dataset: str, seed: int, cfg: RunConfig
     }
 
 
+def _package_link(folder: Path, root: Path) -> Path:
+    """folder/src holding one link, trajectory_transformer -> the package this process runs."""
+    src = folder / "src"
+    link = src / "trajectory_transformer"
+    src.mkdir(exist_ok=True)
+    target = root / "trajectory_transformer"
+    if link.is_symlink() and link.resolve() != target.resolve():
+        link.unlink()
+    if not link.is_symlink():
+        link.symlink_to(target, target_is_directory=True)
+    return src
+
+
 def worker_command(python: Path, folder: Path) -> list[str]:
     return [str(python), "-m", WORKER_MODULE, "--request", str(folder / "request.json"),
             "--result", str(folder / "result.json")]  # fmt: skip
@@ -266,9 +280,7 @@ def run_worker(python: Path, request: dict[str, Any], folder: Path) -> dict[str,
     result_path.unlink(missing_ok=True)
     atomic_write_json(folder / "request.json", request)
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (request["package_root"], os.environ.get("PYTHONPATH")) if p
-    )
+    env["PYTHONPATH"] = str(_package_link(folder, Path(request["package_root"])))
     with open(log_path, "wb") as log:
         done = subprocess.run(
             worker_command(python, folder), stdout=log, stderr=subprocess.STDOUT, env=env,

@@ -767,7 +767,7 @@ def baseline_cell(
         run_dir=str(folder),
         config={"data": config_to_dict(cfg.data), "eval": request["eval"],
                 "baseline": {"budget_level": level, "budget": request["budget"]}},
-        command=f"PYTHONPATH={shlex.quote(request['package_root'])} {worker}",
+        command=f"PYTHONPATH={shlex.quote(str(folder / 'src'))} {worker}",
         commands={"suite": suite_cmd, "worker": worker},
         machine=result["machine"],
         versions=result["versions"],
