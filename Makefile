@@ -5,7 +5,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test install lint typecheck bench clean system-deps
+.PHONY: demo test install lint typecheck bench clean system-deps baselines
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,5 +47,29 @@ bench: $(STAMP)
 	$(BIN)/tt bench train
 	$(BIN)/tt bench plan --json
 
+# The d3rlpy baselines of `tt bench quality` (bc, td3bc, cql, iql, dt) live in their own venv:
+# d3rlpy 2.8.1 pins gymnasium==1.0.0 and pulls the old `gym`, which must not touch $(VENV).
+# Order: torch (pinned, CPU wheel), d3rlpy, our package with its dependencies, then gymnasium back
+# to the main venv's version (our episode loop needs gymnasium>=1.1; pip warns about d3rlpy's pin,
+# and the last step checks that every baseline still builds, fits a few steps and acts).
+BASELINES_VENV ?= .venv-baselines
+D3RLPY_SPEC ?= d3rlpy==2.8.1
+MAIN_PYTHON ?= $(BIN)/python
+BASELINES_STAMP := $(BASELINES_VENV)/.installed-baselines
+
+$(BASELINES_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(BASELINES_VENV)
+	$(BASELINES_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BASELINES_VENV)/bin/python -m pip install -q "$(TORCH_SPEC)"
+	$(BASELINES_VENV)/bin/python -m pip install -q "$(D3RLPY_SPEC)"
+	$(BASELINES_VENV)/bin/python -m pip install -q -e .
+	gym_spec=$$($(MAIN_PYTHON) -c 'import gymnasium; print("gymnasium[mujoco,classic-control]==" + gymnasium.__version__)' 2>/dev/null || echo 'gymnasium[mujoco,classic-control]>=1.1,<2'); \
+	  echo "restoring $$gym_spec in $(BASELINES_VENV) (pip may warn that d3rlpy pins gymnasium==1.0.0)"; \
+	  $(BASELINES_VENV)/bin/python -m pip install -q --upgrade "$$gym_spec"
+	$(BASELINES_VENV)/bin/python -m trajectory_transformer.bench.baselines_worker --check
+	touch $(BASELINES_STAMP)
+
+baselines: $(BASELINES_STAMP)
+
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BASELINES_VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

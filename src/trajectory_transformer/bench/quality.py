@@ -5,17 +5,28 @@ preset), methods, seeds and evaluation episodes; its comments state the budget p
 
 - `tt-beam`:   the trained model with TT's beam search (`plan.mode=beam`);
 - `tt-greedy`: the same trained model decoding greedily (`plan.mode=greedy`): a BC-like baseline;
-- `behaviour`: the policy that made the dataset (`evaluate_run(..., agent_kind="behaviour")`).
+- `behaviour`: the policy that made the dataset (`evaluate_run(..., agent_kind="behaviour")`);
+- `bc`, `td3bc`, `cql`, `iql`, `dt`: d3rlpy's BC, TD3+BC, CQL, IQL and Decision Transformer on the
+  same data, trained and scored by a worker in their own venv (bench/baselines.py; `make
+  baselines`), with the budget the suite's `baseline_budget:` names (published | quick | smoke).
+  They run only in suites that list them.
 
 The TT methods share one training run per (dataset, seed); `behaviour` needs that run folder too
 (evaluation reads the env and spaces from it) but does not use its weights. Seed k trains with
 `train.seed=k` / `plan.seed=k` and evaluates episodes reset with `eval_seed + k·episodes + i`,
-so seeds never share episodes and the methods of one seed see the same ones (paired).
+so seeds never share episodes and the methods of one seed see the same ones (paired); a baseline
+of seed k trains with seed k and is scored on those same episodes by the same loop.
+
+Baseline cells come after the TT cells of their (dataset, seed) and never block them: when the
+baselines venv is missing, one line says so (`make baselines`), the baseline cells are left to do
+and the TT cells run; a failing worker fails its cell with one line naming its log. Either way
+the command ends with exit status 1 after the table, and a rerun picks the missing cells up.
 
 Layout (paths relative to where the command runs; both folders are options)::
 
     runs/quality/<suite>/<dataset-slug>/seed<k>/          the run folder (see runs.py)
     runs/quality/<suite>/<dataset-slug>/seed<k>.train.json  training sessions: wall time, steps
+    runs/quality/<suite>/<dataset-slug>/<baseline>-seed<k>/ a baseline's request, result, log
     benchmarks/results/<suite>/<dataset-slug>/<method>-seed<k>.json   one result per cell
     benchmarks/results/<suite>/results.md, results.png    the table and plot of every cell so far
 
@@ -32,10 +43,11 @@ Options (`tt bench quality OPTION=VALUE ...`; a leading `--` is accepted, e.g. `
 `suite=NAME|PATH` (required), `dry_run=true` (or `list=true`: print the cells and their status,
 run nothing), `report_only=true` (rebuild results.md/results.png from the JSONs),
 `work_dir=PATH` (default runs/quality/<suite>), `results_dir=PATH` (default
-benchmarks/results/<suite>). Any `section.key=value` is a config override for every cell (e.g.
+benchmarks/results/<suite>), `baselines_python=PATH` (the baselines venv's python; default
+$TT_BASELINES_PYTHON, else .venv-baselines/bin/python here or beside the source checkout). Any `section.key=value` is a config override for every cell (e.g.
 `train.device=cuda`); the suite's own settings (dataset, seeds, episodes) cannot be overridden.
-`--quick` runs a smoke-size version (first seed, 20 steps, 2 short episodes) into
-runs/quality-quick/<suite> instead.
+`--quick` runs a smoke-size version (first seed, 20 steps, 2 short episodes; baselines at their
+`smoke` budget) into runs/quality-quick/<suite> instead.
 """
 
 from __future__ import annotations
@@ -80,8 +92,19 @@ from ..evaluation.metrics import (
 )
 from ..training.trainer import StepCallback, train
 from ..utils import atomic_write_bytes, atomic_write_json, read_json, resolve_device
+from .baselines import (
+    BASELINES,
+    BUDGET_LEVELS,
+    BaselinesUnavailable,
+    baselines_python,
+    request_for,
+    run_worker,
+    worker_command,
+)
+from .published import PUBLISHED_SOURCES, published_score
 
 __all__ = [
+    "ALL_METHODS",
     "METHODS",
     "SCHEMA",
     "SUITE_DIR",
@@ -89,6 +112,7 @@ __all__ = [
     "Suite",
     "SuiteDataset",
     "aggregate",
+    "baseline_cell",
     "cell_config",
     "cell_status",
     "d4rl_reference",
@@ -108,6 +132,8 @@ METHODS: dict[str, tuple[str, tuple[str, ...]]] = {
     "tt-greedy": ("planner", ("plan.mode=greedy",)),
     "behaviour": ("behaviour", ()),
 }
+ALL_METHODS: tuple[str, ...] = (*METHODS, *BASELINES)
+"""Every method a suite may list: TT's (above) and the d3rlpy baselines (bench/baselines.py)."""
 TABLE_FILE, PLOT_FILE = "results.md", "results.png"
 CHECKPOINT_NOTE = "the LAST checkpoint's weights (the end of training), not the best checkpoint"
 QUICK_OVERRIDES = (
@@ -120,7 +146,8 @@ QUICK_OVERRIDES = (
 # Keys that do not change what is trained (a resumed run may differ in these).
 _RUNTIME_KEYS = ("device", "progress", "num_workers", "log_every", "save_every", "keep_last",
                  "eval_every")  # fmt: skip
-_SUITE_KEYS = {"description", "datasets", "methods", "seeds", "episodes", "eval_seed", "overrides"}
+_SUITE_KEYS = {"description", "datasets", "methods", "seeds", "episodes", "eval_seed", "overrides",
+               "baseline_budget"}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ the suite
@@ -150,6 +177,8 @@ class Suite:
     """How the suite was named (a shipped name or a YAML path), for the commands in results."""
     quick: bool = False
     """The `--quick` smoke-size version (first seed, 2 episodes, QUICK_OVERRIDES)."""
+    baseline_budget: str = "quick"
+    """Budget level of the d3rlpy baselines: published, quick or smoke (bench/baselines.py)."""
 
     def cells(self) -> list[tuple[SuiteDataset, int, str]]:
         return [(d, s, m) for d in self.datasets for s in self.seeds for m in self.methods]
@@ -203,9 +232,17 @@ def load_suite(name_or_path: str) -> Suite:
     if len(set(slugs)) != len(slugs):
         raise ConfigError(f"{where}: two datasets share a folder name ({slugs})")
     methods = raw.get("methods") or list(METHODS)
-    bad = [m for m in methods if m not in METHODS]
-    if bad or not isinstance(methods, list):
-        raise ConfigError(f"{where}: unknown methods {bad}; use some of {list(METHODS)}")
+    if not isinstance(methods, list):
+        raise ConfigError(f"{where}: `methods:` must be a list; use some of {list(ALL_METHODS)}")
+    bad = [m for m in methods if m not in ALL_METHODS]
+    if bad or len(set(methods)) != len(methods):
+        what = f"unknown methods {bad}" if bad else "a method is listed twice"
+        raise ConfigError(f"{where}: {what}; use some of {list(ALL_METHODS)}")
+    baseline_budget = raw.get("baseline_budget", "quick")
+    if baseline_budget not in BUDGET_LEVELS:
+        raise ConfigError(
+            f"{where}: `baseline_budget:` must be one of {list(BUDGET_LEVELS)}, got {baseline_budget!r}"
+        )
     seeds = raw.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(type(s) is int for s in seeds):
         raise ConfigError(f"{where}: `seeds:` must be a non-empty list of integers")
@@ -227,6 +264,7 @@ def load_suite(name_or_path: str) -> Suite:
         overrides=_str_list(raw.get("overrides"), f"{where}: overrides"),
         description=str(raw.get("description") or ""),
         source=str(name_or_path),
+        baseline_budget=str(baseline_budget),
     )
     for ds in suite.datasets:  # every preset and override is checked before any compute
         for seed in suite.seeds:
@@ -299,6 +337,10 @@ class Layout:
     def ledger(self, dataset: str, seed: int) -> Path:
         return self.work_dir / _slug(dataset) / f"seed{seed}.train.json"
 
+    def baseline_dir(self, dataset: str, method: str, seed: int) -> Path:
+        """A baseline cell's request.json, result.json and worker.log."""
+        return self.work_dir / _slug(dataset) / f"{method}-seed{seed}"
+
     def cell_json(self, dataset: str, method: str, seed: int) -> Path:
         return self.results_dir / _slug(dataset) / f"{method}-seed{seed}.json"
 
@@ -324,6 +366,8 @@ def cell_status(layout: Layout, dataset: str, method: str, seed: int) -> str:
     """done | trained (evaluation pending) | partial (resumes at step N) | todo."""
     if layout.cell_json(dataset, method, seed).is_file():
         return "done"
+    if method in BASELINES:  # trains inside its worker, from scratch: nothing partial to resume
+        return "todo"
     run_dir = layout.run_dir(dataset, seed)
     if _read_ledger(layout.ledger(dataset, seed)).get("complete"):
         return "trained, evaluation pending"
@@ -529,15 +573,19 @@ def _commands(
     if METHODS[method][0] != "planner":
         eval_cmd += ["--agent", METHODS[method][0]]
     eval_cmd += [str(run_dir), *eval_overrides]
+    return {
+        "train": shlex.join(train_cmd),
+        "eval": shlex.join(eval_cmd),
+        "suite": _suite_command(suite, layout, extra),
+    }
+
+
+def _suite_command(suite: Suite, layout: Layout, extra: Sequence[str]) -> str:
     suite_cmd = ["tt", "bench", "quality", f"suite={suite.source or suite.name}"]
     suite_cmd += ["--quick", *extra] if suite.quick else list(extra)
     if layout != Layout.default(suite, suite.quick):
         suite_cmd += [f"work_dir={layout.work_dir}", f"results_dir={layout.results_dir}"]
-    return {
-        "train": shlex.join(train_cmd),
-        "eval": shlex.join(eval_cmd),
-        "suite": shlex.join(suite_cmd),
-    }
+    return shlex.join(suite_cmd)
 
 
 def _data_score(dataset: str, env_id: str | None, dataset_ref: Reference | None) -> dict[str, Any]:
@@ -582,23 +630,17 @@ def _not_applicable_cell(
     }  # fmt: skip
 
 
-def evaluate_cell(
+def _cell(
     suite: Suite,
     ds: SuiteDataset,
     seed: int,
     method: str,
-    cfg: RunConfig,
-    layout: Layout,
-    extra: Sequence[str] = (),
+    summary: dict[str, Any],
+    **fields: Any,
 ) -> dict[str, Any]:
-    """Evaluate one method on the trained (dataset, seed) run; returns the cell's result dict."""
-    run_dir = layout.run_dir(ds.dataset, seed)
-    agent_kind = METHODS[method][0]
-    overrides = _eval_overrides(run_dir, cfg, method)
-    summary = evaluate_run(
-        run_dir, overrides, out=run_dir / runs.EVAL_DIR / method, agent_kind=agent_kind
-    )
-    evaluated = apply_overrides(runs.read_run_config(run_dir), overrides)
+    """One cell's result from an evaluation summary (`evaluate_agent`'s), in the schema every
+    method shares: scores on both scales, the data's own score, returns, timings. `fields` adds
+    what belongs to the method (agent, train, config, commands, machine, ...), in that order."""
     returns = np.asarray(summary["returns"], dtype=np.float64)
     ref = summary.get("reference")
     dataset_ref = (
@@ -609,17 +651,14 @@ def evaluate_cell(
     episodes = int(summary["episodes"])
     env_steps = int(summary["env_steps"])
     wall = float(summary["wall_s"])
-    commands = _commands(suite, ds, seed, method, layout, extra, overrides)
-    ledger = _read_ledger(layout.ledger(ds.dataset, seed))
-    train_info = _train_summary(run_dir, ledger)
-    return {
+    head = {
         "schema": SCHEMA,
         "suite": suite.name,
         "dataset": ds.dataset,
         "env_id": summary.get("env_id"),
         "method": method,
-        "agent": agent_kind,
-        "plan_mode": evaluated.plan.mode if agent_kind == "planner" else None,
+        "agent": fields.pop("agent"),
+        "plan_mode": fields.pop("plan_mode", None),
         "seed": seed,
         "preset": ds.preset,
         "checkpoint": "last",
@@ -638,29 +677,104 @@ def evaluate_cell(
         "lengths": list(summary["lengths"]),
         "done_ratio": summary.get("done_ratio"),
         "episodes": episodes,
-        "eval_seed": int(evaluated.eval.seed),
-        "train": train_info if agent_kind == "planner" else None,
-        "train_note": None
-        if agent_kind == "planner"
-        else ("this method does not use the trained weights; the run folder only supplies the env"),
-        "eval": {
-            "wall_s": wall,
-            "s_per_episode": wall / max(episodes, 1),
-            "ms_per_env_step": 1000.0 * wall / max(env_steps, 1),
-            "agent_ms_per_env_step": summary.get("plan_ms_per_step"),
-            "env_steps": env_steps,
-            "n_envs": summary.get("n_envs"),
-            "max_episode_steps": summary.get("max_episode_steps"),
-        },
-        "run_dir": str(run_dir),
-        "config": config_to_dict(evaluated),
-        "command": f"{commands['train']} && {commands['eval']}",
-        "commands": commands,
-        "machine": _machine(evaluated),
+        "eval_seed": int(summary["seed"]),
+    }
+    evaluation = {
+        "wall_s": wall,
+        "s_per_episode": wall / max(episodes, 1),
+        "ms_per_env_step": 1000.0 * wall / max(env_steps, 1),
+        "agent_ms_per_env_step": summary.get("plan_ms_per_step"),
+        "env_steps": env_steps,
+        "n_envs": summary.get("n_envs"),
+        "max_episode_steps": summary.get("max_episode_steps"),
+    }
+    train = fields.pop("train")
+    return {
+        **head,
+        "train": train,
+        "train_note": fields.pop("train_note", None),
+        "eval": evaluation,
+        **fields,
         "date": _now(),
         "git": _git(),
         "package_version": __version__,
     }
+
+
+def evaluate_cell(
+    suite: Suite,
+    ds: SuiteDataset,
+    seed: int,
+    method: str,
+    cfg: RunConfig,
+    layout: Layout,
+    extra: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Evaluate one TT method on the trained (dataset, seed) run; returns the cell's result dict."""
+    run_dir = layout.run_dir(ds.dataset, seed)
+    agent_kind = METHODS[method][0]
+    overrides = _eval_overrides(run_dir, cfg, method)
+    summary = evaluate_run(
+        run_dir, overrides, out=run_dir / runs.EVAL_DIR / method, agent_kind=agent_kind
+    )
+    evaluated = apply_overrides(runs.read_run_config(run_dir), overrides)
+    commands = _commands(suite, ds, seed, method, layout, extra, overrides)
+    ledger = _read_ledger(layout.ledger(ds.dataset, seed))
+    planner = agent_kind == "planner"
+    return _cell(
+        suite, ds, seed, method, summary,
+        agent=agent_kind,
+        plan_mode=evaluated.plan.mode if planner else None,
+        train=_train_summary(run_dir, ledger) if planner else None,
+        train_note=None if planner
+        else "this method does not use the trained weights; the run folder only supplies the env",
+        run_dir=str(run_dir),
+        config=config_to_dict(evaluated),
+        command=f"{commands['train']} && {commands['eval']}",
+        commands=commands,
+        machine=_machine(evaluated),
+    )  # fmt: skip
+
+
+def baseline_cell(
+    suite: Suite,
+    ds: SuiteDataset,
+    seed: int,
+    method: str,
+    cfg: RunConfig,
+    layout: Layout,
+    python: Path,
+    extra: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Train and score one d3rlpy baseline in its venv (bench/baselines.py); the cell's result.
+
+    The worker gets this cell's data selection and evaluation config (the same as TT's cells of
+    this dataset and seed: episodes, eval seed, env settings) and the suite's baseline budget.
+    """
+    folder = layout.baseline_dir(ds.dataset, method, seed)
+    level = "smoke" if suite.quick else suite.baseline_budget
+    request = request_for(method, level, ds.dataset, seed, cfg)
+    result = run_worker(python, request, folder)
+    summary = result["summary"]
+    worker = shlex.join(worker_command(python, folder))
+    suite_cmd = _suite_command(suite, layout, extra)
+    return _cell(
+        suite, ds, seed, method, summary,
+        agent="d3rlpy",
+        train=result["train"],
+        train_note=f"d3rlpy {result['versions'].get('d3rlpy')} in {python}; "
+        f"budget '{level}' from {BASELINES[method].source}",
+        run_dir=str(folder),
+        config={"data": config_to_dict(cfg.data), "eval": request["eval"],
+                "baseline": {"budget_level": level, "budget": request["budget"]}},
+        command=f"PYTHONPATH={shlex.quote(str(folder / 'src'))} {worker}",
+        commands={"suite": suite_cmd, "worker": worker},
+        machine=result["machine"],
+        versions=result["versions"],
+        data_used=result["data"],
+        target_return=result.get("target_return"),
+        target_return_note=result.get("target_return_note"),
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ aggregation
@@ -685,7 +799,7 @@ def aggregate(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     scores (what a new seed would vary by); `ci95_pooled` a t-interval over all episodes of all
     seeds pooled (narrower: it ignores seed-to-seed variation). Both need two values or more.
     """
-    order = {m: i for i, m in enumerate(METHODS)}
+    order = {m: i for i, m in enumerate(ALL_METHODS)}
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for cell in cells:
         if not cell.get("not_applicable"):
@@ -714,6 +828,8 @@ def aggregate(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ]
         returns = [float(c["return"]["mean"]) for c in group]
         trained = [c["train"] for c in group if c.get("train")]
+        env_id = next((c["env_id"] for c in group if c.get("env_id")), None)
+        published = published_score(method, env_id, dataset)
         rows.append(
             {
                 "dataset": dataset,
@@ -733,6 +849,10 @@ def aggregate(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "train_steps": _mean([float(t["steps"]) for t in trained]),
                 "eval_s_per_episode": _mean([float(c["eval"]["s_per_episode"]) for c in group]),
                 "ms_per_env_step": _mean([float(c["eval"]["ms_per_env_step"]) for c in group]),
+                "published_d4rl": published,
+                "published_source": PUBLISHED_SOURCES.get(method)
+                if published is not None
+                else None,
             }
         )
     return rows
@@ -775,15 +895,23 @@ def _table(suite_name: str, rows: list[dict[str, Any]], cells: list[dict[str, An
         "t-interval over all episodes of all seeds pooled (narrower: ignores seed-to-seed spread).",
         "- **return**: mean raw return over seeds ± its standard deviation across seeds.",
         "- **train time**: wall time of the one training run per seed that tt-beam and tt-greedy "
-        "share (mean over seeds); behaviour trains nothing. **eval/episode**: evaluation wall "
-        "time divided by episodes (envs run together in one vector env).",
+        "share (mean over seeds); behaviour trains nothing; a d3rlpy baseline (bc, td3bc, cql, "
+        "iql, dt) trains its own, timed in its worker from loading the data to the last gradient "
+        "step. **eval/episode**: evaluation wall time divided by episodes (envs run together in "
+        "one vector env; every method is scored by the same episode loop on the same episodes).",
         "",
         "- **data**: the dataset's own mean episode return on the same scale as **score** (the "
         "data the method learned from; beating it is the point of offline RL).",
+        "- **published D4RL (orientation only, different data)**: what the papers report for "
+        "the method on D4RL's -v2 dataset of the same env and level (TT: the TT paper's Table 1; "
+        "BC, TD3+BC, CQL, IQL, DT: the IQL paper's Table 1), D4RL-normalized. Other data, "
+        "budgets and evaluation: never a result of this suite; shown only for Hopper, "
+        "HalfCheetah and Walker2d medium, medium-replay and medium-expert datasets.",
         "",
         "| dataset | method | seeds | score | 95% CI (seeds) | 95% CI (episodes) | ref | data "
-        "| dataset-ref score | return | train time | eval/episode | ms/env step |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| dataset-ref score | return | train time | eval/episode | ms/env step "
+        "| published D4RL (orientation only, different data) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         ret = _fmt(r["return_mean"])
@@ -795,7 +923,7 @@ def _table(suite_name: str, rows: list[dict[str, Any]], cells: list[dict[str, An
             f"| {r['reference']} | {_fmt(r['data_score'])} | {_fmt(r['dataset_score_mean'])} "
             f"| {ret} "
             f"| {_fmt_time(r['train_wall_s'])} | {_fmt_time(r['eval_s_per_episode'])} "
-            f"| {_fmt(r['ms_per_env_step'], 2)} |"
+            f"| {_fmt(r['ms_per_env_step'], 2)} | {_fmt(r['published_d4rl'])} |"
         )
     skipped = sorted(
         {(c["dataset"], c["method"], c["not_applicable"]) for c in cells if c.get("not_applicable")}
@@ -805,7 +933,11 @@ def _table(suite_name: str, rows: list[dict[str, Any]], cells: list[dict[str, An
         lines += [f"- {method} on {dataset}: {why}" for dataset, method, why in skipped]
     lines += ["", "## Budget per cell", ""]
     seen: set[str] = set()
+    baselines_seen: set[str] = set()
     for cell in cells:
+        if cell.get("agent") == "d3rlpy" and cell["method"] not in baselines_seen:
+            baselines_seen.add(cell["method"])
+            lines.append(_baseline_budget_line(cell))
         if cell["dataset"] in seen or cell.get("agent") != "planner":
             continue
         seen.add(cell["dataset"])
@@ -844,6 +976,23 @@ def _table(suite_name: str, rows: list[dict[str, Any]], cells: list[dict[str, An
     return "\n".join(lines)
 
 
+def _baseline_budget_line(cell: dict[str, Any]) -> str:
+    """A baseline's budget as its cell records it (budget level, steps, batch, network, source)."""
+    train = cell["train"]
+    budget = train["budget"]
+    net = "-".join(str(h) for h in budget["hidden"])
+    shape = (
+        f"GPT {budget['layers']} layers x {net} ({budget['heads']} head(s)), context "
+        f"{budget['context']}, {budget['warmup_steps']} warm-up steps"
+        if budget.get("layers")
+        else f"MLPs {net}"
+    )
+    return (
+        f"- {cell['method']} (d3rlpy, budget '{train['budget_level']}'): {train['steps']} gradient "
+        f"steps x batch {train['batch_size']}, {shape}; settings from {train['source']}"
+    )
+
+
 def _plot(suite_name: str, rows: list[dict[str, Any]]) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -852,7 +1001,10 @@ def _plot(suite_name: str, rows: list[dict[str, Any]]) -> bytes:
     fig = Figure(figsize=(max(4.0, 3.2 * len(datasets)), 3.6), dpi=100)
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(datasets), sharey=True, squeeze=False)[0]
-    colors = {"tt-beam": "#3b75af", "tt-greedy": "#ef8636", "behaviour": "#519e3e"}
+    colors = {"tt-beam": "#3b75af", "tt-greedy": "#ef8636", "behaviour": "#519e3e",
+              "bc": "#8d69b8", "td3bc": "#c53a32", "cql": "#84584e", "iql": "#d57fbe",
+              "dt": "#7f7f7f"}  # fmt: skip
+    marked = False
     for ax, dataset in zip(axes, datasets):
         mine = [r for r in rows if r["dataset"] == dataset]
         for i, r in enumerate(mine):
@@ -864,12 +1016,19 @@ def _plot(suite_name: str, rows: list[dict[str, Any]]) -> bytes:
                    capsize=4, alpha=0.85)  # fmt: skip
             ax.scatter([i] * len(r["score_seed_means"]), r["score_seed_means"], color="black",
                        s=10, zorder=3)  # fmt: skip
+            if r.get("published_d4rl") is not None:
+                ax.scatter([i], [r["published_d4rl"]], marker="D", facecolors="none",
+                           edgecolors="black", s=28, zorder=4,
+                           label=None if marked else "published D4RL (other data)")  # fmt: skip
+                marked = True
         ax.set_xticks(range(len(mine)), [r["method"] for r in mine], fontsize=8)
         refs = {r["reference"] for r in mine}
         ax.set_title(f"{dataset}\n(ref: {', '.join(sorted(refs))})", fontsize=8)
         ax.axhline(0, color="grey", linewidth=0.5)
         ax.axhline(100, color="grey", linewidth=0.5, linestyle=":")
     axes[0].set_ylabel("normalized score x100 (last checkpoint)", fontsize=8)
+    if marked:
+        fig.legend(loc="lower right", fontsize=7, frameon=False)
     fig.suptitle(f"{suite_name}: mean over seeds, 95% CI over seeds, dots = seeds", fontsize=9)
     fig.tight_layout()
     buffer = io.BytesIO()
@@ -897,11 +1056,36 @@ def run_suite(
     json_lines: bool = False,
     step_callback: StepCallback | None = None,
     echo: Callable[[str], None] = print,
+    baselines_python_path: str | None = None,
+    failed: list[str] | None = None,
 ) -> list[Path]:
     """Run every missing cell of `suite` (training shared per (dataset, seed)); returns the JSONs
-    written now. The table and plot are rebuilt after each cell."""
+    written now. The table and plot are rebuilt after each cell.
+
+    Baseline cells run after the TT cells of their (dataset, seed), in the venv that
+    `baselines_python_path` (else `baselines.baselines_python`'s default) names. A missing venv
+    or a failing worker never stops the TT cells: one line each goes to `echo` and to `failed`
+    (when given), and those cells stay to do.
+    """
     layout = layout or Layout.default(suite)
     written: list[Path] = []
+    failures = failed if failed is not None else []
+    python = _baselines_interpreter(suite, layout, baselines_python_path, echo, failures)
+
+    def record(ds: SuiteDataset, seed: int, method: str, result: dict[str, Any]) -> None:
+        path = layout.cell_json(ds.dataset, method, seed)
+        atomic_write_json(path, result)
+        written.append(path)
+        write_report(suite.name, layout.results_dir)
+        if json_lines:
+            echo(json.dumps(result))
+        else:
+            score = result["score_d4rl"] or result["score_dataset"] or {}
+            echo(
+                f"{ds.dataset} {method} seed {seed}: score {_fmt(score.get('mean'))} "
+                f"return {result['return']['mean']:.1f} -> {path}"
+            )
+
     for ds in suite.datasets:
         for seed in suite.seeds:
             missing = [
@@ -910,8 +1094,10 @@ def run_suite(
             if not missing:
                 continue
             cfg = cell_config(suite, ds, seed, extra)
-            ensure_trained(cfg, layout, ds.dataset, seed, step_callback)
-            for method in missing:
+            tt_methods = [m for m in missing if m in METHODS]
+            if tt_methods:
+                ensure_trained(cfg, layout, ds.dataset, seed, step_callback)
+            for method in tt_methods:
                 reason = not_applicable(layout.run_dir(ds.dataset, seed), method)
                 if reason is not None:
                     na = _not_applicable_cell(suite, ds, seed, method, reason)
@@ -919,26 +1105,59 @@ def run_suite(
                     write_report(suite.name, layout.results_dir)
                     echo(f"{ds.dataset} {method} seed {seed}: not applicable ({reason})")
                     continue
-                result = evaluate_cell(suite, ds, seed, method, cfg, layout, extra)
-                path = layout.cell_json(ds.dataset, method, seed)
-                atomic_write_json(path, result)
-                written.append(path)
-                write_report(suite.name, layout.results_dir)
-                if json_lines:
-                    echo(json.dumps(result))
-                else:
-                    score = result["score_d4rl"] or result["score_dataset"] or {}
-                    echo(
-                        f"{ds.dataset} {method} seed {seed}: score {_fmt(score.get('mean'))} "
-                        f"return {result['return']['mean']:.1f} -> {path}"
-                    )
+                record(ds, seed, method, evaluate_cell(suite, ds, seed, method, cfg, layout, extra))
+            for method in [m for m in missing if m in BASELINES]:
+                if python is None:  # the venv is missing: said once, up front
+                    continue
+                try:
+                    result = baseline_cell(suite, ds, seed, method, cfg, layout, python, extra)
+                except TTError as err:
+                    line = f"{ds.dataset} {method} seed {seed}: failed, left to do ({err})"
+                    echo(line)
+                    failures.append(line)
+                    continue
+                record(ds, seed, method, result)
     return written
 
 
-def _print_status(suite: Suite, layout: Layout, json_lines: bool) -> None:
+def _baselines_interpreter(
+    suite: Suite,
+    layout: Layout,
+    option: str | None,
+    echo: Callable[[str], None],
+    failures: list[str],
+) -> Path | None:
+    """The baselines venv's python if any baseline cell is to do; None (and one line) if that
+    venv is missing, so the TT cells still run."""
+    todo = [
+        (ds, seed, m)
+        for ds, seed, m in suite.cells()
+        if m in BASELINES and not layout.cell_json(ds.dataset, m, seed).is_file()
+    ]
+    if not todo:
+        return None
+    try:
+        return baselines_python(option)
+    except BaselinesUnavailable as err:
+        line = f"{len(todo)} baseline cell(s) left to do: {err}"
+        echo(line)
+        failures.append(line)
+        return None
+
+
+def _print_status(
+    suite: Suite, layout: Layout, json_lines: bool, python_option: str | None = None
+) -> None:
     if not json_lines:
         print(f"suite {suite.name}: {suite.description}".rstrip(": "))
         print(f"work dir {layout.work_dir}, results {layout.results_dir}")
+        if any(m in BASELINES for m in suite.methods):
+            try:
+                where = f"venv python {baselines_python(python_option)}"
+            except BaselinesUnavailable as err:
+                where = f"NOT AVAILABLE: {err}"
+            level = "smoke" if suite.quick else suite.baseline_budget
+            print(f"baselines: budget '{level}', {where}")
     for ds, seed, method in suite.cells():
         status = cell_status(layout, ds.dataset, method, seed)
         path = layout.cell_json(ds.dataset, method, seed)
@@ -951,7 +1170,7 @@ def _print_status(suite: Suite, layout: Layout, json_lines: bool) -> None:
 
 
 _FLAGS = {"dry_run": "list", "list": "list", "report_only": "report", "report": "report"}
-_VALUES = ("suite", "work_dir", "results_dir")
+_VALUES = ("suite", "work_dir", "results_dir", "baselines_python")
 
 
 def parse_options(items: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
@@ -980,7 +1199,8 @@ def parse_options(items: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
         else:
             raise TTError(
                 f"tt bench quality: unknown option '{item}'; use suite=NAME, dry_run=true, "
-                "report_only=true, work_dir=PATH, results_dir=PATH or section.key=value overrides"
+                "report_only=true, work_dir=PATH, results_dir=PATH, baselines_python=PATH or "
+                "section.key=value overrides"
             )
     return options, overrides
 
@@ -1002,18 +1222,21 @@ def main(json_lines: bool = False, quick: bool = False, overrides: list[str] | N
         for seed in suite.seeds:
             cell_config(suite, ds, seed, extra)
     if options["list"]:
-        _print_status(suite, layout, json_lines)
+        _print_status(suite, layout, json_lines, options.get("baselines_python"))
         return 0
+    failed: list[str] = []
     if not options["report"]:
-        run_suite(suite, layout, extra, json_lines=json_lines)
+        run_suite(suite, layout, extra, json_lines=json_lines,
+                  baselines_python_path=options.get("baselines_python"), failed=failed)  # fmt: skip
     rows = write_report(suite.name, layout.results_dir)
     if not rows:
         print(f"no results under {layout.results_dir} yet", file=sys.stderr)
-        return 0
-    if not json_lines:
+    elif not json_lines:
         print(layout.table.read_text())
         print(f"plot: {layout.plot}")
     elif options["report"]:
         for row in rows:
             print(json.dumps(row))
-    return 0
+    for line in failed:  # after the table, so the reason is the last thing on screen
+        print(f"not done: {line}", file=sys.stderr)
+    return 1 if failed else 0
