@@ -33,8 +33,6 @@ import argparse
 import dataclasses
 import itertools
 import math
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -47,6 +45,7 @@ from ..data.mdp import MDPArrays, episode_bounds, load_mdp_arrays
 from ..errors import TTError
 from ..utils import atomic_write_json, read_json
 from .baselines import BASELINES, REQUEST_SCHEMA, RESULT_SCHEMA, Budget, budget_for
+from .records import machine_info
 
 __all__ = ["DecisionTransformerAgent", "QPolicyAgent", "main", "run_request"]
 
@@ -305,27 +304,6 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _machine(device: str) -> dict[str, Any]:
-    import torch
-
-    try:
-        affinity: int | None = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        affinity = None
-    return {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "processor": platform.processor(),
-        "python": platform.python_version(),
-        "cores": os.cpu_count(),
-        "cores_available": affinity,
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "eval_device": device.removesuffix(":0") if device.startswith("cpu") else device,
-        "gpu": torch.cuda.get_device_name(device) if device.startswith("cuda") else None,
-    }
-
-
 def run_request(request: dict[str, Any], echo: Any = print) -> dict[str, Any]:
     """Train and score one cell as `request` says; returns the result (plain JSON)."""
     if request.get("schema") != REQUEST_SCHEMA:
@@ -411,7 +389,7 @@ def run_request(request: dict[str, Any], echo: Any = print) -> dict[str, Any]:
         if target is None
         else "DT conditions on the dataset's best episode return (see baselines_worker._dt_target)",
         "versions": _versions(),
-        "machine": _machine(device),
+        "machine": machine_info(device),
     }
 
 

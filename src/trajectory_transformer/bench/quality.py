@@ -52,18 +52,13 @@ $TT_BASELINES_PYTHON, else .venv-baselines/bin/python here or beside the source 
 
 from __future__ import annotations
 
-import datetime as _dt
 import io
 import json
-import math
-import os
-import platform
 import re
 import shlex
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -84,10 +79,7 @@ from ..data.episodes import dataset_returns
 from ..errors import ConfigError, TTError
 from ..evaluation.evaluate import evaluate_run
 from ..evaluation.metrics import (
-    D4RL_REFERENCE,
-    D4RL_SOURCE,
     Reference,
-    confidence_interval,
     normalized_score,
 )
 from ..training.trainer import StepCallback, train
@@ -102,6 +94,17 @@ from .baselines import (
     worker_command,
 )
 from .published import PUBLISHED_SOURCES, published_score
+from .records import (
+    ci95,
+    d4rl_reference,
+    fmt,
+    fmt_ci,
+    fmt_time,
+    git_info,
+    machine_info,
+    now_iso,
+    score_summary,
+)
 
 __all__ = [
     "ALL_METHODS",
@@ -404,10 +407,6 @@ def _check_same_run(run_dir: Path, cfg: RunConfig) -> None:
         )
 
 
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
 def ensure_trained(
     cfg: RunConfig,
     layout: Layout,
@@ -427,7 +426,7 @@ def ensure_trained(
         return False
     resume = runs.latest_checkpoint(run_dir) is not None
     from_step = runs.train_step(run_dir)
-    session: dict[str, Any] = {"started": _now(), "resumed": resume, "from_step": from_step}
+    session: dict[str, Any] = {"started": now_iso(), "resumed": resume, "from_step": from_step}
     start, finished = time.perf_counter(), False
     try:
         if resume:
@@ -478,75 +477,6 @@ def _train_summary(run_dir: Path, ledger: dict[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ one cell's result
-def d4rl_reference(env_id: str | None) -> Reference | None:
-    """D4RL's published random/expert returns for the env (by id prefix), else None."""
-    name = (env_id or "").split("/")[-1]
-    for prefix, (random_return, expert_return) in D4RL_REFERENCE.items():
-        if name.startswith(prefix):
-            return Reference(random_return, expert_return, D4RL_SOURCE)
-    return None
-
-
-def _ci(values: Iterable[float]) -> list[float] | None:
-    low, high = confidence_interval(np.asarray(list(values), dtype=np.float64))
-    return None if math.isnan(low) else [low, high]
-
-
-def _score(returns: np.ndarray, reference: Reference | None) -> dict[str, Any] | None:
-    if reference is None:
-        return None
-    scores = normalized_score(returns, reference)
-    return {
-        "mean": float(scores.mean()),
-        "std": float(scores.std(ddof=1)) if scores.size > 1 else 0.0,
-        "ci95": _ci(scores),
-        "ci95_note": "t-interval over this cell's episodes",
-        "per_episode": [float(s) for s in scores],
-        "random_return": reference.random,
-        "expert_return": reference.expert,
-        "source": reference.source,
-        "scale": "x100: 0 = random reference, 100 = expert reference",
-        "formula": "100 * (R - random_return) / (expert_return - random_return)",
-    }
-
-
-def _git() -> dict[str, Any]:
-    here = Path(__file__).resolve().parent
-
-    def git(*args: str) -> str | None:
-        try:
-            done = subprocess.run(
-                ["git", *args], cwd=here, capture_output=True, text=True, timeout=10, check=True
-            )
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return done.stdout.strip()
-
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
-    return {"commit": commit, "dirty": None if status is None else bool(status)}
-
-
-def _machine(cfg: RunConfig) -> dict[str, Any]:
-    import torch
-
-    device = resolve_device(cfg.eval.device)
-    try:
-        affinity: int | None = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        affinity = None
-    return {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "processor": platform.processor(),
-        "python": platform.python_version(),
-        "cores": os.cpu_count(),
-        "cores_available": affinity,
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "eval_device": str(device),
-        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-    }
 
 
 def _eval_overrides(run_dir: Path, cfg: RunConfig, method: str) -> list[str]:
@@ -625,8 +555,8 @@ def _not_applicable_cell(
 ) -> dict[str, Any]:
     return {
         "schema": SCHEMA, "suite": suite.name, "dataset": ds.dataset, "method": method,
-        "seed": seed, "preset": ds.preset, "not_applicable": reason, "date": _now(),
-        "git": _git(), "package_version": __version__,
+        "seed": seed, "preset": ds.preset, "not_applicable": reason, "date": now_iso(),
+        "git": git_info(), "package_version": __version__,
     }  # fmt: skip
 
 
@@ -663,8 +593,8 @@ def _cell(
         "preset": ds.preset,
         "checkpoint": "last",
         "checkpoint_note": f"scores use {CHECKPOINT_NOTE}",
-        "score_d4rl": _score(returns, d4rl_reference(summary.get("env_id"))),
-        "score_dataset": _score(returns, dataset_ref),
+        "score_d4rl": score_summary(returns, d4rl_reference(summary.get("env_id"))),
+        "score_dataset": score_summary(returns, dataset_ref),
         "data": _data_score(ds.dataset, summary.get("env_id"), dataset_ref),
         "return": {
             "mean": float(summary["return_mean"]),
@@ -695,8 +625,8 @@ def _cell(
         "train_note": fields.pop("train_note", None),
         "eval": evaluation,
         **fields,
-        "date": _now(),
-        "git": _git(),
+        "date": now_iso(),
+        "git": git_info(),
         "package_version": __version__,
     }
 
@@ -732,7 +662,7 @@ def evaluate_cell(
         config=config_to_dict(evaluated),
         command=f"{commands['train']} && {commands['eval']}",
         commands=commands,
-        machine=_machine(evaluated),
+        machine=machine_info(resolve_device(evaluated.eval.device)),
     )  # fmt: skip
 
 
@@ -839,8 +769,8 @@ def aggregate(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "reference": ref,
                 "score_mean": _mean(seed_means),
                 "score_seed_means": seed_means,
-                "score_ci95_seeds": _ci(seed_means),
-                "score_ci95_pooled": _ci(pooled),
+                "score_ci95_seeds": ci95(seed_means),
+                "score_ci95_pooled": ci95(pooled),
                 "dataset_score_mean": _mean(dataset_scores),
                 "data_score": _mean(data_scores),
                 "return_mean": _mean(returns),
@@ -856,22 +786,6 @@ def aggregate(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return rows
-
-
-def _fmt(value: float | None, digits: int = 1) -> str:
-    return "—" if value is None else f"{value:.{digits}f}"
-
-
-def _fmt_ci(ci: list[float] | None) -> str:
-    return "—" if ci is None else f"[{ci[0]:.1f}, {ci[1]:.1f}]"
-
-
-def _fmt_time(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    if seconds >= 60:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds:.1f} s" if seconds >= 1 else f"{seconds:.2f} s"
 
 
 def _table(suite_name: str, rows: list[dict[str, Any]], cells: list[dict[str, Any]]) -> str:
@@ -914,16 +828,16 @@ def _table(suite_name: str, rows: list[dict[str, Any]], cells: list[dict[str, An
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        ret = _fmt(r["return_mean"])
+        ret = fmt(r["return_mean"])
         if r["return_std_seeds"] is not None:
             ret += f" ± {r['return_std_seeds']:.1f}"
         lines.append(
-            f"| {r['dataset']} | {r['method']} | {len(r['seeds'])} | **{_fmt(r['score_mean'])}** "
-            f"| {_fmt_ci(r['score_ci95_seeds'])} | {_fmt_ci(r['score_ci95_pooled'])} "
-            f"| {r['reference']} | {_fmt(r['data_score'])} | {_fmt(r['dataset_score_mean'])} "
+            f"| {r['dataset']} | {r['method']} | {len(r['seeds'])} | **{fmt(r['score_mean'])}** "
+            f"| {fmt_ci(r['score_ci95_seeds'])} | {fmt_ci(r['score_ci95_pooled'])} "
+            f"| {r['reference']} | {fmt(r['data_score'])} | {fmt(r['dataset_score_mean'])} "
             f"| {ret} "
-            f"| {_fmt_time(r['train_wall_s'])} | {_fmt_time(r['eval_s_per_episode'])} "
-            f"| {_fmt(r['ms_per_env_step'], 2)} | {_fmt(r['published_d4rl'])} |"
+            f"| {fmt_time(r['train_wall_s'])} | {fmt_time(r['eval_s_per_episode'])} "
+            f"| {fmt(r['ms_per_env_step'], 2)} | {fmt(r['published_d4rl'])} |"
         )
     skipped = sorted(
         {(c["dataset"], c["method"], c["not_applicable"]) for c in cells if c.get("not_applicable")}
@@ -1082,7 +996,7 @@ def run_suite(
         else:
             score = result["score_d4rl"] or result["score_dataset"] or {}
             echo(
-                f"{ds.dataset} {method} seed {seed}: score {_fmt(score.get('mean'))} "
+                f"{ds.dataset} {method} seed {seed}: score {fmt(score.get('mean'))} "
                 f"return {result['return']['mean']:.1f} -> {path}"
             )
 

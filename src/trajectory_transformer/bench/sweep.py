@@ -33,8 +33,16 @@ from .. import runs
 from ..config import apply_overrides
 from ..errors import TTError
 from ..evaluation.evaluate import evaluate_run
-from ..utils import atomic_write_bytes, atomic_write_json, read_json
-from .quality import _fmt, _fmt_time, _git, _machine, _now, _score, d4rl_reference
+from ..utils import atomic_write_bytes, atomic_write_json, read_json, resolve_device
+from .records import (
+    d4rl_reference,
+    fmt,
+    fmt_time,
+    git_info,
+    machine_info,
+    now_iso,
+    score_summary,
+)
 
 __all__ = ["SCHEMA", "SweepPlan", "main", "parse_sweep", "run_sweep", "write_table"]
 
@@ -174,8 +182,8 @@ def _point(plan: SweepPlan, checkpoint: int | None, settings: dict[str, str]) ->
         "trained": _training_at(plan.run_dir, checkpoint),
         "settings": settings,
         "fixed": plan.fixed,
-        "score_d4rl": _score(returns, d4rl_reference(summary.get("env_id"))),
-        "score_dataset": _score(returns, dataset_ref),
+        "score_d4rl": score_summary(returns, d4rl_reference(summary.get("env_id"))),
+        "score_dataset": score_summary(returns, dataset_ref),
         "return": {"mean": float(returns.mean()), "ci95": summary.get("return_ci95")},
         "returns": returns.tolist(),
         "lengths": list(summary["lengths"]),
@@ -189,9 +197,9 @@ def _point(plan: SweepPlan, checkpoint: int | None, settings: dict[str, str]) ->
         },
         "plan": summary["config"]["plan"],
         "command": shlex.join([*command, *overrides]),
-        "machine": _machine(evaluated),
-        "git": _git(),
-        "date": _now(),
+        "machine": machine_info(resolve_device(evaluated.eval.device)),
+        "git": git_info(),
+        "date": now_iso(),
     }
 
 
@@ -214,7 +222,7 @@ def run_sweep(plan: SweepPlan, echo: Any = print) -> list[Path]:
         write_table(plan.out)
         score = result["score_d4rl"] or result["score_dataset"] or {}
         echo(
-            f"{path.stem}: score {_fmt(score.get('mean'))} return {result['return']['mean']:.1f} "
+            f"{path.stem}: score {fmt(score.get('mean'))} return {result['return']['mean']:.1f} "
             f"({result['eval']['agent_ms_per_env_step'] or 0:.1f} ms/step planning) -> {path}"
         )
     return written
@@ -263,12 +271,12 @@ def write_table(out: Path) -> str:
             "—" if tokens is None else f"{tokens / 1e6:.1f}M",
             *(p["settings"].get(k, "—") for k in keys),
             str(p["episodes"]),
-            f"**{_fmt(score.get('mean'))}**",
+            f"**{fmt(score.get('mean'))}**",
             "—" if not score.get("ci95") else f"[{score['ci95'][0]:.1f}, {score['ci95'][1]:.1f}]",
-            _fmt(p["return"]["mean"]),
-            _fmt(float(np.mean(p["lengths"])), 0),
-            _fmt(p["eval"]["agent_ms_per_env_step"]),
-            _fmt(p["eval"]["ms_per_env_step"]),
+            fmt(p["return"]["mean"]),
+            fmt(float(np.mean(p["lengths"])), 0),
+            fmt(p["eval"]["agent_ms_per_env_step"]),
+            fmt(p["eval"]["ms_per_env_step"]),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     if points:
@@ -280,7 +288,7 @@ def write_table(out: Path) -> str:
             f"Machine: {first['machine']['platform']}, {first['machine']['cores']} cores, torch "
             f"{first['machine']['torch']}, {first['machine']['eval_device']}; commit "
             f"{str((first.get('git') or {}).get('commit'))[:12]}; evaluation wall time "
-            f"{_fmt_time(sum(p['eval']['wall_s'] for p in points))} in all.",
+            f"{fmt_time(sum(p['eval']['wall_s'] for p in points))} in all.",
             "",
         ]
     text = "\n".join(lines)
