@@ -38,10 +38,9 @@ def test_sweep_evaluates_the_grid_once_and_resumes(
     args = [f"run={run}", f"out={out}", "checkpoints=2,final", "plan.mode=greedy,beam",
             "plan.horizon=1,2", *SMALL]  # fmt: skip
     plan = sweep.parse_sweep(args)
-    assert plan.checkpoints == [2, None] and plan.axes == {
-        "plan.mode": ["greedy", "beam"],
-        "plan.horizon": ["1", "2"],
-    }
+    assert plan.checkpoints == [2, None]
+    assert plan.axes["plan.mode"] == ["greedy", "beam"] and plan.axes["plan.horizon"] == ["1", "2"]
+    assert plan.axes["eval.episodes"] == ["2"]  # one value: an axis of one
     seen: list[tuple[Any, list[str] | None]] = []
     real = sweep.evaluate_run
 
@@ -54,7 +53,8 @@ def test_sweep_evaluates_the_grid_once_and_resumes(
     assert len(written) == 8 and len(seen) == 8
     # checkpoints outermost, each point evaluated with exactly its settings
     assert [c for c, _ in seen] == [2, 2, 2, 2, None, None, None, None]
-    assert seen[1][1] == [*SMALL, "plan.mode=greedy", "plan.horizon=2"]
+    by_key = sorted([*SMALL, "plan.horizon=1", "plan.mode=beam"], key=lambda o: o.split("=")[0])
+    assert seen[1][1] == by_key
     points = [json.loads(p.read_text()) for p in written]
     for point in points:
         assert point["schema"] == sweep.SCHEMA and point["episodes"] == 2
@@ -96,7 +96,14 @@ def test_cli_runs_a_sweep(run: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     out = tmp_path / "cli"
     assert tt_main(["bench", "sweep", f"run={run}", f"out={out}", "plan.mode=greedy", *SMALL]) == 0
     assert "# Sweep of" in capsys.readouterr().out
-    assert [p.name for p in out.glob("*.json")] == ["ckpt-final.json"]  # no axis: one point
-    # the same folder with other fixed settings is refused, not silently skipped
-    with pytest.raises(TTError, match="evaluated with other fixed settings"):
-        sweep.run_sweep(sweep.parse_sweep([f"run={run}", f"out={out}", "plan.mode=beam", *SMALL]))
+    [point] = out.glob("*.json")  # every given key names the point, sorted
+    assert point.name.startswith("ckpt-final_eval.episodes-2_eval.max_episode_steps-6_")
+    assert point.name.endswith("_plan.context-2_plan.mode-greedy.json")
+    # the same point asked for in another order is not evaluated again
+    again = sweep.parse_sweep([f"run={run}", f"out={out}", *reversed(SMALL), "plan.mode=greedy"])
+    assert sweep.run_sweep(again, echo=lambda _m: None) == []
+    # a folder holding another run's points is refused, not mixed into one table
+    other = json.loads(point.read_text()) | {"run": "elsewhere"}
+    point.write_text(json.dumps(other))
+    with pytest.raises(TTError, match="a point of another run"):
+        sweep.run_sweep(again)

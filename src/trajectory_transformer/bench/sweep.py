@@ -11,7 +11,9 @@ both on one trained run without retraining: every point is a `tt eval` of the ru
 
 Options: `run=DIR` (required); `out=DIR` (default benchmarks/results/sweeps/<run folder name>);
 `checkpoints=STEP,...,final` (default final). Any `plan.KEY=...` / `eval.KEY=...`: a comma list
-is an axis of the grid, one value is fixed for every point. Points are evaluated in grid order,
+is an axis of the grid (one value, an axis of one). A point is named by every key it was given
+(sorted), so sweeps with other keys can share a folder and the same point is never evaluated
+twice; keys left out take the run's saved config. Points are evaluated in grid order,
 each into its own JSON (schema `tt-sweep-point/1`: settings, checkpoint and its training tokens,
 scores with 95% CIs on the D4RL and dataset scales, returns, ms per env step, machine, commit,
 the `tt eval` command that reproduces it); a point whose JSON exists is skipped, so an
@@ -53,22 +55,20 @@ _SECTIONS = ("plan.", "eval.")
 
 
 class SweepPlan:
-    """A parsed sweep: the run, where results go, the checkpoints, the fixed keys and the axes."""
+    """A parsed sweep: the run, where results go, the checkpoints and the axes (key -> values)."""
 
     def __init__(
         self,
         run_dir: Path,
         out: Path,
         checkpoints: list[int | None],
-        fixed: list[str],
         axes: dict[str, list[str]],
     ) -> None:
-        self.run_dir, self.out, self.checkpoints = run_dir, out, checkpoints
-        self.fixed, self.axes = fixed, axes
+        self.run_dir, self.out, self.checkpoints, self.axes = run_dir, out, checkpoints, axes
 
     def points(self) -> list[tuple[int | None, dict[str, str]]]:
         """(checkpoint, {key: value}) for every grid point, checkpoints outermost."""
-        keys = list(self.axes)
+        keys = sorted(self.axes)
         combos = itertools.product(*(self.axes[k] for k in keys))
         grid = [dict(zip(keys, combo, strict=True)) for combo in combos]
         return [(c, g) for c in self.checkpoints for g in grid]
@@ -90,8 +90,10 @@ def _checkpoint_list(text: str) -> list[int | None]:
 def parse_sweep(items: Sequence[str], quick: bool = False) -> SweepPlan:
     """Split `tt bench sweep` arguments (see the module doc); every value is checked here."""
     options: dict[str, str] = {}
-    fixed: list[str] = list(QUICK_OVERRIDES) if quick else []
     axes: dict[str, list[str]] = {}
+    for item in QUICK_OVERRIDES if quick else ():
+        key, _, value = item.partition("=")
+        axes[key] = [value]
     for item in items:
         text = item[2:] if item.startswith("--") else item
         key, has_value, value = text.partition("=")
@@ -100,11 +102,7 @@ def parse_sweep(items: Sequence[str], quick: bool = False) -> SweepPlan:
         if key in ("run", "out", "checkpoints"):
             options[key] = value
         elif key.startswith(_SECTIONS):
-            values = [v.strip() for v in value.split(",")]
-            if len(values) > 1:
-                axes[key] = values
-            else:
-                fixed.append(f"{key}={value}")
+            axes[key] = [v.strip() for v in value.split(",")]
         else:
             raise TTError(
                 f"tt bench sweep: unknown option '{item}'; use run=DIR, out=DIR, "
@@ -120,23 +118,22 @@ def parse_sweep(items: Sequence[str], quick: bool = False) -> SweepPlan:
         run_dir,
         Path(options.get("out") or Path("benchmarks") / "results" / "sweeps" / run_dir.name),
         _checkpoint_list(options.get("checkpoints", "final")),
-        fixed,
         axes,
     )
     for checkpoint, settings in plan.points():  # every point's settings, before anything runs
-        apply_overrides(config, _overrides(plan, settings))
+        apply_overrides(config, _overrides(settings))
         if checkpoint is not None:
             runs.checkpoint_weights(run_dir, checkpoint)
     return plan
 
 
-def _overrides(plan: SweepPlan, settings: dict[str, str]) -> list[str]:
-    return [*plan.fixed, *(f"{k}={v}" for k, v in settings.items())]
+def _overrides(settings: dict[str, str]) -> list[str]:
+    return [f"{k}={v}" for k, v in settings.items()]
 
 
 def _slug(checkpoint: int | None, settings: dict[str, str]) -> str:
     parts = [f"ckpt-{'final' if checkpoint is None else checkpoint}"]
-    parts += [f"{k.split('.', 1)[1]}-{v}" for k, v in settings.items()]
+    parts += [f"{k}-{v}" for k, v in sorted(settings.items())]
     return "_".join(parts).replace("/", "-")
 
 
@@ -156,7 +153,7 @@ def _training_at(run_dir: Path, checkpoint: int | None) -> dict[str, Any]:
 
 
 def _point(plan: SweepPlan, checkpoint: int | None, settings: dict[str, str]) -> dict[str, Any]:
-    overrides = _overrides(plan, settings)
+    overrides = _overrides(settings)
     slug = _slug(checkpoint, settings)
     out = plan.run_dir / runs.EVAL_DIR / "sweep" / slug
     summary = evaluate_run(plan.run_dir, overrides, out=out, checkpoint=checkpoint)
@@ -181,7 +178,6 @@ def _point(plan: SweepPlan, checkpoint: int | None, settings: dict[str, str]) ->
         "checkpoint": "final" if checkpoint is None else checkpoint,
         "trained": _training_at(plan.run_dir, checkpoint),
         "settings": settings,
-        "fixed": plan.fixed,
         "score_d4rl": score_summary(returns, d4rl_reference(summary.get("env_id"))),
         "score_dataset": score_summary(returns, dataset_ref),
         "return": {"mean": float(returns.mean()), "ci95": summary.get("return_ci95")},
@@ -210,10 +206,9 @@ def run_sweep(plan: SweepPlan, echo: Any = print) -> list[Path]:
         path = plan.out / f"{_slug(checkpoint, settings)}.json"
         if path.is_file():
             done = read_json(path, "sweep point")
-            if done.get("fixed") != plan.fixed or done.get("run") != str(plan.run_dir):
+            if done.get("run") != str(plan.run_dir):
                 raise TTError(
-                    f"{path}: evaluated with other fixed settings or another run "
-                    f"({done.get('fixed')} on {done.get('run')}); use another out=DIR"
+                    f"{path}: a point of another run ({done.get('run')}); use another out=DIR"
                 )
             continue
         result = _point(plan, checkpoint, settings)
@@ -283,8 +278,8 @@ def write_table(out: Path) -> str:
         first = points[0]
         lines += [
             "",
-            f"Fixed for every point: {', '.join(first['fixed']) or 'nothing'}; the rest is the "
-            "run's saved config. Each point's JSON holds its `tt eval` command.",
+            "Keys not in the table are the run's saved config (—: that point left the key to it). "
+            "Each point's JSON holds its `tt eval` command.",
             f"Machine: {first['machine']['platform']}, {first['machine']['cores']} cores, torch "
             f"{first['machine']['torch']}, {first['machine']['eval_device']}; commit "
             f"{str((first.get('git') or {}).get('commit'))[:12]}; evaluation wall time "
