@@ -55,3 +55,19 @@ def pendulum_dataset(_session_dirs: Path) -> str:
         env="Pendulum-v1", policy="expert", episodes=6, ref_episodes=2, dataset_id=PENDULUM_ID
     )
     return collect_dataset(cfg, progress=False)
+
+
+@pytest.fixture(scope="session")
+def checkpointed_run(pendulum_dataset: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Pendulum run trained 4 steps with checkpoints kept at steps 2 and 4 (~2 s)."""
+    from trajectory_transformer.config import load_config
+    from trajectory_transformer.training.trainer import train
+
+    cfg = load_config(
+        None,
+        [f"data.dataset={pendulum_dataset}", "data.n_bins=16", "data.n_transitions=4",
+         "model.n_embd=16", "model.n_layer=1", "model.n_head=2", "train.batch_size=16",
+         "train.lr=1e-2", "train.max_steps=4", "train.save_every=2", "train.keep_last=5",
+         "train.device=cpu", "train.progress=false"],
+    )  # fmt: skip
+    return train(cfg, tmp_path_factory.mktemp("checkpointed") / "run")

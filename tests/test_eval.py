@@ -244,21 +244,13 @@ def test_eval_env_kwargs_replace_the_stored_ones(tiny_run: Path) -> None:
 
 
 def test_eval_of_a_checkpoint_uses_its_weights(
-    pendulum_dataset: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    checkpointed_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from trajectory_transformer import runs
     from trajectory_transformer.cli import main as tt_main
     from trajectory_transformer.evaluation.evaluate import prepare_run
-    from trajectory_transformer.training.trainer import train
 
-    cfg = load_config(
-        None,
-        [f"data.dataset={pendulum_dataset}", "data.n_bins=16", "data.n_transitions=4",
-         "model.n_embd=16", "model.n_layer=1", "model.n_head=2", "train.batch_size=16",
-         "train.lr=1e-2", "train.max_steps=4", "train.save_every=2", "train.keep_last=5",
-         "train.device=cpu", "train.progress=false"],
-    )  # fmt: skip
-    run = train(cfg, tmp_path / "run")
+    run = checkpointed_run
     assert [s for s, _ in runs.list_checkpoints(run)] == [2, 4]
     early = runs.load_weights(runs.checkpoint_weights(run, 2))
     final = runs.load_weights(run / runs.WEIGHTS_FILE)

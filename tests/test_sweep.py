@@ -10,25 +10,15 @@ import pytest
 
 from trajectory_transformer.bench import sweep
 from trajectory_transformer.cli import main as tt_main
-from trajectory_transformer.config import load_config
 from trajectory_transformer.errors import ConfigError, TTError
 
 SMALL = ["eval.episodes=2", "eval.n_envs=2", "eval.max_episode_steps=6", "eval.progress=false",
          "plan.beam_width=2", "plan.context=2"]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def run(pendulum_dataset: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from trajectory_transformer.training.trainer import train
-
-    cfg = load_config(
-        None,
-        [f"data.dataset={pendulum_dataset}", "data.n_bins=16", "data.n_transitions=4",
-         "model.n_embd=16", "model.n_layer=1", "model.n_head=2", "train.batch_size=16",
-         "train.lr=1e-2", "train.max_steps=4", "train.save_every=2", "train.keep_last=5",
-         "train.device=cpu", "train.progress=false"],
-    )  # fmt: skip
-    return train(cfg, tmp_path_factory.mktemp("sweep") / "run")
+@pytest.fixture
+def run(checkpointed_run: Path) -> Path:
+    return checkpointed_run
 
 
 def test_sweep_evaluates_the_grid_once_and_resumes(

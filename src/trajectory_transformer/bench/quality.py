@@ -97,6 +97,7 @@ from .published import PUBLISHED_SOURCES, published_score
 from .records import (
     ci95,
     d4rl_reference,
+    evaluation_reference,
     fmt,
     fmt_ci,
     fmt_time,
@@ -572,12 +573,7 @@ def _cell(
     method shares: scores on both scales, the data's own score, returns, timings. `fields` adds
     what belongs to the method (agent, train, config, commands, machine, ...), in that order."""
     returns = np.asarray(summary["returns"], dtype=np.float64)
-    ref = summary.get("reference")
-    dataset_ref = (
-        Reference(float(ref["random_return"]), float(ref["expert_return"]), str(ref["source"]))
-        if ref
-        else None
-    )
+    dataset_ref = evaluation_reference(summary)
     episodes = int(summary["episodes"])
     env_steps = int(summary["env_steps"])
     wall = float(summary["wall_s"])

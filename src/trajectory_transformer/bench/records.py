@@ -27,6 +27,7 @@ from ..evaluation.metrics import (
 __all__ = [
     "ci95",
     "d4rl_reference",
+    "evaluation_reference",
     "fmt",
     "fmt_ci",
     "fmt_time",
@@ -48,6 +49,14 @@ def d4rl_reference(env_id: str | None) -> Reference | None:
         if name.startswith(prefix):
             return Reference(random_return, expert_return, D4RL_SOURCE)
     return None
+
+
+def evaluation_reference(summary: dict[str, Any]) -> Reference | None:
+    """The random/expert reference an evaluation summary was normalized with (None if none)."""
+    ref = summary.get("reference")
+    if not ref:
+        return None
+    return Reference(float(ref["random_return"]), float(ref["expert_return"]), str(ref["source"]))
 
 
 def ci95(values: Iterable[float]) -> list[float] | None:

@@ -38,6 +38,7 @@ from ..evaluation.evaluate import evaluate_run
 from ..utils import atomic_write_bytes, atomic_write_json, read_json, resolve_device
 from .records import (
     d4rl_reference,
+    evaluation_reference,
     fmt,
     fmt_time,
     git_info,
@@ -158,14 +159,7 @@ def _point(plan: SweepPlan, checkpoint: int | None, settings: dict[str, str]) ->
     out = plan.run_dir / runs.EVAL_DIR / "sweep" / slug
     summary = evaluate_run(plan.run_dir, overrides, out=out, checkpoint=checkpoint)
     returns = np.asarray(summary["returns"], dtype=np.float64)
-    ref = summary.get("reference")
-    from ..evaluation.metrics import Reference
-
-    dataset_ref = (
-        Reference(float(ref["random_return"]), float(ref["expert_return"]), str(ref["source"]))
-        if ref
-        else None
-    )
+    dataset_ref = evaluation_reference(summary)
     env_steps = int(summary["env_steps"])
     command = ["tt", "eval", str(plan.run_dir), "--out", str(out)]
     command += [] if checkpoint is None else ["--checkpoint", str(checkpoint)]
