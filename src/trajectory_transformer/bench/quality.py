@@ -104,6 +104,7 @@ from .records import (
     git_info,
     machine_info,
     now_iso,
+    read_results,
     score_summary,
 )
 
@@ -705,12 +706,7 @@ def baseline_cell(
 
 # ------------------------------------------------------------------------------ aggregation
 def _read_cells(results_dir: Path) -> list[dict[str, Any]]:
-    cells = []
-    for path in sorted(results_dir.rglob("*.json")):
-        data = read_json(path, "quality cell result")
-        if isinstance(data, dict) and data.get("schema") == SCHEMA:
-            cells.append(data)
-    return cells
+    return read_results(results_dir.rglob("*.json"), SCHEMA, "quality cell result")
 
 
 def _mean(values: list[float]) -> float | None:

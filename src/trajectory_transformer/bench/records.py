@@ -23,6 +23,7 @@ from ..evaluation.metrics import (
     confidence_interval,
     normalized_score,
 )
+from ..utils import read_json
 
 __all__ = [
     "ci95",
@@ -34,8 +35,19 @@ __all__ = [
     "git_info",
     "machine_info",
     "now_iso",
+    "read_results",
     "score_summary",
 ]
+
+
+def read_results(paths: Iterable[Path], schema: str, what: str) -> list[dict[str, Any]]:
+    """The JSON files among `paths` that carry `schema` (others, e.g. a manifest, are skipped)."""
+    out = []
+    for path in sorted(paths):
+        data = read_json(path, what)
+        if isinstance(data, dict) and data.get("schema") == schema:
+            out.append(data)
+    return out
 
 
 def now_iso() -> str:

@@ -44,6 +44,7 @@ from .records import (
     git_info,
     machine_info,
     now_iso,
+    read_results,
     score_summary,
 )
 
@@ -218,12 +219,7 @@ def run_sweep(plan: SweepPlan, echo: Any = print) -> list[Path]:
 
 
 def _read_points(out: Path) -> list[dict[str, Any]]:
-    points = []
-    for path in sorted(out.glob("*.json")):
-        data = read_json(path, "sweep point")
-        if isinstance(data, dict) and data.get("schema") == SCHEMA:
-            points.append(data)
-    return points
+    return read_results(out.glob("*.json"), SCHEMA, "sweep point")
 
 
 def write_table(out: Path) -> str:
