@@ -320,6 +320,17 @@ def test_cli_lists_cells_and_refuses_a_suite_override(
         ("tt-beam", 0, "todo"), ("behaviour", 0, "todo"), ("tt-beam", 1, "todo"),
         ("behaviour", 1, "todo"),
     ]  # fmt: skip
+    # a part of the suite: only those cells are listed (and would run)
+    assert cli_main([*args, "dry_run=true", "--json", "methods=behaviour", "seeds=1"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["method"], r["seed"]) for r in rows] == [("behaviour", 1)]
+    slug = quality._slug(pendulum_dataset)
+    assert cli_main([*args, "dry_run=true", "--json", f"datasets={slug}", "seeds=0"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+    assert cli_main([*args, "dry_run=true", "methods=bc"]) == 2
+    assert "methods=bc is not in suite" in capsys.readouterr().err
+    assert cli_main([*args, "dry_run=true", "seeds=7"]) == 2
+    assert "seeds=7" in capsys.readouterr().err
     assert cli_main([*args, "dry_run=true", "train.lr=-1"]) == 2  # checked before anything runs
     assert "train.lr" in capsys.readouterr().err
     assert cli_main(["bench", "quality", "dry_run=true"]) == 2

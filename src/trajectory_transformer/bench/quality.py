@@ -44,7 +44,9 @@ Options (`tt bench quality OPTION=VALUE ...`; a leading `--` is accepted, e.g. `
 run nothing), `report_only=true` (rebuild results.md/results.png from the JSONs),
 `work_dir=PATH` (default runs/quality/<suite>), `results_dir=PATH` (default
 benchmarks/results/<suite>), `baselines_python=PATH` (the baselines venv's python; default
-$TT_BASELINES_PYTHON, else .venv-baselines/bin/python here or beside the source checkout). Any `section.key=value` is a config override for every cell (e.g.
+$TT_BASELINES_PYTHON, else .venv-baselines/bin/python here or beside the source checkout),
+`datasets=A,B` / `methods=A,B` / `seeds=0,1` (run, or list, only those cells now: dataset ids or
+folder names; the table still shows every cell done). Any `section.key=value` is a config override for every cell (e.g.
 `train.device=cuda`); the suite's own settings (dataset, seeds, episodes) cannot be overridden.
 `--quick` runs a smoke-size version (first seed, 20 steps, 2 short episodes; baselines at their
 `smoke` budget) into runs/quality-quick/<suite> instead.
@@ -278,6 +280,37 @@ def load_suite(name_or_path: str) -> Suite:
             except (ConfigError, TTError) as err:
                 raise ConfigError(f"{where}: dataset {ds.dataset}: {err}") from err
     return suite
+
+
+def select(
+    suite: Suite,
+    datasets: Sequence[str] = (),
+    methods: Sequence[str] = (),
+    seeds: Sequence[str] = (),
+) -> Suite:
+    """The part of `suite` to run now: the listed datasets (ids or folder names), methods and
+    seeds, each a subset of the suite's own (empty = all). Cells keep their suite's name, layout
+    and settings, so running the parts one by one gives the same files as running the whole."""
+
+    def pick(given: Sequence[str], known: dict[str, Any], what: str) -> list[Any]:
+        unknown = [g for g in given if g not in known]
+        if unknown:
+            raise TTError(
+                f"tt bench quality: {what}={unknown[0]} is not in suite {suite.name}; "
+                f"use some of {sorted(dict.fromkeys(str(k) for k in known))}"
+            )
+        return list(dict.fromkeys(known[g] for g in given))
+
+    by_name = {d.dataset: d for d in suite.datasets} | {_slug(d.dataset): d for d in suite.datasets}
+    chosen_datasets = pick(datasets, by_name, "datasets")
+    chosen_methods = pick(methods, {m: m for m in suite.methods}, "methods")
+    chosen_seeds = pick(seeds, {str(s): s for s in suite.seeds}, "seeds")
+    return replace(
+        suite,
+        datasets=tuple(d for d in suite.datasets if not datasets or d in chosen_datasets),
+        methods=tuple(m for m in suite.methods if not methods or m in chosen_methods),
+        seeds=tuple(s for s in suite.seeds if not seeds or s in chosen_seeds),
+    )
 
 
 def _slug(dataset: str) -> str:
@@ -1077,6 +1110,7 @@ def _print_status(
 
 _FLAGS = {"dry_run": "list", "list": "list", "report_only": "report", "report": "report"}
 _VALUES = ("suite", "work_dir", "results_dir", "baselines_python")
+_SELECTORS = ("datasets", "methods", "seeds")  # comma lists: the cells to run now
 
 
 def parse_options(items: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
@@ -1096,6 +1130,10 @@ def parse_options(items: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
             if not isinstance(flag, bool):
                 raise TTError(f"'{item}': use {name}=true or {name}=false")
             options[_FLAGS[name]] = options[_FLAGS[name]] or flag
+        elif name in _SELECTORS:
+            if not has_value or not value:
+                raise TTError(f"'{item}' needs a comma list: {name}=A,B")
+            options[name] = [v.strip() for v in value.split(",") if v.strip()]
         elif name in _VALUES:
             if not has_value:
                 if not queue:
@@ -1105,8 +1143,8 @@ def parse_options(items: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
         else:
             raise TTError(
                 f"tt bench quality: unknown option '{item}'; use suite=NAME, dry_run=true, "
-                "report_only=true, work_dir=PATH, results_dir=PATH, baselines_python=PATH or "
-                "section.key=value overrides"
+                "report_only=true, work_dir=PATH, results_dir=PATH, baselines_python=PATH, "
+                "datasets=/methods=/seeds= comma lists or section.key=value overrides"
             )
     return options, overrides
 
@@ -1119,6 +1157,7 @@ def main(json_lines: bool = False, quick: bool = False, overrides: list[str] | N
     if quick:
         suite = replace(suite, seeds=suite.seeds[:1], episodes=2, quick=True,
                         overrides=(*suite.overrides, *QUICK_OVERRIDES))  # fmt: skip
+    suite = select(suite, *(options.get(k, ()) for k in _SELECTORS))
     default = Layout.default(suite, quick)
     layout = Layout(
         Path(options.get("work_dir") or default.work_dir),
