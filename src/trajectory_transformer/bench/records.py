@@ -142,8 +142,8 @@ def fmt(value: float | None, digits: int = 1) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def fmt_ci(ci: list[float] | None) -> str:
-    return "—" if ci is None else f"[{ci[0]:.1f}, {ci[1]:.1f}]"
+def fmt_ci(ci: list[float] | None, digits: int = 1) -> str:
+    return "—" if ci is None else f"[{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
 
 
 def fmt_time(seconds: float | None) -> str:

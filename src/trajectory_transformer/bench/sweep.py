@@ -13,7 +13,11 @@ Options: `run=DIR` (required); `out=DIR` (default benchmarks/results/sweeps/<run
 `checkpoints=STEP,...,final` (default final). Any `plan.KEY=...` / `eval.KEY=...`: a comma list
 is an axis of the grid (one value, an axis of one). A point is named by every key it was given
 (sorted), so sweeps with other keys can share a folder and the same point is never evaluated
-twice; keys left out take the run's saved config. Points are evaluated in grid order,
+twice; keys left out take the run's saved config. `agreement=N` also measures, per point, how
+close the agent's actions are to the policy that made the data, on N of that policy's own
+episodes with the agent teacher-forced (evaluation/agreement.py; the imitation question: needs a
+dataset made by `tt collect`); asked of points that exist without it, it adds just that.
+Points are evaluated in grid order,
 each into its own JSON (schema `tt-sweep-point/1`: settings, checkpoint and its training tokens,
 scores with 95% CIs on the D4RL and dataset scales, returns, ms per env step, machine, commit,
 the `tt eval` command that reproduces it); a point whose JSON exists is skipped, so an
@@ -34,12 +38,15 @@ import numpy as np
 from .. import runs
 from ..config import apply_overrides
 from ..errors import TTError
+from ..evaluation.agreement import expert_agreement
 from ..evaluation.evaluate import evaluate_run
 from ..utils import atomic_write_bytes, atomic_write_json, read_json, resolve_device
 from .records import (
+    ci95,
     d4rl_reference,
     evaluation_reference,
     fmt,
+    fmt_ci,
     fmt_time,
     git_info,
     machine_info,
@@ -54,6 +61,8 @@ SCHEMA = "tt-sweep-point/1"
 TABLE_FILE = "results.md"
 QUICK_OVERRIDES = ("eval.episodes=2", "eval.n_envs=2", "eval.max_episode_steps=20")
 _SECTIONS = ("plan.", "eval.")
+AGREEMENT_SEED_OFFSET = 100_000
+"""Agreement episodes reset with eval.seed + this, apart from the point's scored episodes."""
 
 
 class SweepPlan:
@@ -65,8 +74,11 @@ class SweepPlan:
         out: Path,
         checkpoints: list[int | None],
         axes: dict[str, list[str]],
+        agreement: int = 0,
     ) -> None:
         self.run_dir, self.out, self.checkpoints, self.axes = run_dir, out, checkpoints, axes
+        self.agreement = agreement
+        """Expert episodes for the action-agreement measure per point (0: not measured)."""
 
     def points(self) -> list[tuple[int | None, dict[str, str]]]:
         """(checkpoint, {key: value}) for every grid point, checkpoints outermost."""
@@ -101,26 +113,30 @@ def parse_sweep(items: Sequence[str], quick: bool = False) -> SweepPlan:
         key, has_value, value = text.partition("=")
         if not has_value or not value:
             raise TTError(f"tt bench sweep: '{item}' needs a value (KEY=VALUE)")
-        if key in ("run", "out", "checkpoints"):
+        if key in ("run", "out", "checkpoints", "agreement"):
             options[key] = value
         elif key.startswith(_SECTIONS):
             axes[key] = [v.strip() for v in value.split(",")]
         else:
             raise TTError(
                 f"tt bench sweep: unknown option '{item}'; use run=DIR, out=DIR, "
-                "checkpoints=STEP,...,final, or plan.KEY=V1,V2 / eval.KEY=V1,V2"
+                "checkpoints=STEP,...,final, agreement=EPISODES, or plan.KEY=V1,V2 / eval.KEY=V1,V2"
             )
     if "run" not in options:
         raise TTError("tt bench sweep needs run=DIR (a trained run folder)")
     run_dir = Path(options["run"])
     if not run_dir.is_dir():
         raise TTError(f"run={run_dir}: no such run folder")
+    agreement = options.get("agreement", "0")
+    if not agreement.isdigit():
+        raise TTError(f"agreement={agreement}: use a number of expert episodes, e.g. agreement=10")
     config = runs.read_run_config(run_dir)
     plan = SweepPlan(
         run_dir,
         Path(options.get("out") or Path("benchmarks") / "results" / "sweeps" / run_dir.name),
         _checkpoint_list(options.get("checkpoints", "final")),
         axes,
+        int(agreement),
     )
     for checkpoint, settings in plan.points():  # every point's settings, before anything runs
         apply_overrides(config, _overrides(settings))
@@ -194,6 +210,19 @@ def _point(plan: SweepPlan, checkpoint: int | None, settings: dict[str, str]) ->
     }
 
 
+def _agreement(plan: SweepPlan, checkpoint: int | None, settings: dict[str, str]) -> dict[str, Any]:
+    overrides = _overrides(settings)
+    seed = apply_overrides(runs.read_run_config(plan.run_dir), overrides).eval.seed
+    found = expert_agreement(
+        plan.run_dir, overrides, plan.agreement, seed + AGREEMENT_SEED_OFFSET, checkpoint
+    )
+    return found | {"rmse_ci95": ci95(found["rmse_per_episode"])}
+
+
+def _has_agreement(point: dict[str, Any], episodes: int) -> bool:
+    return int((point.get("expert_actions") or {}).get("episodes", 0)) >= episodes
+
+
 def run_sweep(plan: SweepPlan, echo: Any = print) -> list[Path]:
     """Evaluate every missing point; returns the JSONs written now (results.md after each)."""
     written = []
@@ -205,8 +234,17 @@ def run_sweep(plan: SweepPlan, echo: Any = print) -> list[Path]:
                 raise TTError(
                     f"{path}: a point of another run ({done.get('run')}); use another out=DIR"
                 )
+            if not plan.agreement or _has_agreement(done, plan.agreement):
+                continue
+            result = done | {"expert_actions": _agreement(plan, checkpoint, settings)}
+            atomic_write_json(path, result)
+            written.append(path)
+            write_table(plan.out)
+            echo(f"{path.stem}: action RMSE vs the expert {result['expert_actions']['rmse']:.4f}")
             continue
         result = _point(plan, checkpoint, settings)
+        if plan.agreement:
+            result["expert_actions"] = _agreement(plan, checkpoint, settings)
         atomic_write_json(path, result)
         written.append(path)
         write_table(plan.out)
@@ -228,6 +266,7 @@ def write_table(out: Path) -> str:
     keys = sorted({k for p in points for k in p["settings"]})
     d4rl = all(p.get("score_d4rl") for p in points)
     scale = "D4RL-normalized" if d4rl else "dataset-normalized"
+    agreement = any(p.get("expert_actions") for p in points)
     lines = [
         f"# Sweep of `{points[0]['run'] if points else out}`",
         "",
@@ -236,8 +275,9 @@ def write_table(out: Path) -> str:
         "step together, divided by their number); **eval ms/step**: the whole rollout's.",
         "",
         "| checkpoint | tokens | " + " | ".join(keys) + " | episodes | score | 95% CI "
-        "| return | length | planning ms/step | eval ms/step |",
-        "|" + "---|" * (len(keys) + 9),
+        "| return | length | planning ms/step | eval ms/step |"
+        + (" action RMSE vs expert [95% CI] | floor |" if agreement else ""),
+        "|" + "---|" * (len(keys) + 9 + 2 * agreement),
     ]
 
     def order(p: dict[str, Any]) -> tuple[float, list[str]]:
@@ -257,12 +297,18 @@ def write_table(out: Path) -> str:
             *(p["settings"].get(k, "—") for k in keys),
             str(p["episodes"]),
             f"**{fmt(score.get('mean'))}**",
-            "—" if not score.get("ci95") else f"[{score['ci95'][0]:.1f}, {score['ci95'][1]:.1f}]",
+            fmt_ci(score.get("ci95")),
             fmt(p["return"]["mean"]),
             fmt(float(np.mean(p["lengths"])), 0),
             fmt(p["eval"]["agent_ms_per_env_step"]),
             fmt(p["eval"]["ms_per_env_step"]),
         ]
+        if agreement:
+            agree = p.get("expert_actions") or {}
+            cells += [
+                "—" if not agree else f"{agree['rmse']:.3f} {fmt_ci(agree.get('rmse_ci95'), 3)}",
+                "—" if not agree else f"{agree['floor_rmse']:.3f}",
+            ]
         lines.append("| " + " | ".join(cells) + " |")
     if points:
         first = points[0]
@@ -270,6 +316,16 @@ def write_table(out: Path) -> str:
             "",
             "Keys not in the table are the run's saved config (—: that point left the key to it). "
             "Each point's JSON holds its `tt eval` command.",
+            *(
+                [
+                    "**action RMSE vs expert**: on the behaviour policy's own episodes (it drives, "
+                    "the agent is asked at every state with the real history as context), RMSE of "
+                    "the executed actions over states and action dims, 95% CI over episodes; "
+                    "**floor**: the expert's actions at their bin centers (tokenization alone)."
+                ]
+                if agreement
+                else []
+            ),
             f"Machine: {first['machine']['platform']}, {first['machine']['cores']} cores, torch "
             f"{first['machine']['torch']}, {first['machine']['eval_device']}; commit "
             f"{str((first.get('git') or {}).get('commit'))[:12]}; evaluation wall time "
