@@ -12,7 +12,12 @@ import pytest
 from trajectory_transformer.cli import main as tt_main
 from trajectory_transformer.config import CollectConfig, DataConfig
 from trajectory_transformer.data.collect import collect_dataset, default_dataset_id, rollout_returns
-from trajectory_transformer.data.policies import NoisyPolicy, PendulumExpert, make_policy
+from trajectory_transformer.data.policies import (
+    NoisyPolicy,
+    PendulumExpert,
+    RandomPolicy,
+    make_policy,
+)
 from trajectory_transformer.data.tokens import prepare_tokens
 from trajectory_transformer.utils import TTError
 
@@ -63,7 +68,7 @@ def test_cli_collect_and_missing_dataset_hint(
     # no preset or default collects this id: the policy is the user's choice, not a guess
     assert msg.endswith(
         "make it with: tt collect collect.env=Pendulum-v1 "
-        "collect.policy=<random|expert|sb3:ALGO:PATH> collect.dataset_id=tt/pendulum/missing-v0"
+        "collect.policy=<random|expert|medium|sb3:ALGO:PATH> collect.dataset_id=tt/pendulum/missing-v0"
     )
 
 
@@ -83,8 +88,19 @@ def test_policy_errors_are_clear() -> None:
         make_policy("sb3:SAC", env)
     with pytest.raises(TTError, match="checkpoint file not found"):
         make_policy("sb3:SAC:/nonexistent/model.zip", env)
-    with pytest.raises(TTError, match="no scripted expert ships for CartPole-v1"):
+    with pytest.raises(TTError, match="no scripted expert policy ships for CartPole-v1"):
         make_policy("expert", gym.make("CartPole-v1"))
+    with pytest.raises(TTError, match="no scripted medium policy ships for CartPole-v1"):
+        make_policy("medium", gym.make("CartPole-v1"))
+
+
+def test_pendulum_medium_is_clearly_between_random_and_expert() -> None:
+    env = gym.make("Pendulum-v1")
+    medium = rollout_returns("Pendulum-v1", make_policy("medium", env), 20, seed=100)
+    expert = rollout_returns("Pendulum-v1", PendulumExpert(), 20, seed=100)
+    random = rollout_returns("Pendulum-v1", RandomPolicy(env.action_space, 0), 20, seed=100)
+    score = 100 * (medium - random) / (expert - random)
+    assert 50 < score < 85, score  # measured ~71 over 50 episodes: slow, but it gets upright
 
 
 def test_sb3_checkpoint_policy(tmp_path: Path) -> None:

@@ -455,7 +455,7 @@ def collect_hint(dataset_id: str) -> str:
             if default_dataset_id(env, policy) == dataset_id:
                 return f"tt collect collect.env={env} collect.policy={policy}"
     return (
-        f"tt collect collect.env={env or '<GymEnvId>'} collect.policy=<random|expert|sb3:ALGO:PATH> "
+        f"tt collect collect.env={env or '<GymEnvId>'} collect.policy=<random|expert|medium|sb3:ALGO:PATH> "
         f"collect.dataset_id={dataset_id}"
     )
 

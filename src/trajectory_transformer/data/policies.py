@@ -18,12 +18,14 @@ from ..utils import TTError, lazy_import
 
 __all__ = [
     "EXPERTS",
+    "MEDIUMS",
     "NoisyPolicy",
     "PendulumExpert",
     "Policy",
     "RandomPolicy",
     "SB3Policy",
     "make_policy",
+    "pendulum_medium",
     "register_expert",
 ]
 
@@ -73,8 +75,19 @@ class PendulumExpert:
         return np.clip(u, -2.0, 2.0).astype(np.float32)[:, None]  # (N, 1)
 
 
+def pendulum_medium() -> PendulumExpert:
+    """A clearly suboptimal Pendulum controller: the expert's balance, a tenth of its swing-up
+    gain, so it takes several times longer to get upright (D4RL-normalized ~71 vs the expert's
+    ~99 over 50 episodes). Data from it, with exploration noise, is what offline RL is for: better
+    actions are in the data, but not as the behaviour's most likely ones."""
+    return PendulumExpert(k_energy=0.05)
+
+
 EXPERTS: dict[str, Callable[[], Policy]] = {"Pendulum-v1": PendulumExpert}
 """Shipped scripted experts by Gymnasium env id."""
+MEDIUMS: dict[str, Callable[[], Policy]] = {"Pendulum-v1": pendulum_medium}
+"""Shipped scripted medium-level (suboptimal) policies by Gymnasium env id."""
+_SCRIPTED = {"expert": EXPERTS, "medium": MEDIUMS}
 
 
 def register_expert(env_id: str, factory: Callable[[], Policy]) -> None:
@@ -152,17 +165,19 @@ class NoisyPolicy:
 
 
 def make_policy(name: str, env: gym.Env[Any, Any], seed: int = 0) -> Policy:
-    """`random`, `expert` (the shipped expert for this env), or `sb3:ALGO:PATH`."""
+    """`random`, `expert` / `medium` (the shipped scripted policies for this env), or
+    `sb3:ALGO:PATH`."""
     env_id = env.spec.id if env.spec is not None else "?"
     if name == "random":
         return RandomPolicy(env.action_space, seed)
-    if name == "expert":
-        if env_id not in EXPERTS:
+    if name in _SCRIPTED:
+        shipped = _SCRIPTED[name]
+        if env_id not in shipped:
             raise TTError(
-                f"collect.policy=expert: no scripted expert ships for {env_id} (have "
-                f"{sorted(EXPERTS)}); use collect.policy=sb3:ALGO:PATH or random"
+                f"collect.policy={name}: no scripted {name} policy ships for {env_id} (have "
+                f"{sorted(shipped)}); use collect.policy=sb3:ALGO:PATH or random"
             )
-        return EXPERTS[env_id]()
+        return shipped[env_id]()
     if name.startswith("sb3:"):
         parts = name.split(":", 2)
         if len(parts) != 3 or not parts[1] or not parts[2]:
@@ -170,4 +185,6 @@ def make_policy(name: str, env: gym.Env[Any, Any], seed: int = 0) -> Policy:
                 f"collect.policy={name}: expected sb3:ALGO:PATH, e.g. sb3:SAC:runs/sac.zip"
             )
         return SB3Policy(parts[1], parts[2])
-    raise TTError(f"collect.policy={name}: unknown policy; use random, expert or sb3:ALGO:PATH")
+    raise TTError(
+        f"collect.policy={name}: unknown policy; use random, expert, medium or sb3:ALGO:PATH"
+    )
