@@ -35,11 +35,14 @@ def test_quickstart_writes_a_complete_run(tmp_path: Path) -> None:
     cfg = load_config("quickstart", TINY)
     results = run_quickstart(cfg, tmp_path / "qs")
     run = tmp_path / "qs"
-    assert set(results) == {"TT (beam search)", "behaviour", "random"}
+    assert set(results) == {"TT (beam search)", "TT (greedy, no search)", "behaviour", "random"}
+    assert results["TT (greedy, no search)"]["config"]["plan"]["mode"] == "greedy"
+    assert results["TT (beam search)"]["config"]["plan"]["mode"] == "beam"
     for name in (
         "config.json",
         "model.safetensors",
         "eval/eval.json",
+        "eval/eval_greedy.json",
         "eval/eval_behaviour.json",
         "eval/eval_random.json",
         "phases.json",
@@ -53,6 +56,7 @@ def test_quickstart_writes_a_complete_run(tmp_path: Path) -> None:
     # every part of the report was found in the run folder (each missing part is such a note)
     assert re.findall(r'class="note">[^<]*', html) == []
     assert '<video id="episode-video"' in html
+    assert "<tr><td>greedy</td>" in html  # the model without search, beside the planner
     assert 'alt="discretization error per dimension"' in html
     # a second run finds the dataset and does not collect again
     run_quickstart(cfg, tmp_path / "qs2")

@@ -291,6 +291,7 @@ def evaluate_run(
     agent_kind: str = "planner",
     verify: bool = True,
     checkpoint: int | None = None,
+    name: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate a trained run folder; returns the summary also written to eval.json.
 
@@ -299,6 +300,8 @@ def evaluate_run(
     noise/epsilon). Non-planner outputs are named eval_<kind>.*. `verify=False` skips the
     checksums of the weights and the discretizer (`--ignore-checksums`). `checkpoint`: evaluate
     the weights of the checkpoint at that optimizer step (the summary's `checkpoint` says which).
+    `name`: the output files' stem instead of the agent's (e.g. eval_greedy for the model decoded
+    greedily beside the planner's eval.json; the report shows every eval*.json of RUN_DIR/eval).
     """
     run_dir = Path(run_dir)
     prep = prepare_run(run_dir, overrides, agent_kind, verify=verify, checkpoint=checkpoint)
@@ -320,7 +323,7 @@ def evaluate_run(
     write_eval_outputs(
         summary,
         eval_output_dir(run_dir, out),
-        name=runs.eval_name(agent_kind),
+        name=name or runs.eval_name(agent_kind),
         tb_dir=run_dir / runs.TB_DIR,
         tb_step=runs.train_step(run_dir) if checkpoint is None else checkpoint,
     )
