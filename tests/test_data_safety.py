@@ -343,7 +343,7 @@ def test_corrupt_metadata_is_named(minari_tmp: Path, monkeypatch: pytest.MonkeyP
 # ------------------------------------------------------------------------------ 4. the hint
 def test_missing_quickstart_dataset_hint_is_its_preset(minari_tmp: Path) -> None:
     noisy = load_config("quickstart").collect.dataset_id
-    assert noisy == "tt/pendulum/noisy-expert-v0"
+    assert noisy == "tt/pendulum/medium-noisy-v0"
     with pytest.raises(TTError) as err:
         load_minari(noisy)
     assert str(err.value) == (

@@ -432,7 +432,7 @@ def collect_hint(dataset_id: str) -> str:
     """A `tt collect` command that really writes `dataset_id`, or one with a policy to choose.
 
     A shipped preset that collects this id wins (its noise/epsilon/episodes matter: the quickstart's
-    noisy-expert data is not `collect.policy=expert`); then an id that `tt collect` writes by
+    medium-noisy data is not `collect.policy=medium`); then an id that `tt collect` writes by
     default for an env and policy; otherwise a generic command with a placeholder policy.
     """
     from ..config import list_presets, load_config
