@@ -292,7 +292,7 @@ def test_truncated_hdf5_is_one_line_naming_the_file(minari_tmp: Path) -> None:
         )
         assert msg.endswith(
             "; collect it again, replacing it: tt collect collect.env=Pendulum-v1 "
-            "collect.policy=<random|expert|sb3:ALGO:PATH> collect.dataset_id=tt/pendulum/safe-v0 "
+            "collect.policy=<random|expert|medium|sb3:ALGO:PATH> collect.dataset_id=tt/pendulum/safe-v0 "
             "collect.overwrite=true"
         )
     with pytest.raises(TTError, match=r"data.dataset=.*: not a readable Minari dataset folder"):
@@ -363,11 +363,15 @@ def test_hint_commands_write_the_id_they_name() -> None:
         collect_hint("tt/pendulum/random-v0")
         == "tt collect collect.env=Pendulum-v1 collect.policy=random"
     )
+    assert (
+        collect_hint("tt/pendulum/medium-v0")
+        == "tt collect collect.env=Pendulum-v1 collect.policy=medium"
+    )
     cfg = load_config(None, ["collect.env=Pendulum-v1", "collect.policy=random"]).collect
     assert collect_mod.default_dataset_id(cfg.env, cfg.policy) == "tt/pendulum/random-v0"
     # anything else: the user chooses the policy
     assert collect_hint("someone/thing-v2") == (
-        "tt collect collect.env=<GymEnvId> collect.policy=<random|expert|sb3:ALGO:PATH> "
+        "tt collect collect.env=<GymEnvId> collect.policy=<random|expert|medium|sb3:ALGO:PATH> "
         "collect.dataset_id=someone/thing-v2"
     )
 
@@ -472,7 +476,7 @@ def test_failed_download_is_one_line_and_leaves_nothing(
     assert str(err.value) == (
         f"dataset '{REMOTE_ID}' is not available locally (in {minari_tmp}) and cannot be downloaded "
         "([Errno -2] Name or service not known); make a local one with: tt collect "
-        "collect.env=Hopper-v5 collect.policy=<random|expert|sb3:ALGO:PATH> "
+        "collect.env=Hopper-v5 collect.policy=<random|expert|medium|sb3:ALGO:PATH> "
         f"collect.dataset_id={REMOTE_ID}"
     )
     assert tree(minari_tmp) == []  # the partial download was never visible and is gone

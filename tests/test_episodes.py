@@ -191,6 +191,6 @@ def test_unknown_id_one_line_error_with_collect_hint(
     assert "\n" not in msg and "not available locally" in msg and "cannot be downloaded" in msg
     assert "Name or service not known" in msg
     assert msg.endswith(
-        "tt collect collect.env=Hopper-v5 collect.policy=<random|expert|sb3:ALGO:PATH> "
+        "tt collect collect.env=Hopper-v5 collect.policy=<random|expert|medium|sb3:ALGO:PATH> "
         "collect.dataset_id=mujoco/hopper/expert-v0"
     )

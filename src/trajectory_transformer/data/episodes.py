@@ -437,7 +437,7 @@ def collect_hint(dataset_id: str) -> str:
     """
     from ..config import list_presets, load_config
     from .collect import default_dataset_id
-    from .policies import EXPERTS
+    from .policies import SCRIPTED
 
     for name in list_presets():
         try:
@@ -449,14 +449,14 @@ def collect_hint(dataset_id: str) -> str:
     parts = dataset_id.split("/")
     env = next((_ENV_GUESS[p.lower()] for p in parts if p.lower() in _ENV_GUESS), None)
     if env is not None:
-        for policy in ("random", "expert"):
-            if policy == "expert" and env not in EXPERTS:
+        for policy in ("random", "expert", "medium"):
+            if policy != "random" and env not in SCRIPTED[policy]:
                 continue
             if default_dataset_id(env, policy) == dataset_id:
                 return f"tt collect collect.env={env} collect.policy={policy}"
     return (
-        f"tt collect collect.env={env or '<GymEnvId>'} collect.policy=<random|expert|medium|sb3:ALGO:PATH> "
-        f"collect.dataset_id={dataset_id}"
+        f"tt collect collect.env={env or '<GymEnvId>'} "
+        f"collect.policy=<random|expert|medium|sb3:ALGO:PATH> collect.dataset_id={dataset_id}"
     )
 
 

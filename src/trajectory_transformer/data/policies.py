@@ -19,6 +19,7 @@ from ..utils import TTError, lazy_import
 __all__ = [
     "EXPERTS",
     "MEDIUMS",
+    "SCRIPTED",
     "NoisyPolicy",
     "PendulumExpert",
     "Policy",
@@ -87,7 +88,8 @@ EXPERTS: dict[str, Callable[[], Policy]] = {"Pendulum-v1": PendulumExpert}
 """Shipped scripted experts by Gymnasium env id."""
 MEDIUMS: dict[str, Callable[[], Policy]] = {"Pendulum-v1": pendulum_medium}
 """Shipped scripted medium-level (suboptimal) policies by Gymnasium env id."""
-_SCRIPTED = {"expert": EXPERTS, "medium": MEDIUMS}
+SCRIPTED: dict[str, dict[str, Callable[[], Policy]]] = {"expert": EXPERTS, "medium": MEDIUMS}
+"""The shipped scripted policies: collect.policy name -> env id -> factory."""
 
 
 def register_expert(env_id: str, factory: Callable[[], Policy]) -> None:
@@ -170,8 +172,8 @@ def make_policy(name: str, env: gym.Env[Any, Any], seed: int = 0) -> Policy:
     env_id = env.spec.id if env.spec is not None else "?"
     if name == "random":
         return RandomPolicy(env.action_space, seed)
-    if name in _SCRIPTED:
-        shipped = _SCRIPTED[name]
+    if name in SCRIPTED:
+        shipped = SCRIPTED[name]
         if env_id not in shipped:
             raise TTError(
                 f"collect.policy={name}: no scripted {name} policy ships for {env_id} (have "
