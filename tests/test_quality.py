@@ -25,6 +25,7 @@ from trajectory_transformer.config import (
     list_presets,
     load_config,
 )
+from trajectory_transformer.data.recipes import recipe_dataset_id
 from trajectory_transformer.errors import ConfigError, TTError
 
 TINY_PRESET = {
@@ -418,7 +419,7 @@ def test_every_preset_loads_and_its_base_chain_resolves(name: str) -> None:
     assert cfg.data.termination_penalty == -100 and cfg.data.discount == 0.99
     assert cfg.data.strategy == "quantile" and cfg.plan.expand == 2
     if name.endswith("-cpu"):
-        assert cfg.data.dataset == f"tt/{env}/{level}-quick-v0"
+        assert cfg.data.dataset == recipe_dataset_id(env, level, quick=True)
         assert (cfg.model.n_embd, cfg.model.n_layer, cfg.train.batch_size) == (64, 3, 128)
         assert (cfg.plan.beam_width, cfg.plan.horizon) == (32, 5)
         assert (cfg.eval.episodes, cfg.eval.n_envs) == (20, 10)
@@ -427,7 +428,7 @@ def test_every_preset_loads_and_its_base_chain_resolves(name: str) -> None:
         hours = cfg.train.max_steps * cfg.train.batch_size * window / 25_000 / 3600
         assert 0.8 < hours < 1.2, f"{name}: {hours:.2f} h of training at 25k tokens/s"
     else:
-        assert cfg.data.dataset == f"tt/{env}/{level}-v0"
+        assert cfg.data.dataset == recipe_dataset_id(env, level, quick=False)
         assert (cfg.model.n_embd, cfg.model.n_layer, cfg.model.n_head) == (128, 4, 4)
         assert cfg.train.batch_size == 256 and cfg.train.max_steps is None
         plan = (cfg.plan.horizon, cfg.plan.beam_width, cfg.plan.k_act, cfg.plan.cdf_act)

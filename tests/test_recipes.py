@@ -271,7 +271,7 @@ def test_recipe_makes_the_levels_with_true_references_and_reruns_do_nothing(
 ) -> None:
     cfg = tiny_recipe
     [summary] = recipes.run_recipe("invpend-quick", cfg)
-    ids = [f"tt/invpend/{level}-quick-v0" for level in recipes.LEVELS]
+    ids = [f"tt/invpend/{level}-quick-v1" for level in recipes.LEVELS]
     assert summary["written"] == ids and summary["existing"] == []
     folder = policy_dir(ENV, 0)
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -305,28 +305,38 @@ def test_recipe_makes_the_levels_with_true_references_and_reruns_do_nothing(
 
     # sizes: exactly `transitions` for random/medium/expert; medium-replay at most that many
     for level in ("random", "medium", "expert"):
-        ds = _load(f"tt/invpend/{level}-quick-v0")
+        ds = _load(f"tt/invpend/{level}-quick-v1")
         assert ds.total_steps == 600
         assert manifest["datasets"][ds.id]["transitions"] == 600
     sources = {i: _load(i).storage.metadata["tt_recipe"] for i in ids}
-    assert sources["tt/invpend/medium-quick-v0"]["checkpoint_steps"] == medium.steps
-    assert sources["tt/invpend/expert-quick-v0"]["checkpoint_steps"] == expert.steps
-    # deterministic actions (the default): the expert data's episodes return what was evaluated
-    assert sources["tt/invpend/expert-quick-v0"]["actions"] == "deterministic"
-    expert_data = _load("tt/invpend/expert-quick-v0")
+    assert sources["tt/invpend/medium-quick-v1"]["checkpoint_steps"] == medium.steps
+    assert sources["tt/invpend/expert-quick-v1"]["checkpoint_steps"] == expert.steps
+    # the default: deterministic actions plus Gaussian noise of 0.1 x the half-range (3 here)
+    assert cfg.recipe.action_noise == 0.1
+    for level in ("medium", "expert"):
+        assert sources[f"tt/invpend/{level}-quick-v1"]["actions"] == "deterministic + N(0, 0.1) noise"
+        assert sources[f"tt/invpend/{level}-quick-v1"]["action_noise"] == 0.1
+    expert_data = _load("tt/invpend/expert-quick-v1")
     first_episode = next(expert_data.iterate_episodes())
-    replayed = run_episodes(ENV, expert_policy, 1, recipes._LEVEL_SEED["expert"])[0]
-    np.testing.assert_array_equal(first_episode.actions, replayed.actions[: len(first_episode)])
+    actions = np.concatenate([ep.actions for ep in expert_data.iterate_episodes()])  # (600, 1)
+    clean = np.stack(
+        [expert_policy(obs) for ep in expert_data.iterate_episodes() for obs in ep.observations[:-1]]
+    )
+    residual = (actions - clean) / 3.0
+    inside = np.abs(actions).max(axis=1) < 2.99  # clipping shrinks the rest
+    assert residual[inside].std() == pytest.approx(0.1, rel=0.15)
+    assert abs(residual[inside].mean()) < 0.03  # 600 draws: the mean's std is ~0.004
 
     # the single-policy levels record it for `tt eval --agent behaviour` (the mixtures have none):
     # the recorded policy, rebuilt, acts as the data did
     for level in ("random", "medium", "expert", "medium-replay", "medium-expert"):
-        record = _load(f"tt/invpend/{level}-quick-v0").storage.metadata.get("tt_collect")
+        record = _load(f"tt/invpend/{level}-quick-v1").storage.metadata.get("tt_collect")
         if level in ("medium-replay", "medium-expert"):
             assert record is None
             continue
         record = json.loads(record)
-        assert record["env"] == ENV and record["noise"] == 0 and record["epsilon"] == 0
+        assert record["env"] == ENV and record["epsilon"] == 0
+        assert record["noise"] == (0 if level == "random" else 0.1)
         ckpt = {"medium": medium, "expert": expert}.get(level)
         want = "random" if ckpt is None else f"sb3:PPO:{ckpt.path.resolve()}"
         assert record["policy"] == want
@@ -336,13 +346,11 @@ def test_recipe_makes_the_levels_with_true_references_and_reruns_do_nothing(
         ),
         env,
     )
-    np.testing.assert_array_equal(
-        run_episodes(ENV, rebuilt, 1, recipes._LEVEL_SEED["expert"])[0].actions,
-        replayed.actions,
-    )
+    replayed = run_episodes(ENV, rebuilt, 1, recipes._LEVEL_SEED["expert"])[0]
+    np.testing.assert_array_equal(first_episode.actions, replayed.actions[: len(first_episode)])
 
     # medium-replay: the PPO run's own data up to the medium checkpoint (subsampled to the size)
-    replay = _load("tt/invpend/medium-replay-quick-v0")
+    replay = _load("tt/invpend/medium-replay-quick-v1")
     recorded = replay_episodes(read_replay(folder, medium.steps))
     assert sum(len(e.rewards) for e in recorded) == medium.steps
     assert 0 < replay.total_steps <= 600
@@ -350,10 +358,10 @@ def test_recipe_makes_the_levels_with_true_references_and_reruns_do_nothing(
     assert all(ep.observations.tobytes() in pool for ep in replay.iterate_episodes())
 
     # medium-expert: medium then expert, episode for episode
-    both = list(_load("tt/invpend/medium-expert-quick-v0").iterate_episodes())
+    both = list(_load("tt/invpend/medium-expert-quick-v1").iterate_episodes())
     parts = [
-        *_load("tt/invpend/medium-quick-v0").iterate_episodes(),
-        *_load("tt/invpend/expert-quick-v0").iterate_episodes(),
+        *_load("tt/invpend/medium-quick-v1").iterate_episodes(),
+        *_load("tt/invpend/expert-quick-v1").iterate_episodes(),
     ]
     assert len(both) == len(parts)
     for got, want in zip(both, parts, strict=True):
@@ -389,22 +397,27 @@ def test_recipe_makes_only_what_is_missing(
     tiny_recipe: CollectConfig, capsys: pytest.CaptureFixture[str]
 ) -> None:
     tiny_recipe.recipe.stochastic = True  # sampled actions: seeded, so reproducible
+    tiny_recipe.recipe.action_noise = 0.0
     [summary] = recipes.run_recipe("invpend-medium-quick", tiny_recipe, progress=False)
-    assert summary["written"] == ["tt/invpend/medium-quick-v0"]
-    first = _load("tt/invpend/medium-quick-v0")
+    assert summary["written"] == ["tt/invpend/medium-quick-v1"]
+    first = _load("tt/invpend/medium-quick-v1")
     assert first.storage.metadata["tt_recipe"]["actions"] == "sampled"
     actions = np.concatenate([ep.actions for ep in first.iterate_episodes()])
     tiny_recipe.overwrite = True
     recipes.run_recipe("invpend-medium-quick", tiny_recipe, progress=False)
     again = np.concatenate(
-        [ep.actions for ep in _load("tt/invpend/medium-quick-v0").iterate_episodes()]
+        [ep.actions for ep in _load("tt/invpend/medium-quick-v1").iterate_episodes()]
     )
     np.testing.assert_array_equal(again, actions)
     tiny_recipe.overwrite = False
     # medium-expert needs expert too (made now); medium is kept as it is
     [summary] = recipes.run_recipe("invpend-medium-expert-quick", tiny_recipe, progress=False)
-    assert summary["written"] == ["tt/invpend/expert-quick-v0", "tt/invpend/medium-expert-quick-v0"]
-    assert summary["existing"] == ["tt/invpend/medium-quick-v0"]
+    assert summary["written"] == ["tt/invpend/expert-quick-v1", "tt/invpend/medium-expert-quick-v1"]
+    assert summary["existing"] == ["tt/invpend/medium-quick-v1"]
+    # other action settings never keep (and mix in) data made with the old ones
+    tiny_recipe.recipe.stochastic, tiny_recipe.recipe.action_noise = False, 0.1
+    with pytest.raises(TTError, match=r"medium-quick-v1 exists with actions 'sampled'.*overwrite"):
+        recipes.run_recipe("invpend-medium-expert-quick", tiny_recipe, progress=False)
 
 
 def test_a_second_recipe_on_the_same_policy_is_refused(tiny_recipe: CollectConfig) -> None:
@@ -426,7 +439,7 @@ def test_recipe_names_and_config_errors(capsys: pytest.CaptureFixture[str]) -> N
     assert recipes.parse_recipe("halfcheetah-all-quick") == [("halfcheetah", recipes.LEVELS, True)]
     assert [p[0] for p in recipes.parse_recipe("all-quick")] == list(recipes.RECIPE_ENVS)
     assert recipes.recipe_dataset_id("hopper", "medium-replay", True) == (
-        "tt/hopper/medium-replay-quick-v0"
+        "tt/hopper/medium-replay-quick-v1"
     )
     with pytest.raises(TTError, match="unknown recipe 'hopper-meduim'"):
         recipes.parse_recipe("hopper-meduim")
@@ -434,6 +447,10 @@ def test_recipe_names_and_config_errors(capsys: pytest.CaptureFixture[str]) -> N
         recipes.check_recipe_config(CollectConfig(policy="random"))
     with pytest.raises(ConfigError, match=r"collect\.recipe\.transitions"):
         RecipeConfig(transitions=0)
+    with pytest.raises(ConfigError, match=r"collect\.recipe\.action_noise.*stochastic=true"):
+        RecipeConfig(stochastic=True)
+    with pytest.raises(ConfigError, match=r"collect\.recipe\.action_noise"):
+        RecipeConfig(action_noise=-0.1)
     assert tt_main(["collect", "--recipe", "list"]) == 0
     out = capsys.readouterr().out
     assert "hopper: Hopper-v5" in out and "medium-replay" in out

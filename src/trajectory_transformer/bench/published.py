@@ -49,7 +49,7 @@ _LEVEL_NAME = re.compile(r"(?P<level>medium-replay|medium-expert|medium)(?:-quic
 
 def d4rl_task(env_id: str | None, dataset: str) -> str | None:
     """'hopper-medium' etc. when the env is D4RL's Hopper/HalfCheetah/Walker2d and the dataset's
-    name is a medium, medium-replay or medium-expert level (e.g. tt/hopper/medium-quick-v0,
+    name is a medium, medium-replay or medium-expert level (e.g. tt/hopper/medium-quick-v1,
     mujoco/hopper/medium-v0); else None (no published number is comparable even loosely)."""
     name = (env_id or "").split("/")[-1]
     env = next((short for prefix, short in _ENVS.items() if name.startswith(prefix)), None)

@@ -31,7 +31,7 @@ Layout (paths relative to where the command runs; both folders are options)::
     benchmarks/results/<suite>/results.md, results.png    the table and plot of every cell so far
 
 <dataset-slug> is the dataset id with every character outside [A-Za-z0-9._-] replaced by "-"
-(tt/hopper/medium-quick-v0 → tt-hopper-medium-quick-v0).
+(tt/hopper/medium-quick-v1 → tt-hopper-medium-quick-v0).
 
 Resumable: a cell whose JSON exists is skipped; a run folder with checkpoints but no finished
 training continues from its last checkpoint (`train(None, run_dir, resume=True)`), so an

@@ -7,12 +7,20 @@ The levels as D4RL defines them (Fu et al. 2020, sec. 5), with PPO in place of S
 - medium: the checkpoint before it whose evaluated return is closest to a third of the expert's.
 - medium-replay: everything the PPO run stepped through while training, up to the medium checkpoint.
 - medium-expert: the medium and expert datasets concatenated (equal parts).
-Medium and expert data are collected with the checkpoint's deterministic action, so their returns
-are the evaluated ones that defined the level. D4RL sampled its SAC policies' actions (its files keep
-their log-probabilities); `collect.recipe.stochastic=true` does that here, but PPO's action noise is
+Medium and expert data are collected with the checkpoint's deterministic action plus Gaussian noise
+(`collect.recipe.action_noise`, std 0.1 of the half-range). D4RL sampled its SAC policies' actions
+(its files keep their log-probabilities); the noise matters: on Hopper medium-quick from the
+deterministic policy alone, every episode follows nearly one path and TT greedy scored 12.3 where
+the data scores 33.4 (its small per-step errors compound where the data shows no way back), while
+on the same checkpoint's data with noise 0.1 it scored 34.4 against the data's 28.2 (BENCHMARKS.md).
+`collect.recipe.stochastic=true` samples PPO's own action distribution instead, but PPO's noise is
 wider than a converged SAC's and moves the data off its level: measured with the default budgets,
 HalfCheetah's medium checkpoint returns 423 deterministic and -56 sampled, Walker2d's expert 3,971
 and 2,290, Hopper's expert 3,126 and 2,750 (benchmarks/results/datasets/).
+
+Dataset versions: -v0 was the deterministic policy (action_noise 0, before 2026-11-30); the recipes
+now write -v1 for every level, so data from the two never mix in one suite. A dataset that exists
+is kept only if its recorded action setting is the one asked for (else a one-line error).
 
 Every dataset stores ref_min_score = the random policy's mean return and ref_max_score = the expert
 checkpoint's mean deterministic return (the same seeds for both), and says so in `ref_scores_from`;
@@ -59,7 +67,7 @@ from .collect import (
     write_dataset,
 )
 from .episodes import COLLECT_RECORD_KEY, dataset_problem, minari_root, recover_interrupted
-from .policies import Policy, RandomPolicy, SB3Policy
+from .policies import NoisyPolicy, Policy, RandomPolicy, SB3Policy
 
 __all__ = [
     "FULL_TRANSITIONS",
@@ -85,6 +93,9 @@ QUICK_TRANSITIONS = 100_000
 """The -quick size, for the CPU suite: a TT that fits this machine trains ~4 epochs over 100k
 transitions in ~20 min (FACTS.md), and 100k still holds 100+ full-length expert episodes; 200k
 would double every CPU training run for data the small models there cannot use."""
+
+RECIPE_VERSION = 1
+"""The -vN of every recipe dataset id (see the module docstring: v0 had no action noise)."""
 
 _LEVEL_SEED = {"random": 0, "medium": 10_000_000, "expert": 20_000_000}
 """Episode seeds per level: collect.seed + this + episode index (disjoint up to 10M episodes)."""
@@ -126,8 +137,8 @@ def register_recipe_env(
 
 
 def recipe_dataset_id(name: str, level: str, quick: bool) -> str:
-    """tt/<env>/<level>-v0, or tt/<env>/<level>-quick-v0."""
-    return f"tt/{name}/{level}{'-quick' if quick else ''}-v0"
+    """tt/<env>/<level>-v1, or tt/<env>/<level>-quick-v1."""
+    return f"tt/{name}/{level}{'-quick' if quick else ''}-v{RECIPE_VERSION}"
 
 
 def parse_recipe(recipe: str) -> list[tuple[str, tuple[str, ...], bool]]:
@@ -154,7 +165,8 @@ def describe_recipes() -> list[str]:
     """Lines for `tt collect --recipe list`."""
     lines = [
         f"levels: {', '.join(LEVELS)}; sizes: {FULL_TRANSITIONS:,} transitions, -quick "
-        f"{QUICK_TRANSITIONS:,} (collect.recipe.transitions); datasets tt/<env>/<level>[-quick]-v0",
+        f"{QUICK_TRANSITIONS:,} (collect.recipe.transitions); datasets "
+        f"tt/<env>/<level>[-quick]-v{RECIPE_VERSION}",
     ]
     for name, spec in RECIPE_ENVS.items():
         lines.append(
@@ -365,17 +377,48 @@ def _behaviour_record(ctx: _Context, level: str) -> dict[str, str]:
     Empty for the levels that have no one policy (medium-replay: a policy changing as it trained;
     medium-expert: two policies) and for sampled actions (`sb3:` policies rebuild deterministic).
     The checkpoint path is absolute: it lies under this machine's Minari root, next to the data.
+    With action noise the record is the noisy policy with the data's seed, so it rebuilds the
+    data's first episode action for action (tests/test_recipes.py).
     """
     if level not in ("random", "medium", "expert") or (level != "random" and ctx.rc.stochastic):
         return {}
     assert ctx.expert is not None and ctx.medium is not None
     ckpt = ctx.expert if level == "expert" else ctx.medium
     policy = "random" if level == "random" else f"sb3:PPO:{ckpt.path.resolve()}"
+    noise = 0.0 if level == "random" else ctx.rc.action_noise
     cfg = dataclasses.replace(
-        ctx.cfg, env=ctx.spec.env_id, policy=policy, noise=0.0, epsilon=0.0,
+        ctx.cfg, env=ctx.spec.env_id, policy=policy, noise=noise, epsilon=0.0,
         seed=ctx.cfg.seed + _LEVEL_SEED[level],
     )  # fmt: skip
     return {COLLECT_RECORD_KEY: collect_record(cfg)}
+
+
+def _actions_label(rc: RecipeConfig) -> str:
+    """How a medium/expert dataset's actions were made, as its metadata says it (`actions`)."""
+    if rc.stochastic:
+        return "sampled"
+    return f"deterministic + N(0, {rc.action_noise:g}) noise" if rc.action_noise else "deterministic"
+
+
+def _kept_mismatch(ctx: _Context, dataset_id: str) -> str | None:
+    """Why an existing medium/expert(-based) dataset may not be kept under this config, or None.
+
+    A rerun with other action settings would otherwise keep the old data under the same id and
+    mix two kinds of data in one suite (medium-expert is built from the two files on disk).
+    """
+    meta = read_json(minari_root() / dataset_id / "data" / "metadata.json", "Minari metadata")
+    source = meta.get("tt_recipe", {})
+    if source.get("level") not in ("medium", "expert"):
+        return None
+    want = _actions_label(ctx.rc)
+    got = source.get("actions")
+    if got == want:
+        return None
+    return (
+        f"{dataset_id} exists with actions {got!r}, but this config asks for {want!r} "
+        "(collect.recipe.action_noise / collect.recipe.stochastic); pass collect.overwrite=true "
+        "to recollect it, or the settings it was made with"
+    )
 
 
 def _level_buffers(ctx: _Context, level: str) -> tuple[list[Any], dict[str, Any], str]:
@@ -394,7 +437,11 @@ def _level_buffers(ctx: _Context, level: str) -> tuple[list[Any], dict[str, Any]
         else:
             ckpt = ctx.expert if level == "expert" else ctx.medium
             policy = SB3Policy("PPO", str(ckpt.path), deterministic=not ctx.rc.stochastic)
-            actions = "sampled" if ctx.rc.stochastic else "deterministic"
+            if ctx.rc.action_noise > 0:
+                env = make_env(env_id)
+                policy = NoisyPolicy(policy, env.action_space, ctx.rc.action_noise, 0.0, seed)
+                env.close()
+            actions = _actions_label(ctx.rc)
             source = {
                 "policy": "PPO (stable-baselines3)",
                 "ppo_seed": ctx.rc.ppo_seed,
@@ -402,6 +449,7 @@ def _level_buffers(ctx: _Context, level: str) -> tuple[list[Any], dict[str, Any]
                 "checkpoint": str(ckpt.path.relative_to(minari_root())),
                 "checkpoint_eval_return": ckpt.eval_return,
                 "actions": actions,
+                "action_noise": ctx.rc.action_noise,
             }
             algorithm = f"PPO step {ckpt.steps}, {actions} actions"
         with _seeded_torch(seed), one_thread():
@@ -541,6 +589,10 @@ def _one(
         wanted = sorted({*wanted, "medium", "expert"}, key=LEVELS.index)
     todo = [lv for lv in wanted if cfg.overwrite or not _exists(ctx.dataset_id(lv))]
     existing = [ctx.dataset_id(lv) for lv in wanted if lv not in todo]
+    for dataset_id in existing:
+        problem = _kept_mismatch(ctx, dataset_id)
+        if problem is not None:
+            raise TTError(problem)
     for dataset_id in existing:
         say(f"exists: {dataset_id}")
     if not todo:
