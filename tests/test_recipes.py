@@ -270,6 +270,8 @@ def test_recipe_makes_the_levels_with_true_references_and_reruns_do_nothing(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     cfg = tiny_recipe
+    assert (cfg.recipe.medium_action_noise, cfg.recipe.expert_action_noise) == (0.1, 0.0)
+    cfg.recipe.expert_action_noise = 0.1  # noise on both levels here, checked on the expert's
     [summary] = recipes.run_recipe("invpend-quick", cfg)
     ids = [f"tt/invpend/{level}-quick-v1" for level in recipes.LEVELS]
     assert summary["written"] == ids and summary["existing"] == []
@@ -311,16 +313,21 @@ def test_recipe_makes_the_levels_with_true_references_and_reruns_do_nothing(
     sources = {i: _load(i).storage.metadata["tt_recipe"] for i in ids}
     assert sources["tt/invpend/medium-quick-v1"]["checkpoint_steps"] == medium.steps
     assert sources["tt/invpend/expert-quick-v1"]["checkpoint_steps"] == expert.steps
-    # the default: deterministic actions plus Gaussian noise of 0.1 x the half-range (3 here)
-    assert cfg.recipe.action_noise == 0.1
+    # deterministic actions plus Gaussian noise of 0.1 x the half-range (3 here)
     for level in ("medium", "expert"):
-        assert sources[f"tt/invpend/{level}-quick-v1"]["actions"] == "deterministic + N(0, 0.1) noise"
+        assert (
+            sources[f"tt/invpend/{level}-quick-v1"]["actions"] == "deterministic + N(0, 0.1) noise"
+        )
         assert sources[f"tt/invpend/{level}-quick-v1"]["action_noise"] == 0.1
     expert_data = _load("tt/invpend/expert-quick-v1")
     first_episode = next(expert_data.iterate_episodes())
     actions = np.concatenate([ep.actions for ep in expert_data.iterate_episodes()])  # (600, 1)
     clean = np.stack(
-        [expert_policy(obs) for ep in expert_data.iterate_episodes() for obs in ep.observations[:-1]]
+        [
+            expert_policy(obs)
+            for ep in expert_data.iterate_episodes()
+            for obs in ep.observations[:-1]
+        ]
     )
     residual = (actions - clean) / 3.0
     inside = np.abs(actions).max(axis=1) < 2.99  # clipping shrinks the rest
@@ -390,6 +397,8 @@ def _overrides(cfg: CollectConfig) -> list[str]:
         f"collect.recipe.ppo_checkpoint_every={rc.ppo_checkpoint_every}",
         f"collect.recipe.eval_episodes={rc.eval_episodes}",
         f"collect.recipe.transitions={rc.transitions}",
+        f"collect.recipe.medium_action_noise={rc.medium_action_noise}",
+        f"collect.recipe.expert_action_noise={rc.expert_action_noise}",
     ]
 
 
@@ -397,7 +406,7 @@ def test_recipe_makes_only_what_is_missing(
     tiny_recipe: CollectConfig, capsys: pytest.CaptureFixture[str]
 ) -> None:
     tiny_recipe.recipe.stochastic = True  # sampled actions: seeded, so reproducible
-    tiny_recipe.recipe.action_noise = 0.0
+    tiny_recipe.recipe.medium_action_noise = 0.0
     [summary] = recipes.run_recipe("invpend-medium-quick", tiny_recipe, progress=False)
     assert summary["written"] == ["tt/invpend/medium-quick-v1"]
     first = _load("tt/invpend/medium-quick-v1")
@@ -415,8 +424,11 @@ def test_recipe_makes_only_what_is_missing(
     assert summary["written"] == ["tt/invpend/expert-quick-v1", "tt/invpend/medium-expert-quick-v1"]
     assert summary["existing"] == ["tt/invpend/medium-quick-v1"]
     # other action settings never keep (and mix in) data made with the old ones
-    tiny_recipe.recipe.stochastic, tiny_recipe.recipe.action_noise = False, 0.1
-    with pytest.raises(TTError, match=r"medium-quick-v1 exists with actions 'sampled'.*overwrite"):
+    tiny_recipe.recipe.stochastic, tiny_recipe.recipe.medium_action_noise = False, 0.1
+    with pytest.raises(
+        TTError,
+        match=r"medium-quick-v1 exists with actions 'sampled'.*medium_action_noise.*overwrite",
+    ):
         recipes.run_recipe("invpend-medium-expert-quick", tiny_recipe, progress=False)
 
 
@@ -447,10 +459,11 @@ def test_recipe_names_and_config_errors(capsys: pytest.CaptureFixture[str]) -> N
         recipes.check_recipe_config(CollectConfig(policy="random"))
     with pytest.raises(ConfigError, match=r"collect\.recipe\.transitions"):
         RecipeConfig(transitions=0)
-    with pytest.raises(ConfigError, match=r"collect\.recipe\.action_noise.*stochastic=true"):
+    with pytest.raises(ConfigError, match=r"recipe\.medium_action_noise.*stochastic=true"):
         RecipeConfig(stochastic=True)
-    with pytest.raises(ConfigError, match=r"collect\.recipe\.action_noise"):
-        RecipeConfig(action_noise=-0.1)
+    with pytest.raises(ConfigError, match=r"collect\.recipe\.expert_action_noise"):
+        RecipeConfig(expert_action_noise=-0.1)
+    RecipeConfig(stochastic=True, medium_action_noise=0.0)
     assert tt_main(["collect", "--recipe", "list"]) == 0
     out = capsys.readouterr().out
     assert "hopper: Hopper-v5" in out and "medium-replay" in out

@@ -8,17 +8,20 @@ The levels as D4RL defines them (Fu et al. 2020, sec. 5), with PPO in place of S
 - medium-replay: everything the PPO run stepped through while training, up to the medium checkpoint.
 - medium-expert: the medium and expert datasets concatenated (equal parts).
 Medium and expert data are collected with the checkpoint's deterministic action plus Gaussian noise
-(`collect.recipe.action_noise`, std 0.1 of the half-range). D4RL sampled its SAC policies' actions
-(its files keep their log-probabilities); the noise matters: on Hopper medium-quick from the
+(std `collect.recipe.medium_action_noise` = 0.1 of the half-range for medium,
+`collect.recipe.expert_action_noise` = 0 for expert). D4RL sampled its SAC policies' actions
+(its files keep their log-probabilities). The noise matters: on Hopper medium-quick from the
 deterministic policy alone, every episode follows nearly one path and TT greedy scored 12.3 where
 the data scores 33.4 (its small per-step errors compound where the data shows no way back), while
 on the same checkpoint's data with noise 0.1 it scored 34.4 against the data's 28.2 (BENCHMARKS.md).
+The PPO experts do not tolerate it: Hopper's returns 3,281 without noise, 2,880 with 0.02 and
+1,780 with 0.1 (10 episodes each), so expert data keeps the deterministic action by default.
 `collect.recipe.stochastic=true` samples PPO's own action distribution instead, but PPO's noise is
 wider than a converged SAC's and moves the data off its level: measured with the default budgets,
 HalfCheetah's medium checkpoint returns 423 deterministic and -56 sampled, Walker2d's expert 3,971
 and 2,290, Hopper's expert 3,126 and 2,750 (benchmarks/results/datasets/).
 
-Dataset versions: -v0 was the deterministic policy (action_noise 0, before 2026-11-30); the recipes
+Dataset versions: -v0 was the deterministic policy (no noise at any level, before 2026-11-30); the recipes
 now write -v1 for every level, so data from the two never mix in one suite. A dataset that exists
 is kept only if its recorded action setting is the one asked for (else a one-line error).
 
@@ -385,7 +388,7 @@ def _behaviour_record(ctx: _Context, level: str) -> dict[str, str]:
     assert ctx.expert is not None and ctx.medium is not None
     ckpt = ctx.expert if level == "expert" else ctx.medium
     policy = "random" if level == "random" else f"sb3:PPO:{ckpt.path.resolve()}"
-    noise = 0.0 if level == "random" else ctx.rc.action_noise
+    noise = ctx.rc.action_noise(level)
     cfg = dataclasses.replace(
         ctx.cfg, env=ctx.spec.env_id, policy=policy, noise=noise, epsilon=0.0,
         seed=ctx.cfg.seed + _LEVEL_SEED[level],
@@ -393,11 +396,12 @@ def _behaviour_record(ctx: _Context, level: str) -> dict[str, str]:
     return {COLLECT_RECORD_KEY: collect_record(cfg)}
 
 
-def _actions_label(rc: RecipeConfig) -> str:
+def _actions_label(rc: RecipeConfig, level: str) -> str:
     """How a medium/expert dataset's actions were made, as its metadata says it (`actions`)."""
+    noise = rc.action_noise(level)
     if rc.stochastic:
         return "sampled"
-    return f"deterministic + N(0, {rc.action_noise:g}) noise" if rc.action_noise else "deterministic"
+    return f"deterministic + N(0, {noise:g}) noise" if noise else "deterministic"
 
 
 def _kept_mismatch(ctx: _Context, dataset_id: str) -> str | None:
@@ -410,13 +414,14 @@ def _kept_mismatch(ctx: _Context, dataset_id: str) -> str | None:
     source = meta.get("tt_recipe", {})
     if source.get("level") not in ("medium", "expert"):
         return None
-    want = _actions_label(ctx.rc)
+    want = _actions_label(ctx.rc, source["level"])
     got = source.get("actions")
     if got == want:
         return None
     return (
         f"{dataset_id} exists with actions {got!r}, but this config asks for {want!r} "
-        "(collect.recipe.action_noise / collect.recipe.stochastic); pass collect.overwrite=true "
+        f"(collect.recipe.{source['level']}_action_noise / collect.recipe.stochastic); pass "
+        "collect.overwrite=true "
         "to recollect it, or the settings it was made with"
     )
 
@@ -437,11 +442,12 @@ def _level_buffers(ctx: _Context, level: str) -> tuple[list[Any], dict[str, Any]
         else:
             ckpt = ctx.expert if level == "expert" else ctx.medium
             policy = SB3Policy("PPO", str(ckpt.path), deterministic=not ctx.rc.stochastic)
-            if ctx.rc.action_noise > 0:
+            noise = ctx.rc.action_noise(level)
+            if noise > 0:
                 env = make_env(env_id)
-                policy = NoisyPolicy(policy, env.action_space, ctx.rc.action_noise, 0.0, seed)
+                policy = NoisyPolicy(policy, env.action_space, noise, 0.0, seed)
                 env.close()
-            actions = _actions_label(ctx.rc)
+            actions = _actions_label(ctx.rc, level)
             source = {
                 "policy": "PPO (stable-baselines3)",
                 "ppo_seed": ctx.rc.ppo_seed,
@@ -449,7 +455,7 @@ def _level_buffers(ctx: _Context, level: str) -> tuple[list[Any], dict[str, Any]
                 "checkpoint": str(ckpt.path.relative_to(minari_root())),
                 "checkpoint_eval_return": ckpt.eval_return,
                 "actions": actions,
-                "action_noise": ctx.rc.action_noise,
+                "action_noise": noise,
             }
             algorithm = f"PPO step {ckpt.steps}, {actions} actions"
         with _seeded_torch(seed), one_thread():
