@@ -34,9 +34,10 @@ A dataset that exists is kept (collect.overwrite=true recollects it).
 Without a recipe, `tt collect` runs the same controller in reset-per-episode episodes instead:
     tt collect collect.env=PointMaze_Medium-v3 collect.policy=maze collect.noise=0.5 \\
         collect.episodes=1000
-(each episode is one registered-time-limit run from a reset, the ball parked at the goal once it is
-reached, exactly the evaluation task; collect.env_kwargs.continuing_task=false ends episodes at the
-goal instead, as a termination: train on those with data.termination_penalty=0).
+(each episode is one registered-time-limit run from a reset, the ball parked at the goal once it
+is reached, exactly the evaluation task). Adding 'collect.env_kwargs={continuing_task: false}'
+ends episodes at the goal instead, as terminations: train on those with
+data.termination_penalty=0, since TT's default -100 would punish reaching the goal.
 """
 
 from __future__ import annotations
