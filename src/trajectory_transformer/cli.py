@@ -57,12 +57,18 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 def _cmd_collect(args: argparse.Namespace) -> int:
     if args.recipe is not None:
-        from .data import recipes
+        from .data import pointmaze, recipes
 
         if args.recipe == "list":
-            print("\n".join(recipes.describe_recipes()))
+            print("\n".join([*recipes.describe_recipes(), *pointmaze.describe_pointmaze_recipes()]))
             return 0
         cfg = _config(args)
+        if pointmaze.is_pointmaze_recipe(args.recipe):
+            for dataset_id in pointmaze.run_pointmaze_recipe(
+                args.recipe, cfg.collect, progress=not args.no_progress
+            ):
+                print(dataset_id)
+            return 0
         for summary in recipes.run_recipe(args.recipe, cfg.collect, progress=not args.no_progress):
             for dataset_id in summary["written"] + summary["existing"]:
                 print(dataset_id)
@@ -182,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="NAME",
         help="make D4RL-style datasets (trains a PPO behaviour policy; needs the sb3 extra), e.g. "
-        "hopper-medium, hopper-medium-quick, hopper-quick, all-quick; `list` shows them all; "
+        "hopper-medium, hopper-medium-quick, hopper-quick, all-quick, pointmaze-medium (goal-"
+        "conditioned, as D4RL/pointmaze; needs gymnasium-robotics); `list` shows them all; "
         "budget and sizes: collect.recipe.* keys",
     )
     _add_config_args(p)

@@ -361,7 +361,7 @@ class CollectConfig:
     env: str = "Pendulum-v1"
     """Gymnasium env id to collect from."""
     policy: str = "expert"
-    """random, expert or medium (shipped scripted controllers: Pendulum-v1), or sb3:ALGO:PATH."""
+    """random, expert or medium (shipped scripted controllers: Pendulum-v1), maze (PointMaze envs), or sb3:ALGO:PATH."""
     episodes: int = 500
     """Episodes to collect."""
     noise: float = 0.0

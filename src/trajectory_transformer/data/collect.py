@@ -373,7 +373,7 @@ def _references(
     ref_max = cfg.ref_max_score
     if ref_max is None:
         expert: Policy | None = None
-        if cfg.policy.startswith("sb3:"):
+        if cfg.policy.startswith("sb3:") or cfg.policy == "maze":
             expert = make_policy(cfg.policy, env, cfg.seed)
         elif cfg.env in EXPERTS:
             expert = EXPERTS[cfg.env]()
@@ -404,12 +404,14 @@ def write_dataset(
     description: str,
     overwrite: bool = False,
     extra_metadata: Mapping[str, Any] | None = None,
+    eval_env: gym.Env[Any, Any] | None = None,
 ) -> None:
     """Write EpisodeBuffers as the Minari dataset `dataset_id`: staged, then renamed into place.
 
-    The one writer behind `tt collect` and the recipes (data/recipes.py). `ref_note` is stored as
-    the metadata field `ref_scores_from` (which policies the reference returns came from);
-    `extra_metadata` adds JSON-able fields to metadata.json.
+    The one writer behind `tt collect` and the recipes (data/recipes.py, data/pointmaze.py).
+    `ref_note` is stored as the metadata field `ref_scores_from` (which policies the reference
+    returns came from); `extra_metadata` adds JSON-able fields to metadata.json; `eval_env` is
+    stored as Minari's eval_env_spec (default: the data's env), which evaluation makes.
     """
     import minari
 
@@ -423,6 +425,7 @@ def write_dataset(
                 dataset_id,
                 buffers,
                 env=env,
+                eval_env=eval_env,
                 algorithm_name=algorithm_name,
                 ref_min_score=ref_min,
                 ref_max_score=ref_max,

@@ -167,11 +167,15 @@ class NoisyPolicy:
 
 
 def make_policy(name: str, env: gym.Env[Any, Any], seed: int = 0) -> Policy:
-    """`random`, `expert` / `medium` (the shipped scripted policies for this env), or
-    `sb3:ALGO:PATH`."""
+    """`random`, `expert` / `medium` (the shipped scripted policies for this env), `maze` (the
+    PointMaze controller, data/maze.py: it reads the env's maze), or `sb3:ALGO:PATH`."""
     env_id = env.spec.id if env.spec is not None else "?"
     if name == "random":
         return RandomPolicy(env.action_space, seed)
+    if name == "maze":
+        from .maze import maze_policy
+
+        return maze_policy(env)
     if name in SCRIPTED:
         shipped = SCRIPTED[name]
         if env_id not in shipped:
@@ -188,5 +192,5 @@ def make_policy(name: str, env: gym.Env[Any, Any], seed: int = 0) -> Policy:
             )
         return SB3Policy(parts[1], parts[2])
     raise TTError(
-        f"collect.policy={name}: unknown policy; use random, expert, medium or sb3:ALGO:PATH"
+        f"collect.policy={name}: unknown policy; use random, expert, medium, maze or sb3:ALGO:PATH"
     )
