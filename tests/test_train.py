@@ -305,3 +305,32 @@ def test_a_second_writer_is_refused_and_a_killed_holder_leaves_no_stale_lock(
     assert killed.returncode == -9
     train(cfg, run)  # the kernel released the dead holder's lock
     assert (run / runs.WEIGHTS_FILE).is_file()
+
+
+@pytest.mark.parametrize(
+    ("name", "want", "not_want"),
+    [
+        ("default", "the defaults are the paper's GPU settings: use a CPU preset", "quiet cores"),
+        ("hopper-medium-cpu", "hopper-medium-cpu is sized for about an hour", "GPU settings"),
+    ],
+)
+def test_the_slow_run_warning_fits_the_preset(
+    name: str, want: str, not_want: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A CPU preset running slow is told the machine is busy, not to use a CPU preset."""
+    from types import SimpleNamespace
+
+    from trajectory_transformer.training.trainer import _Trainer
+
+    fake = SimpleNamespace(
+        _slow_warned=False,
+        info=SimpleNamespace(is_main=True),
+        total_steps=4500,
+        pos=SimpleNamespace(step=10),
+        device=torch.device("cpu"),
+        cfg=SimpleNamespace(name=name),
+    )
+    _Trainer._warn_if_slow(fake, elapsed=30.0, steps_done=10)  # type: ignore[arg-type]
+    err = capsys.readouterr().err
+    assert "needs about 3.7 h more" in err and "train.max_steps=1200" in err
+    assert want in err and not_want not in err

@@ -566,10 +566,17 @@ class _Trainer:
             "`tt train --help` lists them)" if cpu_presets
             else "use a smaller model (e.g. model.n_embd=64 model.n_layer=3)"
         )  # fmt: skip
+        if self.cfg.name.endswith("-cpu"):  # already sized for a CPU: the machine is slow or busy
+            why = (
+                f"{self.cfg.name} is sized for about an hour on 2 quiet cores; is another process "
+                "using the CPU? Else"
+            )
+        else:
+            why = f"the defaults are the paper's GPU settings: {hint}, or"
         print(
             f"warning: this run needs about {remaining_h:.1f} h more on the CPU "
-            f"({per_step:.2f} s/step, {self.total_steps - self.pos.step} steps left); the defaults "
-            f"are the paper's GPU settings: {hint}, or train.max_steps={fit_1h} for about an hour",
+            f"({per_step:.2f} s/step, {self.total_steps - self.pos.step} steps left); {why} "
+            f"train.max_steps={fit_1h} trains for about an hour",
             file=sys.stderr,
             flush=True,
         )
