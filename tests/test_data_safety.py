@@ -369,6 +369,15 @@ def test_hint_commands_write_the_id_they_name() -> None:
     )
     cfg = load_config(None, ["collect.env=Pendulum-v1", "collect.policy=random"]).collect
     assert collect_mod.default_dataset_id(cfg.env, cfg.policy) == "tt/pendulum/random-v0"
+    # a recipe's datasets: the recipe that makes them
+    assert collect_hint("tt/hopper/medium-quick-v1") == "tt collect --recipe hopper-medium-quick"
+    assert (
+        collect_hint("tt/walker2d/medium-replay-v1") == "tt collect --recipe walker2d-medium-replay"
+    )
+    assert collect_hint("tt/pointmaze/large-dense-quick-v0") == (
+        "tt collect --recipe pointmaze-large-dense-quick"
+    )
+    assert collect_hint("tt/hopper/medium-quick-v0").startswith("tt collect collect.env=Hopper-v5")
     # anything else: the user chooses the policy
     assert collect_hint("someone/thing-v2") == (
         "tt collect collect.env=<GymEnvId> collect.policy=<random|expert|medium|sb3:ALGO:PATH> "

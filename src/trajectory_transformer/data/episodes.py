@@ -431,13 +431,20 @@ _ENV_GUESS = {
 def collect_hint(dataset_id: str) -> str:
     """A `tt collect` command that really writes `dataset_id`, or one with a policy to choose.
 
-    A shipped preset that collects this id wins (its noise/epsilon/episodes matter: the quickstart's
-    medium-noisy data is not `collect.policy=medium`); then an id that `tt collect` writes by
-    default for an env and policy; otherwise a generic command with a placeholder policy.
+    A recipe's dataset (tt/hopper/medium-quick-v1) names its recipe; a shipped preset that
+    collects this id wins next (its noise/epsilon/episodes matter: the quickstart's medium-noisy
+    data is not `collect.policy=medium`); then an id that `tt collect` writes by default for an env
+    and policy; otherwise a generic command with a placeholder policy.
     """
     from ..config import list_presets, load_config
     from .collect import default_dataset_id
+    from .pointmaze import pointmaze_recipe_making
     from .policies import SCRIPTED
+    from .recipes import recipe_making
+
+    recipe = recipe_making(dataset_id) or pointmaze_recipe_making(dataset_id)
+    if recipe is not None:
+        return f"tt collect --recipe {recipe}"
 
     for name in list_presets():
         try:

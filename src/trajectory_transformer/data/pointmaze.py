@@ -74,6 +74,7 @@ __all__ = [
     "maze_env_id",
     "parse_pointmaze_recipe",
     "pointmaze_dataset_id",
+    "pointmaze_recipe_making",
     "run_pointmaze_recipe",
 ]
 
@@ -103,6 +104,16 @@ def maze_env_id(maze: str, dense: bool) -> str:
 def pointmaze_dataset_id(maze: str, dense: bool, quick: bool) -> str:
     """tt/pointmaze/<maze>[-dense][-quick]-v0, as D4RL/pointmaze/<maze>[-dense]-v2."""
     return f"tt/{_PREFIX}/{maze}{'-dense' if dense else ''}{'-quick' if quick else ''}-v0"
+
+
+def pointmaze_recipe_making(dataset_id: str) -> str | None:
+    """The `--recipe` name that writes `dataset_id` (e.g. pointmaze-medium-quick), or None."""
+    for maze in MAZES:
+        for dense in (False, True):
+            for quick in (False, True):
+                if pointmaze_dataset_id(maze, dense, quick) == dataset_id:
+                    return f"{_PREFIX}-{maze}{'-dense' if dense else ''}{'-quick' if quick else ''}"
+    return None
 
 
 def is_pointmaze_recipe(recipe: str) -> bool:

@@ -82,6 +82,7 @@ __all__ = [
     "describe_recipes",
     "parse_recipe",
     "recipe_dataset_id",
+    "recipe_making",
     "register_recipe_env",
     "run_recipe",
 ]
@@ -142,6 +143,16 @@ def register_recipe_env(
 def recipe_dataset_id(name: str, level: str, quick: bool) -> str:
     """tt/<env>/<level>-v1, or tt/<env>/<level>-quick-v1."""
     return f"tt/{name}/{level}{'-quick' if quick else ''}-v{RECIPE_VERSION}"
+
+
+def recipe_making(dataset_id: str) -> str | None:
+    """The `--recipe` name that writes `dataset_id` (e.g. hopper-medium-quick), or None."""
+    for name in RECIPE_ENVS:
+        for level in LEVELS:
+            for quick in (False, True):
+                if recipe_dataset_id(name, level, quick) == dataset_id:
+                    return f"{name}-{level}{'-quick' if quick else ''}"
+    return None
 
 
 def parse_recipe(recipe: str) -> list[tuple[str, tuple[str, ...], bool]]:
