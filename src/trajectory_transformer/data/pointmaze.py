@@ -58,7 +58,7 @@ from .collect import (
     rollout_returns,
     write_dataset,
 )
-from .episodes import COLLECT_RECORD_KEY, dataset_problem, minari_root, recover_interrupted
+from .episodes import COLLECT_RECORD_KEY, minari_root, recover_interrupted
 from .maze import maze_policy
 from .policies import NoisyPolicy, Policy, RandomPolicy
 from .spaces import stack
@@ -222,11 +222,6 @@ def collect_stream(
     return buffers
 
 
-def _exists(dataset_id: str) -> bool:
-    folder = minari_root() / dataset_id
-    return (folder / "data").is_dir() and dataset_problem(folder) is None
-
-
 def _write_one(maze: str, dense: bool, quick: bool, cfg: CollectConfig, progress: bool) -> str:
     from tqdm import tqdm
 
@@ -297,7 +292,7 @@ def _write_one(maze: str, dense: bool, quick: bool, cfg: CollectConfig, progress
 
 def run_pointmaze_recipe(recipe: str, cfg: CollectConfig, progress: bool = True) -> list[str]:
     """Make the recipe's datasets (kept if they exist, unless collect.overwrite); their ids."""
-    from .recipes import check_recipe_config
+    from .recipes import check_recipe_config, dataset_exists
 
     plan = parse_pointmaze_recipe(recipe)
     check_recipe_config(cfg)
@@ -305,7 +300,7 @@ def run_pointmaze_recipe(recipe: str, cfg: CollectConfig, progress: bool = True)
     done = []
     for maze, dense, quick in plan:
         dataset_id = pointmaze_dataset_id(maze, dense, quick)
-        if _exists(dataset_id) and not cfg.overwrite:
+        if not cfg.overwrite and dataset_exists(dataset_id):
             if progress:
                 print(f"{dataset_id} exists; kept (collect.overwrite=true recollects it)")
         else:

@@ -79,6 +79,7 @@ __all__ = [
     "RECIPE_ENVS",
     "RecipeEnv",
     "check_recipe_config",
+    "dataset_exists",
     "describe_recipes",
     "parse_recipe",
     "recipe_dataset_id",
@@ -249,7 +250,8 @@ class _Context:
         return recipe_dataset_id(self.name, level, self.quick)
 
 
-def _exists(dataset_id: str) -> bool:
+def dataset_exists(dataset_id: str) -> bool:
+    """Whether the dataset is there and whole (a corrupt one is a TTError naming the fix)."""
     folder = minari_root() / dataset_id
     if not (folder / "data").is_dir():
         return False
@@ -604,7 +606,7 @@ def _one(
     wanted = [lv for lv in LEVELS if lv in levels]
     if "medium-expert" in wanted:  # built from these two
         wanted = sorted({*wanted, "medium", "expert"}, key=LEVELS.index)
-    todo = [lv for lv in wanted if cfg.overwrite or not _exists(ctx.dataset_id(lv))]
+    todo = [lv for lv in wanted if cfg.overwrite or not dataset_exists(ctx.dataset_id(lv))]
     existing = [ctx.dataset_id(lv) for lv in wanted if lv not in todo]
     for dataset_id in existing:
         problem = _kept_mismatch(ctx, dataset_id)
@@ -628,7 +630,7 @@ def _one(
     # One writer per policy folder (a second `tt collect --recipe` for this env and seed is refused
     # while this one trains or collects); what is missing is decided again under the lock.
     with lock_run_dir(folder, f"tt collect --recipe {name}"):
-        todo = [lv for lv in todo if cfg.overwrite or not _exists(ctx.dataset_id(lv))]
+        todo = [lv for lv in todo if cfg.overwrite or not dataset_exists(ctx.dataset_id(lv))]
         if todo:
             _prepare_policy(ctx)
         written = []
