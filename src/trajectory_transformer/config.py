@@ -209,10 +209,12 @@ class TrainConfig:
 class PlanConfig:
     """Beam search and sampling; defaults from the original TT's config/offline.py."""
 
-    mode: Literal["beam", "sample", "greedy", "likelihood"] = "beam"
+    mode: Literal["beam", "sample", "greedy", "likelihood", "goal"] = "beam"
     """beam: TT beam search for the highest predicted return; likelihood: the same search keeping
-    the most likely imagined trajectories under the model (TT's imitation setting); sample /
-    greedy: the model as a policy without search."""
+    the most likely imagined trajectories under the model (TT's imitation setting); goal (runs
+    with data.goal_key): the same search keeping the trajectories whose imagined achieved position
+    gets closest to the goal soonest; sample / greedy: the model as a policy without search
+    (greedy on a goal run is goal-conditioned behaviour cloning)."""
     horizon: int = 15
     """Transitions imagined ahead of the current one."""
     beam_width: int = 128
