@@ -81,7 +81,7 @@ def test_cached_decode_with_a_goal_prefix_equals_full_forward_after_slides() -> 
                 full.expand(2)
             elif i % 5 == 0:
                 R = cached.batch // 2
-                index = (torch.arange(2)[:, None] * R + torch.randint(0, R, (2, R), generator=gen))
+                index = torch.arange(2)[:, None] * R + torch.randint(0, R, (2, R), generator=gen)
                 cached.reorder(index.flatten())
                 full.reorder(index.flatten())
             tokens = torch.randint(0, 13, (cached.batch,), generator=gen)
@@ -125,9 +125,9 @@ def test_goal_key_errors_name_the_key_and_the_available_ones() -> None:
     assert "['achieved_goal', 'desired_goal', 'observation']" in message
     with pytest.raises(ConfigError, match="needs a Dict observation space"):
         goal_layout(gym.spaces.Box(-1, 1, (3,)), "desired_goal", "achieved_goal")
-    with pytest.raises(ConfigError, match="data.achieved_key"):
+    with pytest.raises(ConfigError, match=r"data\.achieved_key"):
         DataConfig(goal_key="achieved_goal")
-    with pytest.raises(ConfigError, match="plan.mode=goal needs a goal-conditioned run"):
+    with pytest.raises(ConfigError, match=r"plan\.mode=goal needs a goal-conditioned run"):
         validate_plan_config(PlanConfig(mode="goal", context=1), goal_model(goal_dim=0))
 
 
@@ -144,7 +144,7 @@ def test_goal_windows_put_the_goal_first_and_mask_it_from_the_loss() -> None:
     tokens = np.arange(2 * 3 * 4).reshape(6, 4).astype(np.uint8)  # 6 transitions, td 4
     goal_tokens = np.array([[50, 51]] * 3 + [[60, 61]] * 3, np.uint8)
     windows = TokenWindows(tokens, np.array([0, 3, 6]), 2, goal_tokens)
-    x, y, mask = windows.batch([2, 3])
+    x, _, mask = windows.batch([2, 3])
     assert x.shape == (2, 2 + 8 - 1)
     assert x[0, :2].tolist() == [50, 51] and x[0, 2:6].tolist() == tokens[2].tolist()
     assert x[1, :2].tolist() == [60, 61]
@@ -299,7 +299,9 @@ def test_pointmaze_dict_data_trains_with_the_goal_and_the_policy_reaches_for_it(
     ds = minari.load_dataset(preset.data.dataset)
     stored = np.concatenate([ep.observations["desired_goal"][:-1] for ep in ds.iterate_episodes()])
     assert data.goal_tokens is not None
-    decoded = data.discretizer.decode(data.goal_tokens, dims=[data.transition_dim, data.transition_dim + 1])
+    decoded = data.discretizer.decode(
+        data.goal_tokens, dims=[data.transition_dim, data.transition_dim + 1]
+    )
     assert np.abs(decoded - stored).max() < 0.2
 
     overrides = [

@@ -292,10 +292,7 @@ def load_run(
             f"({info.env_id or info.dataset}); the files come from different runs: restore them"
         )
     discretizer = Discretizer.load(root / DISCRETIZER_FILE, verify=verify)
-    if (
-        discretizer.n_dims != gpt_config.token_dims
-        or discretizer.n_bins != gpt_config.vocab_size
-    ):
+    if discretizer.n_dims != gpt_config.token_dims or discretizer.n_bins != gpt_config.vocab_size:
         raise TTError(
             f"{root / DISCRETIZER_FILE}: {discretizer.n_dims} dims x {discretizer.n_bins} bins, but "
             f"model.json expects {gpt_config.token_dims} x {gpt_config.vocab_size}"

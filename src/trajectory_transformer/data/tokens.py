@@ -161,16 +161,16 @@ def _default_cache_dir() -> Path:
 
 
 def _write_cache(base: Path, data: TokenizedDataset, key: str) -> None:
-    goal = {} if data.goal_tokens is None else {"goal_tokens": data.goal_tokens}
+    arrays: dict[str, np.ndarray] = {
+        "tokens": data.tokens,
+        "episode_starts": data.episode_starts,
+        "edges": data.discretizer.edges,
+        "centers": data.discretizer.centers,
+    }
+    if data.goal_tokens is not None:
+        arrays["goal_tokens"] = data.goal_tokens
     with atomic_path(base.with_suffix(".npz")) as tmp, open(tmp, "wb") as handle:
-        np.savez(
-            handle,
-            tokens=data.tokens,
-            episode_starts=data.episode_starts,
-            edges=data.discretizer.edges,
-            centers=data.discretizer.centers,
-            **goal,
-        )
+        np.savez(handle, **arrays)  # type: ignore[arg-type]
     meta = {
         "key": key,
         "strategy": data.discretizer.strategy,

@@ -49,7 +49,9 @@ class TokenWindows(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor, to
         self.window_end = np.repeat(starts[1:], np.diff(starts)).astype(idx_dtype)
         self.window_len = n_transitions * self.transition_dim
         if goal_tokens is not None and (goal_tokens.ndim != 2 or len(goal_tokens) != len(tokens)):
-            raise TTError(f"goal_tokens must be (N, G) with N = {len(tokens)}, got {goal_tokens.shape}")
+            raise TTError(
+                f"goal_tokens must be (N, G) with N = {len(tokens)}, got {goal_tokens.shape}"
+            )
         self.goal_tokens = goal_tokens
 
     def __len__(self) -> int:

@@ -67,10 +67,14 @@ class PlannerAgent:
                 np.stack([discretizer.decode(bins, dims=[d])[:, 0] for d in achieved_dims]),
                 dtype=torch.float32,
             )  # (K, V)
+        reward_centers, value_centers = (
+            torch.as_tensor(np.asarray(c, dtype=np.float32)) for c in centers
+        )
         self.planner = BeamPlanner(
             model,
             cfg,
-            *(torch.as_tensor(np.asarray(c, dtype=np.float32)) for c in centers),
+            reward_centers,
+            value_centers,
             achieved_dims=achieved_dims,
             achieved_centers=achieved_centers,
         )
@@ -153,7 +157,7 @@ class PlannerAgent:
         """Action tokens (G, act_dim) for the first step; later planned steps are queued."""
         if self.cfg.mode in ("sample", "greedy"):  # no search (beam, likelihood, goal search)
             return self.planner.act(prompt).cpu().numpy()
-        result = self.planner.plan(prompt, goal)
+        result = self.planner.plan(prompt) if goal is None else self.planner.plan(prompt, goal)
         actions = result.tokens[:, :, self.obs_dim : self.reward_dim].cpu().numpy()  # (G, H, A)
         steps = min(self.cfg.plan_every, actions.shape[1])
         self.queued[slots, :steps] = actions[:, :steps]
