@@ -170,5 +170,7 @@ def test_config_accepts_likelihood_and_names_the_modes() -> None:
     # an override is checked against the Literal by the loader, a direct value by PlanConfig
     with pytest.raises(ConfigError, match=r"'plan\.mode' must be one of .*'likelihood'.*"):
         load_config(None, ["plan.mode=imitation"])
-    with pytest.raises(ConfigError, match=r"'plan\.mode' use beam, likelihood, sample or greedy"):
+    with pytest.raises(
+        ConfigError, match=r"'plan\.mode' use beam, likelihood, goal, sample or greedy"
+    ):
         PlanConfig(mode="Likelihood")  # type: ignore[arg-type]

@@ -69,6 +69,18 @@ class DataConfig:
     """Random-policy return that scores 0 at evaluation, overriding the dataset's (None: the dataset's)."""
     ref_max_score: float | None = None
     """Expert return that scores 100 at evaluation, overriding the dataset's (None: the dataset's)."""
+    goal_key: str | None = None
+    """Goal-conditioned training: the key of the Dict observation that holds the goal (PointMaze:
+    desired_goal). It is taken out of every step's observation and becomes a goal prefix of its own
+    tokens ahead of each window (docs/architecture.md, "Goals"). None: no goal."""
+    achieved_key: str = "achieved_goal"
+    """With data.goal_key: the Dict key of the position the goal is compared with (hindsight goals,
+    plan.mode=goal); it stays in the observation."""
+    goal_relabel: Literal["episode", "final"] = "episode"
+    """With data.goal_key, each window's goal: episode (the goal stored with the window's first
+    step) or final (hindsight: the episode's last achieved position, for data with no goal of its
+    own). PointMaze data cuts an episode where its goal is reached, so both nearly agree there and
+    episode is the default: it keeps the reward and value tokens consistent with the goal."""
 
     def __post_init__(self) -> None:
         _require(0.0 < self.discount <= 1.0, "data.discount", "must be in (0, 1]")
@@ -78,6 +90,15 @@ class DataConfig:
             self.strategy in ("quantile", "uniform"), "data.strategy", "use quantile or uniform"
         )
         _check_references(self.ref_min_score, self.ref_max_score, "data")
+        _require(self.goal_key != "", "data.goal_key", "must be a Dict key or null")
+        _require(
+            self.goal_key is None or self.goal_key != self.achieved_key,
+            "data.achieved_key",
+            "must differ from data.goal_key (the goal is taken out of the observation)",
+        )
+        _require(
+            self.goal_relabel in ("episode", "final"), "data.goal_relabel", "use episode or final"
+        )
 
 
 @dataclass
@@ -188,10 +209,12 @@ class TrainConfig:
 class PlanConfig:
     """Beam search and sampling; defaults from the original TT's config/offline.py."""
 
-    mode: Literal["beam", "sample", "greedy", "likelihood"] = "beam"
+    mode: Literal["beam", "sample", "greedy", "likelihood", "goal"] = "beam"
     """beam: TT beam search for the highest predicted return; likelihood: the same search keeping
-    the most likely imagined trajectories under the model (TT's imitation setting); sample /
-    greedy: the model as a policy without search."""
+    the most likely imagined trajectories under the model (TT's imitation setting); goal (runs
+    with data.goal_key): the same search keeping the trajectories whose imagined achieved position
+    gets closest to the goal soonest; sample / greedy: the model as a policy without search
+    (greedy on a goal run is goal-conditioned behaviour cloning)."""
     horizon: int = 15
     """Transitions imagined ahead of the current one."""
     beam_width: int = 128
@@ -232,9 +255,9 @@ class PlanConfig:
 
     def __post_init__(self) -> None:
         _require(
-            self.mode in ("beam", "sample", "greedy", "likelihood"),
+            self.mode in ("beam", "sample", "greedy", "likelihood", "goal"),
             "plan.mode",
-            "use beam, likelihood, sample or greedy",
+            "use beam, likelihood, goal, sample or greedy",
         )
         _require(self.beam_width >= 1, "plan.beam_width", "must be >= 1")
         _require(self.expand >= 1, "plan.expand", "must be >= 1")
@@ -278,9 +301,17 @@ class EvalConfig:
     set it for runs and datasets you trust. A run's saved config cannot turn it on."""
     env_kwargs: dict[str, str | int | float | bool | None] = field(default_factory=dict)
     """gym.make keyword arguments that replace the dataset's stored ones at evaluation, key by key."""
+    env_spec: Literal["eval", "data"] = "eval"
+    """Which of the dataset's env specs to evaluate in: eval (its evaluation env, Minari's
+    eval_env_spec, else the data's) or data (the env the data was collected in; e.g. PointMaze with
+    random start and goal cells instead of the evaluation map's fixed goal)."""
+    stop_on_success: bool | None = None
+    """End an episode at the first step whose info says success (PointMaze does). None: true for
+    goal-conditioned runs (data.goal_key set), false otherwise."""
 
     def __post_init__(self) -> None:
         _require(self.episodes >= 1, "eval.episodes", "must be >= 1")
+        _require(self.env_spec in ("eval", "data"), "eval.env_spec", "use eval or data")
         _require(self.n_envs >= 1, "eval.n_envs", "must be >= 1")
         _require(self.vector in ("sync", "async"), "eval.vector", "use sync or async")
         _require(
@@ -412,6 +443,13 @@ class RunConfig:
     plan: PlanConfig = field(default_factory=PlanConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     collect: CollectConfig = field(default_factory=CollectConfig)
+
+    @property
+    def stop_on_success(self) -> bool:
+        """eval.stop_on_success resolved: its default is on for goal-conditioned runs."""
+        if self.eval.stop_on_success is not None:
+            return self.eval.stop_on_success
+        return self.data.goal_key is not None
 
 
 def _require(ok: bool, key: str, what: str) -> None:

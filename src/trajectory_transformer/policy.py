@@ -208,13 +208,20 @@ class TTPolicy:
         plan: PlanConfig | None = None,
         *,
         device: str | torch.device | None = None,
+        goal_key: str | None = None,
+        achieved_key: str = "achieved_goal",
     ) -> None:
         """Wrap a model in memory. `device` None keeps the model where it is; the model is put in
-        eval mode (on `device`) and used as is, not copied."""
+        eval mode (on `device`) and used as is, not copied. A goal-conditioned model (trained with
+        data.goal_key) needs the same `goal_key` (and `achieved_key`): the goal is read from that
+        key of every observation."""
+        from .data.goals import goal_layout
+
         plan = plan if plan is not None else PlanConfig()
         mcfg = model.config
+        goal = None if goal_key is None else goal_layout(observation_space, goal_key, achieved_key)
         for label, space, dim in (
-            ("observation", observation_space, mcfg.observation_dim),
+            ("observation", observation_space, mcfg.observation_dim + mcfg.goal_dim),
             ("action", action_space, mcfg.action_dim),
         ):
             got = flat_dim(space, f"{label} space")
@@ -227,7 +234,7 @@ class TTPolicy:
             model.to(resolve_device(device) if isinstance(device, str) else device)
         model.eval()
         try:
-            self.agent = PlannerAgent(model, discretizer, plan)
+            self.agent = PlannerAgent(model, discretizer, plan, goal)
         except ValueError as err:  # the planner checks plan.* against the model's window
             if isinstance(err, TTError | ConfigError):
                 raise
@@ -292,8 +299,16 @@ class TTPolicy:
             plan_overrides["seed"] = seed
         plan = plan_config_with(loaded.config.plan, overrides, **plan_overrides)
         observation_space, action_space = run_spaces(loaded.info)
+        data = loaded.config.data
         policy = cls(
-            loaded.model, loaded.discretizer, observation_space, action_space, plan, device=device
+            loaded.model,
+            loaded.discretizer,
+            observation_space,
+            action_space,
+            plan,
+            device=device,
+            goal_key=data.goal_key,
+            achieved_key=data.achieved_key,
         )
         policy.info, policy.run_dir = loaded.info, loaded.run_dir
         return policy
@@ -473,8 +488,14 @@ class TTPolicy:
             rows = np.flatnonzero(past == n_past)
             history = agent.history[slots[rows], agent.context - n_past :].reshape(len(rows), -1)
             prompt = np.concatenate(
-                [history, agent.pending_obs[slots[rows]], act_tokens[rows]], axis=1
-            )  # (g, n_past * td + obs_dim + act_dim)
+                [
+                    agent.pending_goal[slots[rows]],  # the goal prefix (width 0 without a goal)
+                    history,
+                    agent.pending_obs[slots[rows]],
+                    act_tokens[rows],
+                ],
+                axis=1,
+            )  # (g, goal_dim + n_past * td + obs_dim + act_dim)
             logits = self.model(torch.as_tensor(prompt, device=self.device))  # (g, T, V)
             out[rows] = logits[:, -1].argmax(dim=-1).cpu().numpy()
         return out

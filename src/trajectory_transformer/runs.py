@@ -282,7 +282,8 @@ def load_run(
     config = read_run_config(root)
     gpt_config = load_gpt_config(root / MODEL_CONFIG_FILE)
     info = read_dataset_info(root)
-    model_dims = (gpt_config.observation_dim, gpt_config.action_dim)
+    # a goal-conditioned model sees the goal as its prefix, not in the observation
+    model_dims = (gpt_config.observation_dim + gpt_config.goal_dim, gpt_config.action_dim)
     data_dims = (info.observation_dim, info.action_dim)
     if all(data_dims) and model_dims != data_dims:
         raise TTError(
@@ -291,13 +292,10 @@ def load_run(
             f"({info.env_id or info.dataset}); the files come from different runs: restore them"
         )
     discretizer = Discretizer.load(root / DISCRETIZER_FILE, verify=verify)
-    if (
-        discretizer.n_dims != gpt_config.transition_dim
-        or discretizer.n_bins != gpt_config.vocab_size
-    ):
+    if discretizer.n_dims != gpt_config.token_dims or discretizer.n_bins != gpt_config.vocab_size:
         raise TTError(
             f"{root / DISCRETIZER_FILE}: {discretizer.n_dims} dims x {discretizer.n_bins} bins, but "
-            f"model.json expects {gpt_config.transition_dim} x {gpt_config.vocab_size}"
+            f"model.json expects {gpt_config.token_dims} x {gpt_config.vocab_size}"
         )
     model = TrajectoryGPT(gpt_config)
     weights_path = (

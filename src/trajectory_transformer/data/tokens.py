@@ -2,7 +2,9 @@
 
 `prepare_tokens` turns a Minari dataset into ONE token array (N, transition_dim) of raw bin indices
 (0..n_bins-1, no per-dimension offsets: the model adds `dim * n_bins` itself) plus CSR episode
-offsets; `windows.TokenWindows` serves training items from it.
+offsets; `windows.TokenWindows` serves training items from it. Goal-conditioned data
+(`data.goal_key`, data/goals.py) also gets `goal_tokens` (N, G): the goal of the window starting at
+each transition, in discretizer dimensions transition_dim .. transition_dim + G - 1.
 
 The cache (npz without object arrays + JSON) is keyed by a hash of the dataset's files (paths,
 sizes, mtimes) and every data setting that changes the tokens; it is written atomically and read
@@ -11,6 +13,7 @@ with `allow_pickle=False`.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -34,6 +37,7 @@ __all__ = [
     "dataset_fingerprint",
     "discretization_error",
     "prepare_tokens",
+    "split_goals",
     "tokenize_transitions",
 ]
 
@@ -50,10 +54,15 @@ class TokenizedDataset:
     observation_dim: int
     action_dim: int
     info: DatasetInfo
+    goal_tokens: np.ndarray | None = None  # (N, G) raw bins of each window's goal; None: no goal
 
     @property
     def transition_dim(self) -> int:
         return self.observation_dim + self.action_dim + 2
+
+    @property
+    def goal_dim(self) -> int:
+        return 0 if self.goal_tokens is None else int(self.goal_tokens.shape[1])
 
     @property
     def n_transitions(self) -> int:
@@ -62,7 +71,7 @@ class TokenizedDataset:
     def windows(self, n_transitions: int) -> TokenWindows:
         from .windows import TokenWindows
 
-        return TokenWindows(self.tokens, self.episode_starts, n_transitions)
+        return TokenWindows(self.tokens, self.episode_starts, n_transitions, self.goal_tokens)
 
 
 def _columns(tr: Transitions) -> list[np.ndarray]:
@@ -85,10 +94,19 @@ def discretization_error(
 
 
 def tokenize_transitions(
-    transitions: Transitions, n_bins: int, strategy: str = "quantile"
+    transitions: Transitions,
+    n_bins: int,
+    strategy: str = "quantile",
+    goals: np.ndarray | None = None,
 ) -> tuple[np.ndarray, Discretizer, np.ndarray]:
-    """Fit a discretizer and encode -> (tokens (N, D), discretizer, per-dim round-trip error (D,))."""
+    """Fit a discretizer and encode -> (tokens (N, D), discretizer, per-dim round-trip error (D,)).
+
+    `goals` (N, G), the windows' goals, get G more discretizer dimensions after the transition's
+    (their own bins, fitted on these values) and come back as the last G token columns.
+    """
     columns = _columns(transitions)
+    if goals is not None:
+        columns += [np.asarray(goals[:, g], np.float32) for g in range(goals.shape[1])]
     disc = Discretizer.fit(columns, n_bins, strategy)  # type: ignore[arg-type]
     tokens = np.empty((transitions.n_transitions, len(columns)), tokens_dtype(n_bins))
     for j, col in enumerate(columns):
@@ -132,6 +150,8 @@ def _cache_key(cfg: DataConfig, seed: int) -> str:
         "drop_bad_episodes": cfg.drop_bad_episodes,
         "seed": seed,
     }
+    if cfg.goal_key is not None:  # absent otherwise, so caches made before goals stay valid
+        ident["goal"] = [cfg.goal_key, cfg.achieved_key, cfg.goal_relabel]
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -141,14 +161,16 @@ def _default_cache_dir() -> Path:
 
 
 def _write_cache(base: Path, data: TokenizedDataset, key: str) -> None:
+    arrays: dict[str, np.ndarray] = {
+        "tokens": data.tokens,
+        "episode_starts": data.episode_starts,
+        "edges": data.discretizer.edges,
+        "centers": data.discretizer.centers,
+    }
+    if data.goal_tokens is not None:
+        arrays["goal_tokens"] = data.goal_tokens
     with atomic_path(base.with_suffix(".npz")) as tmp, open(tmp, "wb") as handle:
-        np.savez(
-            handle,
-            tokens=data.tokens,
-            episode_starts=data.episode_starts,
-            edges=data.discretizer.edges,
-            centers=data.discretizer.centers,
-        )
+        np.savez(handle, **arrays)  # type: ignore[arg-type]
     meta = {
         "key": key,
         "strategy": data.discretizer.strategy,
@@ -169,6 +191,7 @@ def _read_cache(base: Path, key: str) -> TokenizedDataset | None:
             return None
         with np.load(npz_path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in ("tokens", "episode_starts", "edges", "centers")}
+            goal_tokens = npz["goal_tokens"] if "goal_tokens" in npz.files else None
         disc = Discretizer(arrays["edges"], arrays["centers"], strategy=meta["strategy"])
         return TokenizedDataset(
             tokens=arrays["tokens"],
@@ -177,6 +200,7 @@ def _read_cache(base: Path, key: str) -> TokenizedDataset | None:
             observation_dim=int(meta["observation_dim"]),
             action_dim=int(meta["action_dim"]),
             info=DatasetInfo.from_dict(meta["info"]),
+            goal_tokens=goal_tokens,
         )
     except (OSError, ValueError, KeyError, TypeError, TTError, json.JSONDecodeError) as err:
         warnings.warn(f"{npz_path}: unreadable token cache ({err}); rebuilding it", stacklevel=3)
@@ -205,23 +229,52 @@ def prepare_tokens(
         drop_bad_episodes=cfg.drop_bad_episodes,
         seed=seed,
     )
-    data = build_tokenized(transitions, info, cfg.n_bins, cfg.strategy)
+    goals = None
+    if cfg.goal_key is not None:
+        transitions, goals = split_goals(transitions, info, cfg)
+    data = build_tokenized(transitions, info, cfg.n_bins, cfg.strategy, goals)
     _write_cache(base, data, key)
     return data
 
 
+def split_goals(
+    transitions: Transitions, info: DatasetInfo, cfg: DataConfig
+) -> tuple[Transitions, np.ndarray]:
+    """Take the goal out of the observations -> (transitions without it, window goals (N, G))."""
+    from .goals import goal_layout, window_goals
+    from .spaces import space_from_json
+
+    if not info.observation_space:
+        raise TTError(f"dataset '{info.dataset}' records no observation space for data.goal_key")
+    space = space_from_json(info.observation_space)
+    assert cfg.goal_key is not None
+    layout = goal_layout(space, cfg.goal_key, cfg.achieved_key)
+    state, goals = layout.split(transitions.observations)
+    achieved = None if layout.achieved is None else state[:, layout.achieved]
+    goals = window_goals(goals, achieved, transitions.episode_starts, cfg.goal_relabel)
+    return dataclasses.replace(transitions, observations=np.ascontiguousarray(state)), goals
+
+
 def build_tokenized(
-    transitions: Transitions, info: DatasetInfo, n_bins: int, strategy: str
+    transitions: Transitions,
+    info: DatasetInfo,
+    n_bins: int,
+    strategy: str,
+    goals: np.ndarray | None = None,
 ) -> TokenizedDataset:
-    """Tokenize in-memory transitions (no cache); fills the discretizer fields of `info`."""
-    tokens, disc, error = tokenize_transitions(transitions, n_bins, strategy)
+    """Tokenize in-memory transitions (no cache); fills the discretizer fields of `info`.
+
+    `goals` (N, G): each window's goal (goal-conditioned data, see `split_goals`)."""
+    tokens, disc, error = tokenize_transitions(transitions, n_bins, strategy, goals)
     info.n_bins, info.strategy = n_bins, strategy
     info.discretization_error = [float(e) for e in error]
+    td = transitions.transition_dim
     return TokenizedDataset(
-        tokens=tokens,
+        tokens=np.ascontiguousarray(tokens[:, :td]) if goals is not None else tokens,
         episode_starts=transitions.episode_starts.astype(np.int64),
         discretizer=disc,
         observation_dim=transitions.observation_dim,
         action_dim=transitions.action_dim,
         info=info,
+        goal_tokens=np.ascontiguousarray(tokens[:, td:]) if goals is not None else None,
     )

@@ -2,7 +2,8 @@
 
 Window i starts at transition i (every start in every episode, like the original TT) and covers
 `n_transitions` transitions; a window running past its episode's end is zero-padded with loss
-mask 0.
+mask 0. Goal-conditioned data puts the window's goal tokens (G) in front: they are inputs only,
+so their targets get loss mask 0.
 """
 
 from __future__ import annotations
@@ -20,10 +21,18 @@ class TokenWindows(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor, to
 
     Item i is the window starting at transition i: L = n_transitions * transition_dim tokens,
     x = window[:-1], y = window[1:] (int64, (L-1,)), mask (L-1,) float32 = 1 where y is a real token,
-    0 where it is padding past the episode's end.
+    0 where it is padding past the episode's end. With `goal_tokens` (N, G) the window is
+    [goal of window i (G), L transition tokens]: x, y and mask are (G+L-1,) and the mask is 0 where
+    y is a goal token.
     """
 
-    def __init__(self, tokens: np.ndarray, episode_starts: np.ndarray, n_transitions: int) -> None:
+    def __init__(
+        self,
+        tokens: np.ndarray,
+        episode_starts: np.ndarray,
+        n_transitions: int,
+        goal_tokens: np.ndarray | None = None,
+    ) -> None:
         if tokens.ndim != 2:
             raise TTError(f"tokens must be (N, transition_dim), got {tokens.shape}")
         if n_transitions < 1:
@@ -39,6 +48,11 @@ class TokenWindows(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor, to
         # (N,) end (exclusive, in transitions) of the episode each window starts in
         self.window_end = np.repeat(starts[1:], np.diff(starts)).astype(idx_dtype)
         self.window_len = n_transitions * self.transition_dim
+        if goal_tokens is not None and (goal_tokens.ndim != 2 or len(goal_tokens) != len(tokens)):
+            raise TTError(
+                f"goal_tokens must be (N, G) with N = {len(tokens)}, got {goal_tokens.shape}"
+            )
+        self.goal_tokens = goal_tokens
 
     def __len__(self) -> int:
         return int(self.tokens.shape[0])
@@ -54,6 +68,10 @@ class TokenWindows(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor, to
         pos = first[:, None] + np.arange(length)  # (B, L)
         valid = pos < stop[:, None]  # (B, L)
         window = np.where(valid, self.flat[np.minimum(pos, self.flat.shape[0] - 1)], 0)
+        if self.goal_tokens is not None:  # (B, G + L): the goal prefix, never a target
+            goal = self.goal_tokens[idx]  # (B, G)
+            window = np.concatenate([goal.astype(window.dtype), window], axis=1)
+            valid = np.concatenate([np.zeros(goal.shape, bool), valid], axis=1)
         window_t = torch.from_numpy(window.astype(np.int64))
         mask = torch.from_numpy(valid[:, 1:].astype(np.float32))
         return window_t[:, :-1], window_t[:, 1:], mask

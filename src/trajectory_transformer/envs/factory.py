@@ -41,6 +41,7 @@ def env_factory(
     trust_env_code: bool = False,
     source: str | None = None,
     env_kwargs: dict[str, Any] | None = None,
+    spec: str = "eval",
 ) -> Callable[[], gym.Env[Any, Any]]:
     """A zero-argument env constructor for the run's env, checked once so a bad id fails here.
 
@@ -49,12 +50,14 @@ def env_factory(
     in error messages (e.g. RUN_DIR/dataset.json; default: the dataset). `max_episode_steps`
     overrides the stored one, and `env_kwargs` (eval.env_kwargs) the stored kwargs, key by key.
     With `trust_env_code` the stored spec is made as it is, entry points and wrappers included
-    (code it names is imported and run).
+    (code it names is imported and run). `spec="data"` (eval.env_spec) skips the evaluation spec:
+    the env the data was collected in.
     """
     extra = dict(env_kwargs or {})
     where = source or f"dataset '{info.dataset}'"
-    field = "eval_env_spec" if info.eval_env_spec else "env_spec"
-    text = info.eval_env_spec or info.env_spec
+    eval_spec = info.eval_env_spec if spec == "eval" else None
+    field = "eval_env_spec" if eval_spec else "env_spec"
+    text = eval_spec or info.env_spec
     if trust_env_code:
         return _trusted_factory(info, text, where, field, max_episode_steps, render_mode, extra)
     kwargs: dict[str, Any] = {}

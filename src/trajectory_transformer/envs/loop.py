@@ -11,6 +11,10 @@ its last action, and its results are ignored.
 
 This is the one episode loop: evaluation, baselines and videos (`on_frame`) all run through it, so
 they execute the same (clipped) actions and record the same histories.
+
+Goal tasks: when the env reports `info["success"]` (Gymnasium-Robotics' PointMaze does), each
+episode's first step with success is recorded (`RolloutResult.success_step`), and with
+`stop_on_success` the episode ends there (counted as truncated, not terminated).
 """
 
 from __future__ import annotations
@@ -61,6 +65,9 @@ class RolloutResult:
     env_s: float  # inside vector step/reset
     agent_s: float  # inside agent.act (planning)
     agent_calls: int  # vector steps = batched act calls
+    success_step: np.ndarray | None = None
+    """(E,) int64 first step (1-based) whose info said success, -1 if none; None when the env
+    never reports `success`."""
 
     @property
     def env_steps(self) -> int:
@@ -115,8 +122,11 @@ def rollout(
     progress: bool = True,
     on_step: Callable[[StepInfo], None] | None = None,
     on_frame: FrameFn | None = None,
+    stop_on_success: bool = False,
 ) -> RolloutResult:
     """Run `episodes` episodes, at most `n_envs` at a time; episode i is reset with seed + i.
+
+    `stop_on_success`: end an episode at its first step whose info says `success`.
 
     `on_frame` needs envs made with render_mode='rgb_array'; frames come from the vector env's
     `render()` and rendering errors propagate to the caller.
@@ -128,7 +138,7 @@ def rollout(
     n_envs = min(n_envs, episodes)
     venv = make_vector_env(make_env, n_envs, vector, max_episode_steps)
     try:
-        return _run(venv, agent, episodes, seed, progress, on_step, on_frame)
+        return _run(venv, agent, episodes, seed, progress, on_step, on_frame, stop_on_success)
     finally:
         venv.close()
 
@@ -141,6 +151,7 @@ def _run(
     progress: bool,
     on_step: Callable[[StepInfo], None] | None,
     on_frame: FrameFn | None,
+    stop_on_success: bool = False,
 ) -> RolloutResult:
     from ..data.spaces import executed_action, flat_dim, flatten
 
@@ -151,6 +162,8 @@ def _run(
     out_returns = np.zeros(episodes, dtype=np.float64)
     out_lengths = np.zeros(episodes, dtype=np.int64)
     out_terminated = np.zeros(episodes, dtype=bool)
+    out_success = np.full(episodes, -1, dtype=np.int64)  # first step with info["success"]
+    reports_success = False
     seeds = seed + np.arange(episodes, dtype=np.int64)
 
     slot_episode = np.arange(n, dtype=np.int64)  # episode running in each slot; -1: idle
@@ -193,13 +206,22 @@ def _run(
         env_act, flat_act = executed_action(act_space, actions)
 
         t0 = time.perf_counter()
-        obs, reward, terminated, truncated, _ = venv.step(env_act)
+        obs, reward, terminated, truncated, infos = venv.step(env_act)
         env_s += time.perf_counter() - t0
 
         reward = np.asarray(reward, dtype=np.float64)
         agent.record(active, flat_act[active], reward[active].astype(np.float32))
         ep_return[active] += reward[active]
         ep_length[active] += 1
+        if "success" in infos:
+            reports_success = True
+            success = np.asarray(infos["success"], dtype=bool) & np.asarray(
+                infos.get("_success", np.ones(n, bool)), dtype=bool
+            )  # (n,)
+            first = active[success[active] & (out_success[slot_episode[active]] < 0)]
+            out_success[slot_episode[first]] = ep_length[first]
+            if stop_on_success:
+                truncated = np.logical_or(truncated, success)
         done = np.logical_or(terminated, truncated)  # (n,)
         frames(active)
         if progress and time.perf_counter() - shown > 0.5:  # long episodes: show steps meanwhile
@@ -260,4 +282,5 @@ def _run(
         env_s=env_s,
         agent_s=agent_s,
         agent_calls=calls,
+        success_step=out_success if reports_success else None,
     )

@@ -58,14 +58,19 @@ def evaluate_agent(
     *,
     ref_min_score: float | None = None,
     ref_max_score: float | None = None,
+    stop_on_success: bool | None = None,
 ) -> dict[str, Any]:
     """Roll out `agent` as `eval_cfg` says and summarize (normalized with the dataset's references).
 
     `ref_min_score` / `ref_max_score` (data.ref_min_score / data.ref_max_score) override the
     dataset's reference returns (see `metrics.pick_reference`). The summary also carries
     per-episode `returns`, `lengths` and `terminated` lists, so reports can draw histograms of
-    several agents (planner, behaviour, random) from the same function.
+    several agents (planner, behaviour, random) from the same function. Where the env reports
+    `info["success"]` it also carries the success rate (Wilson 95% CI) and steps to the goal;
+    `stop_on_success` (None: eval_cfg.stop_on_success, unset = off) ends episodes at success.
     """
+    if stop_on_success is None:
+        stop_on_success = bool(eval_cfg.stop_on_success)
     result = rollout(
         make_env,
         agent,
@@ -76,6 +81,7 @@ def evaluate_agent(
         max_episode_steps=eval_cfg.max_episode_steps,
         progress=eval_cfg.progress,
         on_step=_SlowEvalWarning(make_env, eval_cfg),
+        stop_on_success=stop_on_success,
     )
     env_id = info.env_id if info is not None else None
     if env_id is None:
@@ -99,6 +105,7 @@ def evaluate_agent(
     summary["returns"] = result.returns.tolist()
     summary["lengths"] = result.lengths.tolist()
     summary["terminated"] = result.terminated.tolist()
+    summary["stop_on_success"] = stop_on_success
     return summary
 
 
@@ -269,6 +276,7 @@ def prepare_run(
         trust_env_code=cfg.eval.trust_env_code,
         source=where,
         env_kwargs=cfg.eval.env_kwargs,
+        spec=cfg.eval.env_spec,
     )
     env = make_env()
     try:
@@ -314,6 +322,7 @@ def evaluate_run(
         desc=agent_kind,
         ref_min_score=cfg.data.ref_min_score,
         ref_max_score=cfg.data.ref_max_score,
+        stop_on_success=cfg.stop_on_success,
     )
     summary["policy"] = prep.policy
     summary["run_dir"] = str(run_dir)
@@ -349,6 +358,7 @@ def training_eval_hook(
             prep.loaded.info,
             ref_min_score=cfg.data.ref_min_score,
             ref_max_score=cfg.data.ref_max_score,
+            stop_on_success=cfg.stop_on_success,
         )
         atomic_write_json(Path(run_dir) / runs.EVAL_DIR / f"epoch_{epoch}.json", summary)
         keys = ("return_mean", "return_std", "normalized_score", "done_ratio", "plan_ms_per_step")

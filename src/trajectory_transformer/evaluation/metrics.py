@@ -27,6 +27,7 @@ __all__ = [
     "normalized_score",
     "pick_reference",
     "summarize",
+    "wilson_interval",
 ]
 
 D4RL_REFERENCE: dict[str, tuple[float, float]] = {
@@ -130,6 +131,39 @@ def confidence_interval(values: np.ndarray) -> tuple[float, float]:
     return (mean - half, mean + half)
 
 
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95% Wilson score interval of a success rate (nan, nan) for n = 0.
+
+    Wilson rather than the normal approximation: it stays inside [0, 1] and is not empty at 0 or
+    n successes (a maze solved 50/50 times still gets an interval below 1).
+    """
+    if n == 0:
+        return (math.nan, math.nan)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    low = 0.0 if successes == 0 else max(0.0, centre - half)  # exact ends (no rounding residue)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return (low, high)
+
+
+def _success_summary(success_step: np.ndarray) -> dict[str, Any]:
+    """Success rate (Wilson 95% CI) and steps to the goal (t 95% CI, successful episodes only)."""
+    reached = success_step[success_step > 0]
+    n, k = int(success_step.size), int(reached.size)
+    steps = reached.astype(np.float64)
+    return {
+        "success_rate": k / n,
+        "success_count": k,
+        "success_ci95": _ci_json(wilson_interval(k, n)),
+        "success_ci_method": "Wilson score interval",
+        "steps_to_goal_mean": float(steps.mean()) if k else None,
+        "steps_to_goal_median": float(np.median(steps)) if k else None,
+        "steps_to_goal_ci95": _ci_json(confidence_interval(steps)) if k else None,
+        "success_steps": success_step.tolist(),
+    }
+
+
 def _ci_json(ci: tuple[float, float]) -> list[float] | None:
     """JSON has no NaN: a CI that does not exist (one episode) is null."""
     return None if math.isnan(ci[0]) else [ci[0], ci[1]]
@@ -173,6 +207,8 @@ def summarize(result: RolloutResult, reference: Reference | None) -> dict[str, A
         "plan_s_total": result.agent_s,
         "env_s_total": result.env_s,
     }
+    if result.success_step is not None:  # the env reports info["success"] (goal tasks)
+        summary.update(_success_summary(result.success_step))
     if reference is not None:
         scores = normalized_score(returns, reference)
         s = _stats(scores)

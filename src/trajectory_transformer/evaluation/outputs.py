@@ -80,6 +80,7 @@ def _histogram(summary: dict[str, Any], path: Path) -> None:
 _TB_KEYS = (
     "return_mean", "return_std", "return_min", "return_max", "normalized_score", "done_ratio",
     "length_mean", "env_steps_per_s", "plan_ms_per_step", "plan_ms_per_call", "wall_s",
+    "success_rate", "steps_to_goal_mean",
 )  # fmt: skip
 
 
@@ -130,6 +131,17 @@ def format_summary(summary: dict[str, Any], json_path: Path | str | None = None)
         ("episode length", _num(summary.get("length_mean"))),
         ("done ratio", _num(summary.get("done_ratio"), 2)),
     ]
+    if summary.get("success_rate") is not None:  # goal tasks (the env reports success)
+        ci = summary.get("success_ci95")
+        text = f"{_num(100 * summary['success_rate'])}% ({summary.get('success_count')} episodes)"
+        if ci:
+            text += f"  95% CI [{_num(100 * ci[0])}, {_num(100 * ci[1])}] (Wilson)"
+        rows.append(("success", text))
+        steps = _num(summary.get("steps_to_goal_mean"))
+        ci = summary.get("steps_to_goal_ci95")
+        if ci:
+            steps += f"  95% CI [{_num(ci[0])}, {_num(ci[1])}] (t, successful episodes)"
+        rows.append(("steps to goal", steps))
     rate = summary.get("env_steps_per_s")
     per_step = 1e3 / rate if isinstance(rate, int | float) and rate > 0 else None
     rows.append(

@@ -346,6 +346,13 @@ def _summary_section(run: _Run) -> str:
         for key in ("done_ratio", "mean_length"):
             if key in ev:
                 rows.append((key.replace("_", " "), ev[key]))
+        if _is_num(ev.get("success_rate")):  # goal tasks: the env reports success
+            sci = ev.get("success_ci95")
+            text = f"{_fmt(100 * ev['success_rate'])}%"
+            if isinstance(sci, list) and len(sci) == 2 and all(_is_num(v) for v in sci):
+                text += f" (95% CI [{_fmt(100 * sci[0])}, {_fmt(100 * sci[1])}], Wilson)"
+            rows.append(("success rate", text))
+            rows.append(("mean steps to goal (successful episodes)", ev.get("steps_to_goal_mean")))
     body = _kpis(run) + _table(rows)
     if ev is None:
         body += _note(run.notes.get("eval", "no evaluation"))

@@ -13,6 +13,14 @@ Three details from the original TT (Janner et al., 2021) that are easy to miss:
 - Per-dimension heads (`separate_heads`): the output at position p, which predicts the token at
   p + 1, goes through head `p % transition_dim`, one weight matrix per dimension applied as one
   einsum over the transition axis (no Python loop over dimensions).
+
+Goal prefix (`goal_dim` G > 0, goal-conditioned runs; docs/architecture.md "Goals"): every sequence
+starts with G goal tokens, then transitions. Goal dimension g is embedded with its own offset
+`(transition_dim + g) * vocab_size`, so goal words are neither observation nor action words;
+position p >= G is transition dimension `(p - G) % transition_dim`, and the last goal token goes
+through head `transition_dim - 1` (it predicts the first observation token, as a value token
+does). Nothing predicts goal tokens (they are inputs, left out of the loss), every position
+attends to them, and with G = 0 every formula is the one above.
 """
 
 from __future__ import annotations
@@ -30,19 +38,27 @@ from torch.utils.checkpoint import checkpoint
 from ..config import ModelConfig
 from ..errors import ConfigError
 
-__all__ = ["AttendFn", "GPTConfig", "TrajectoryGPT", "value_attention_mask"]
+__all__ = ["AttendFn", "GPTConfig", "TrajectoryGPT", "value_attention_mask", "value_positions"]
 
 AttendFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 """Attention given q, k, v (B, H, T, hd) → (B, H, T, hd); a KV cache supplies its own."""
 
 
+def value_positions(
+    seq_len: int, transition_dim: int, goal_dim: int = 0, device: torch.device | None = None
+) -> torch.Tensor:
+    """Boolean (T,): True at value tokens (transition dimension td - 1; never in the goal prefix)."""
+    idx = torch.arange(seq_len, device=device) - goal_dim  # (T,) position within the transitions
+    return (idx >= 0) & (idx % transition_dim == transition_dim - 1)
+
+
 def value_attention_mask(
-    seq_len: int, transition_dim: int, device: torch.device | None = None
+    seq_len: int, transition_dim: int, device: torch.device | None = None, goal_dim: int = 0
 ) -> torch.Tensor:
     """Boolean (T, T) mask, True where query i may attend to key j: causal and j not a value token."""
     idx = torch.arange(seq_len, device=device)
     causal = idx[:, None] >= idx[None, :]  # (T, T)
-    not_value = (idx % transition_dim) != (transition_dim - 1)  # (T,)
+    not_value = ~value_positions(seq_len, transition_dim, goal_dim, device)  # (T,)
     return causal & not_value[None, :]
 
 
@@ -125,12 +141,16 @@ class GPTConfig(ModelConfig):
     action_dim: int
     n_transitions: int = 10
     """Transitions per window (the model's context), from data.n_transitions."""
+    goal_dim: int = 0
+    """Goal tokens ahead of every sequence (0: not goal-conditioned), from data.goal_key."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         for name in ("vocab_size", "observation_dim", "action_dim", "n_transitions"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"model config '{name}' must be >= 1, got {getattr(self, name)}")
+        if self.goal_dim < 0:
+            raise ConfigError(f"model config 'goal_dim' must be >= 0, got {self.goal_dim}")
 
     @classmethod
     def for_data(
@@ -141,6 +161,7 @@ class GPTConfig(ModelConfig):
         observation_dim: int,
         action_dim: int,
         n_transitions: int,
+        goal_dim: int = 0,
     ) -> GPTConfig:
         """The model's architecture from the run's `model` section and the dataset's sizes."""
         return cls(
@@ -149,6 +170,7 @@ class GPTConfig(ModelConfig):
             observation_dim=observation_dim,
             action_dim=action_dim,
             n_transitions=n_transitions,
+            goal_dim=goal_dim,
         )
 
     @property
@@ -156,9 +178,15 @@ class GPTConfig(ModelConfig):
         return self.observation_dim + self.action_dim + 2  # + reward + value
 
     @property
+    def token_dims(self) -> int:
+        """Token kinds with their own bins and embeddings: the transition's, then the goal's."""
+        return self.transition_dim + self.goal_dim
+
+    @property
     def block_size(self) -> int:
-        """Longest input: a window of n_transitions, minus its last token (it is only a target)."""
-        return self.n_transitions * self.transition_dim - 1
+        """Longest input: the goal prefix and a window of n_transitions, minus its last token (it
+        is only a target)."""
+        return self.goal_dim + self.n_transitions * self.transition_dim - 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -166,13 +194,14 @@ class GPTConfig(ModelConfig):
 
 class TrajectoryGPT(nn.Module):
     attn_mask: torch.Tensor
-    dim_offsets: torch.Tensor
+    token_offsets: torch.Tensor
+    value_mask: torch.Tensor
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.config = config
-        td, C = config.transition_dim, config.n_embd
-        self.tok_emb = nn.Embedding(config.vocab_size * td, C)
+        td, C, G = config.transition_dim, config.n_embd, config.goal_dim
+        self.tok_emb = nn.Embedding(config.vocab_size * config.token_dims, C)
         self.pos_emb = nn.Parameter(torch.zeros(1, config.block_size, C))
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(
@@ -185,9 +214,18 @@ class TrajectoryGPT(nn.Module):
         self.head_bias = nn.Parameter(torch.zeros(n_heads, config.vocab_size))  # (D, V)
         self.activation_checkpointing = False
         self.register_buffer(
-            "attn_mask", value_attention_mask(config.block_size, td), persistent=False
+            "attn_mask",
+            value_attention_mask(config.block_size, td, goal_dim=G),
+            persistent=False,
         )
-        self.register_buffer("dim_offsets", torch.arange(td) * config.vocab_size, persistent=False)
+        # (block_size,) embedding offset of each position: goal dimension g -> td + g, transition
+        # dimension d -> d (times vocab_size)
+        pos = torch.arange(config.block_size)
+        kinds = torch.where(pos < G, td + pos, (pos - G) % td)
+        self.register_buffer("token_offsets", kinds * config.vocab_size, persistent=False)
+        self.register_buffer(
+            "value_mask", value_positions(config.block_size, td, G), persistent=False
+        )
         self.apply(self._init_weights)
         nn.init.normal_(self.head_weight, mean=0.0, std=0.02)
         # GPT-2: scale residual projections by 1/sqrt(2 * n_layer) so depth does not blow up the stream
@@ -211,9 +249,7 @@ class TrajectoryGPT(nn.Module):
     def embed(self, tokens: torch.Tensor, start: int = 0) -> torch.Tensor:
         """Raw bins (B, T) at positions start..start+T-1 → embeddings (B, T, C)."""
         T = tokens.shape[1]
-        td = self.config.transition_dim
-        dims = torch.arange(start, start + T, device=tokens.device) % td  # (T,)
-        ids = tokens.long() + self.dim_offsets[dims]  # (B, T)
+        ids = tokens.long() + self.token_offsets[start : start + T]  # (B, T)
         return self.drop(self.tok_emb(ids) + self.pos_emb[:, start : start + T])  # (B, T, C)
 
     def head(self, h: torch.Tensor, start: int = 0) -> torch.Tensor:
@@ -223,8 +259,9 @@ class TrajectoryGPT(nn.Module):
         if not self.config.separate_heads:
             return h @ self.head_weight[0] + self.head_bias[0]  # (B, T, V)
         td = self.config.transition_dim
-        # Pad to whole transitions so one einsum applies head d to every position of dimension d.
-        lead = start % td
+        # Pad to whole transitions so one einsum applies head d to every position of dimension d
+        # (the goal prefix shifts the transitions by goal_dim; its last token uses head td - 1).
+        lead = (start - self.config.goal_dim) % td
         total = lead + T
         padded_len = -(-total // td) * td
         h = F.pad(h, (0, 0, lead, padded_len - total))  # (B, P, C)
@@ -237,12 +274,14 @@ class TrajectoryGPT(nn.Module):
     def head_at(self, h: torch.Tensor, position: int) -> torch.Tensor:
         """Hidden states (B, C) of one position → logits (B, V)."""
         h = self.ln_f(h)
-        d = position % self.config.transition_dim if self.config.separate_heads else 0
+        cfg = self.config
+        d = (position - cfg.goal_dim) % cfg.transition_dim if cfg.separate_heads else 0
         return torch.addmm(self.head_bias[d], h, self.head_weight[d])  # (B, V)
 
     # -- training / reference forward ------------------------------------------------------------
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Raw bins (B, T), starting at a transition boundary → next-token logits (B, T, V)."""
+        """Raw bins (B, T), starting with the goal prefix (if any) then a transition boundary →
+        next-token logits (B, T, V)."""
         T = tokens.shape[1]
         if self.config.block_size < T:
             raise ValueError(f"sequence of {T} tokens exceeds block_size {self.config.block_size}")

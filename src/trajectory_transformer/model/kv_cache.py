@@ -13,6 +13,7 @@ Why the cache is exact:
 - When the window is full, the oldest transitions are dropped and the kept tokens are re-encoded
   at the positions they now have, so the logits always equal a full forward pass over exactly the
   tokens in the window (`slide="multi"` drops half a window at once, `"single"` one transition).
+  A goal prefix (goal-conditioned models) is never dropped: it stays at positions 0..G-1.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class _WindowTokens:
     def __init__(self, model: TrajectoryGPT, max_batch: int, slide: Slide, device: torch.device):
         cfg = model.config
         self.td = cfg.transition_dim
+        self.goal_dim = cfg.goal_dim
         self.block_size = cfg.block_size
         # Transitions dropped when the window is full: half a window (the model then sees between
         # half a window and a full one, as in training) or a single transition.
@@ -73,10 +75,13 @@ class _WindowTokens:
         return self.tokens[: self.batch, : self.length]
 
     def slid(self, new_tokens: torch.Tensor) -> torch.Tensor:
-        """The window after dropping the oldest transitions, with `new_tokens` (B,) appended."""
-        start = self.drop * self.td
+        """The window after dropping the oldest transitions, with `new_tokens` (B,) appended; the
+        goal prefix (G tokens) stays in front."""
+        G = self.goal_dim
+        start = G + self.drop * self.td
         self.slides += 1
-        return torch.cat([self.view()[:, start:], new_tokens[:, None]], dim=1)  # (B, T')
+        window = self.view()
+        return torch.cat([window[:, :G], window[:, start:], new_tokens[:, None]], dim=1)  # (B, T')
 
 
 class FullRecomputeDecoder:
@@ -166,6 +171,7 @@ class KVCacheDecoder:
         self.model = model
         param = model.pos_emb
         self.win = _WindowTokens(model, max_batch, slide, param.device)
+        self._is_value: list[bool] = model.value_mask.tolist()
         head_dim = cfg.n_embd // cfg.n_head
         self.scale = head_dim**-0.5
         # Value tokens never enter the cache, so a full window holds block_size - (n - 1) slots.
@@ -185,7 +191,6 @@ class KVCacheDecoder:
         self.suffix_len = 0
         self.child_len = 0
         self.expanded = False
-        self.value_dim = cfg.transition_dim - 1
 
     @property
     def batch(self) -> int:
@@ -200,10 +205,10 @@ class KVCacheDecoder:
 
         shared=True makes each row a group prefix that later rows of its group attend to.
         """
-        model, td = self.model, self.win.td
+        model = self.model
         self.win.set(tokens)
         B, T = tokens.shape
-        keep = (torch.arange(T, device=tokens.device) % td) != self.value_dim  # (T,)
+        keep = ~model.value_mask[:T]  # (T,) value tokens are attended by no one
         n_keep = int(keep.sum())
         mask = model.attn_mask[:T, :T]
         dest_k, dest_v = (
@@ -257,7 +262,7 @@ class KVCacheDecoder:
             return self.start(win.slid(tokens), shared=False)
         position = win.length
         win.append(tokens)
-        store = position % win.td != self.value_dim  # a value token is attended by no one
+        store = not self._is_value[position]  # a value token is attended by no one
         if self.expanded:
             dest_k, dest_v, slot = self.child_k, self.child_v, self.child_len
         else:

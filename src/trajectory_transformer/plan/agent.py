@@ -5,6 +5,11 @@ placeholder value: value tokens are masked from attention, so their content is n
 by the current observation. Slots whose prompts have the same length (all of them, except right
 after episodes start at different times) are planned as one batch. Per-slot state lives in arrays
 indexed by slot, so a step costs the same few array operations for 1 or 100 environments.
+
+Goal-conditioned runs (a `GoalLayout`, data/goals.py): the env's flat observation holds the goal;
+the agent takes it out, encodes it with the discretizer's goal dimensions and puts it in front of
+every prompt, so the goal of THIS step conditions the plan (a goal that changes mid-episode is
+followed at once; the history holds no goals).
 """
 
 from __future__ import annotations
@@ -15,19 +20,34 @@ import numpy as np
 import torch
 
 from ..config import PlanConfig
+from ..data.goals import GoalLayout
+from ..errors import ConfigError
 from ..model.gpt import TrajectoryGPT
 from .beam import BeamPlanner
 
-__all__ = ["PlannerAgent", "make_agent"]
+__all__ = ["PlannerAgent", "make_agent", "run_goal_layout"]
 
 
 class PlannerAgent:
     """TT beam search (by return or by likelihood; or the model as a plain policy) as an Agent."""
 
-    def __init__(self, model: TrajectoryGPT, discretizer: Any, cfg: PlanConfig) -> None:
+    def __init__(
+        self,
+        model: TrajectoryGPT,
+        discretizer: Any,
+        cfg: PlanConfig,
+        goal: GoalLayout | None = None,
+    ) -> None:
         mcfg = model.config
         self.cfg = cfg
         self.discretizer = discretizer
+        if (goal is None) != (mcfg.goal_dim == 0) or (goal and goal.goal_dim != mcfg.goal_dim):
+            raise ConfigError(
+                f"the model has a goal prefix of {mcfg.goal_dim} tokens but the agent was given "
+                f"{'no goal layout' if goal is None else f'a {goal.goal_dim}-dim goal'}"
+            )
+        self.goal = goal
+        self.goal_dims = np.arange(mcfg.transition_dim, mcfg.token_dims)  # discretizer dims
         self.obs_dim, self.act_dim, self.td = (
             mcfg.observation_dim,
             mcfg.action_dim,
@@ -40,8 +60,23 @@ class PlannerAgent:
         centers = [
             discretizer.decode(bins, dims=[d])[:, 0] for d in (self.reward_dim, self.reward_dim + 1)
         ]
+        achieved_dims, achieved_centers = None, None
+        if goal is not None and goal.achieved is not None:
+            achieved_dims = [int(d) for d in goal.achieved]
+            achieved_centers = torch.as_tensor(
+                np.stack([discretizer.decode(bins, dims=[d])[:, 0] for d in achieved_dims]),
+                dtype=torch.float32,
+            )  # (K, V)
+        reward_centers, value_centers = (
+            torch.as_tensor(np.asarray(c, dtype=np.float32)) for c in centers
+        )
         self.planner = BeamPlanner(
-            model, cfg, *(torch.as_tensor(np.asarray(c, dtype=np.float32)) for c in centers)
+            model,
+            cfg,
+            reward_centers,
+            value_centers,
+            achieved_dims=achieved_dims,
+            achieved_centers=achieved_centers,
         )
         self.context = max(cfg.context, 1)
         self._allocate(0)
@@ -62,6 +97,8 @@ class PlannerAgent:
         self.history = grow(old, (self.context, self.td))  # last transitions, right-aligned
         self.count = grow(getattr(self, "count", None), ())  # real transitions seen (capped)
         self.pending_obs = grow(getattr(self, "pending_obs", None), (self.obs_dim,))
+        # the goal prefix of each slot's latest prompt (goal-conditioned runs; else width 0)
+        self.pending_goal = grow(getattr(self, "pending_goal", None), (self.goal_dims.size,))
         self.queued = grow(getattr(self, "queued", None), (self.cfg.plan_every, self.act_dim))
         self.queued_left = grow(getattr(self, "queued_left", None), ())
         self.queued_next = grow(getattr(self, "queued_next", None), ())
@@ -75,9 +112,16 @@ class PlannerAgent:
         self.queued_left[slots] = 0
 
     def act(self, slots: np.ndarray, observations: np.ndarray) -> np.ndarray:
-        """(k,) slots with (k, obs_dim) flat observations → (k, act_dim) flat actions."""
+        """(k,) slots with (k, obs_dim) flat observations → (k, act_dim) flat actions.
+
+        Goal-conditioned: (k, obs_dim + goal_dim) env flat observations, goal included."""
         slots = np.asarray(slots, dtype=np.int64)
         self._allocate(int(slots.max()) + 1 if slots.size else 0)
+        goal_values = goal_tokens = None
+        if self.goal is not None:
+            observations, goal_values = self.goal.split(np.asarray(observations))
+            goal_tokens = np.asarray(self.discretizer.encode(goal_values, dims=self.goal_dims))
+            self.pending_goal[slots] = goal_tokens
         obs_tokens = np.asarray(
             self.discretizer.encode(np.asarray(observations), dims=self.obs_dims)
         )
@@ -97,16 +141,23 @@ class PlannerAgent:
         for n_past in np.unique(past[~queued]):
             rows = np.flatnonzero(~queued & (past == n_past))
             history = self.history[slots[rows], self.context - n_past :].reshape(len(rows), -1)
-            prompt = torch.as_tensor(np.concatenate([history, obs_tokens[rows]], axis=1))
-            action_tokens[rows] = self._plan(slots[rows], prompt)
+            parts = [history, obs_tokens[rows]]
+            goal = None
+            if goal_tokens is not None and goal_values is not None:  # the goal prefix in front
+                parts.insert(0, goal_tokens[rows])
+                goal = torch.as_tensor(goal_values[rows], dtype=torch.float32)
+            prompt = torch.as_tensor(np.concatenate(parts, axis=1))
+            action_tokens[rows] = self._plan(slots[rows], prompt, goal)
         actions = self.discretizer.decode(action_tokens, dims=self.act_dims)
         return np.asarray(actions, dtype=np.float32)
 
-    def _plan(self, slots: np.ndarray, prompt: torch.Tensor) -> np.ndarray:
+    def _plan(
+        self, slots: np.ndarray, prompt: torch.Tensor, goal: torch.Tensor | None = None
+    ) -> np.ndarray:
         """Action tokens (G, act_dim) for the first step; later planned steps are queued."""
-        if self.cfg.mode in ("sample", "greedy"):  # no search (beam and likelihood search)
+        if self.cfg.mode in ("sample", "greedy"):  # no search (beam, likelihood, goal search)
             return self.planner.act(prompt).cpu().numpy()
-        result = self.planner.plan(prompt)
+        result = self.planner.plan(prompt) if goal is None else self.planner.plan(prompt, goal)
         actions = result.tokens[:, :, self.obs_dim : self.reward_dim].cpu().numpy()  # (G, H, A)
         steps = min(self.cfg.plan_every, actions.shape[1])
         self.queued[slots, :steps] = actions[:, :steps]
@@ -138,4 +189,16 @@ def make_agent(
 ) -> PlannerAgent:
     """An agent from a loaded run folder (runs.load_run) and planning settings."""
     model = loaded_run.model.to(device).eval()
-    return PlannerAgent(model, loaded_run.discretizer, plan_cfg)
+    return PlannerAgent(model, loaded_run.discretizer, plan_cfg, run_goal_layout(loaded_run))
+
+
+def run_goal_layout(loaded_run: Any) -> GoalLayout | None:
+    """The goal layout of a loaded run (None unless it was trained with data.goal_key)."""
+    data = loaded_run.config.data
+    if data.goal_key is None:
+        return None
+    from ..data.goals import goal_layout
+    from ..data.spaces import space_from_json
+
+    space = space_from_json(loaded_run.info.observation_space or "")
+    return goal_layout(space, data.goal_key, data.achieved_key)

@@ -13,6 +13,18 @@ candidates are one model batch; the only Python loop is over generated tokens. E
 search, but step 3 ranks candidates by the model's log-probability of the tokens generated so far
 (`LikelihoodScore`) instead of their predicted return (`ReturnScore`). The scorer is the only thing
 the mode changes; the loop, the cache and the sampling are shared.
+
+`plan.mode=goal` (goal-conditioned models, whose prompts start with the goal prefix) keeps the same
+loop and ranks by goal progress instead of predicted return: an imagined observation k steps ahead
+decodes to an achieved position p_k (the observation dimensions of `data.achieved_key`, bin
+centers), and a candidate's "return" is -sum_k γ^(k-1) ||p_k - goal|| over its imagined
+observations, so the search prefers plans that get close soonest and stay there (a plan that
+reaches the goal scores ~0 from then on, which is where the search stops improving). The last step
+imagines one more observation than the RL beam, so the final choice also sees the last action's
+effect. The paper conditions on the goal and plans with likelihood for goal reaching (Sec. 3.3);
+scoring by distance is our deviation, because it uses what the model predicts about positions
+rather than hoping the likeliest plan heads for the goal (plan.mode=likelihood still does that,
+with the goal prefix, and greedy is goal-conditioned behaviour cloning).
 """
 
 from __future__ import annotations
@@ -44,7 +56,8 @@ class PlanResult:
     """(G, horizon, transition_dim) the best imagined transitions per environment."""
     predicted_return: torch.Tensor
     """(G,) the winning candidate's predicted return (discounted rewards + terminal value), in
-    every mode; in `likelihood` mode it is reported, not what the winner was chosen by."""
+    every mode but goal; in `likelihood` mode it is reported, not what the winner was chosen by. In
+    `goal` mode: the winner's goal progress, -sum_k γ^(k-1) ||p_k - goal|| (see the module doc)."""
     log_likelihood: torch.Tensor | None = None
     """(G,) `likelihood` mode only: the winner's log-probability under the model (natural log, sum
     over every generated token, see `LikelihoodScore`), which is what chose it. None otherwise."""
@@ -117,6 +130,11 @@ def validate_plan_config(cfg: PlanConfig, model: TrajectoryGPT) -> None:
     The only checks that need the model; everything else is checked in `config.PlanConfig`.
     """
     n = model.config.n_transitions
+    if cfg.mode == "goal" and model.config.goal_dim == 0:
+        raise ConfigError(
+            "plan.mode=goal needs a goal-conditioned run (trained with data.goal_key); this model "
+            "has no goal prefix: use beam, likelihood, sample or greedy"
+        )
     if cfg.context > n - 1:
         raise ConfigError(
             f"plan.context={cfg.context} leaves no room for the current observation in the "
@@ -135,7 +153,11 @@ def validate_plan_config(cfg: PlanConfig, model: TrajectoryGPT) -> None:
 
 
 class BeamPlanner:
-    """Plans with a trained model; `reward_centers`/`value_centers` (V,) are the bins' values."""
+    """Plans with a trained model; `reward_centers`/`value_centers` (V,) are the bins' values.
+
+    `achieved_dims` (K,) observation dimensions of the achieved position and `achieved_centers`
+    (K, V) their bins' values: needed by `plan.mode=goal` only.
+    """
 
     def __init__(
         self,
@@ -143,8 +165,15 @@ class BeamPlanner:
         cfg: PlanConfig,
         reward_centers: torch.Tensor,
         value_centers: torch.Tensor,
+        achieved_dims: list[int] | None = None,
+        achieved_centers: torch.Tensor | None = None,
     ) -> None:
         validate_plan_config(cfg, model)
+        if cfg.mode == "goal" and (achieved_dims is None or achieved_centers is None):
+            raise ConfigError(
+                "plan.mode=goal needs the achieved position in the observation (data.achieved_key "
+                "naming a Dict key as long as the goal)"
+            )
         self.model = model.eval()
         self.cfg = cfg
         device = model.pos_emb.device
@@ -162,6 +191,10 @@ class BeamPlanner:
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(cfg.seed)
         self.discounts = cfg.discount ** torch.arange(cfg.horizon + 1, device=device)
+        self.achieved_dims = achieved_dims
+        self.achieved_centers = (
+            None if achieved_centers is None else achieved_centers.to(device, torch.float32)
+        )
         self._decoder: KVCacheDecoder | FullRecomputeDecoder | None = None
 
     def decoder(self, rows: int) -> KVCacheDecoder | FullRecomputeDecoder:
@@ -184,9 +217,23 @@ class BeamPlanner:
                 logits = dec.step(token)
         return torch.stack(actions, dim=1)
 
+    def goal_progress(self, plan: torch.Tensor, steps: int, goal: torch.Tensor) -> torch.Tensor:
+        """-sum_{k=1..steps} γ^(k-1) ||p_k - goal|| (M,) of imagined transitions plan (M, ≥steps+1,
+        td), where p_k is the achieved position decoded from observation k; goal (M, K)."""
+        assert self.achieved_dims is not None and self.achieved_centers is not None
+        if steps == 0:
+            return torch.zeros(plan.shape[0], device=plan.device)
+        K = len(self.achieved_dims)
+        bins = plan[:, 1 : steps + 1, self.achieved_dims]  # (M, steps, K)
+        dims = torch.arange(K, device=plan.device)
+        achieved = self.achieved_centers[dims, bins]  # (M, steps, K)
+        distance = (achieved - goal[:, None, :]).norm(dim=-1)  # (M, steps)
+        return -(distance @ self.discounts[:steps])  # (M,)
+
     @torch.inference_mode()
-    def plan(self, prompt: torch.Tensor) -> PlanResult:
-        """Beam search from prompts (G, Lp): whole past transitions then the current observation."""
+    def plan(self, prompt: torch.Tensor, goal: torch.Tensor | None = None) -> PlanResult:
+        """Beam search from prompts (G, Lp): [goal prefix,] whole past transitions, then the
+        current observation. `goal` (G, K): the goal's position, for plan.mode=goal."""
         mcfg, cfg = self.model.config, self.cfg
         device = self.model.pos_emb.device
         G = prompt.shape[0]
@@ -194,12 +241,17 @@ class BeamPlanner:
         O, A, td = mcfg.observation_dim, mcfg.action_dim, mcfg.transition_dim
         dec = self.decoder(G * W * E)
         gen = self.generator
+        by_goal = cfg.mode == "goal"
+        if by_goal and (goal is None or goal.shape[0] != G):
+            raise ValueError("plan.mode=goal: plan() needs the goal position of every prompt")
+        goal_f = goal.to(device, torch.float32) if goal is not None else None
 
         logits = dec.start(prompt.to(device))  # (G, V) predicts the first action token
         rows = torch.arange(G, device=device).repeat_interleave(W)  # (G*W,)
         dec.reorder(rows)
         logits = logits[rows]
-        plan = torch.zeros(G * W, H, td, dtype=torch.long, device=device)  # imagined tokens
+        # imagined tokens; goal mode imagines one more observation (after the last action)
+        plan = torch.zeros(G * W, H + by_goal, td, dtype=torch.long, device=device)
         # the first imagined transition starts from the real observation
         plan[:, 0, :O] = prompt[rows, -O:].to(device)
         rewards = torch.zeros(G * W, H, device=device)  # expected rewards per imagined step
@@ -229,7 +281,10 @@ class BeamPlanner:
             # V_t is the reward-to-go from step t, r_t included (data.episodes), so the candidate's
             # return is the rewards before t plus the discounted V_t (TT's r_0..r_t + γ^(t+1) V with
             # TT's value defined from t+1 on).
-            returns = rewards[:, :t] @ self.discounts[:t] + self.discounts[t] * value  # (M,)
+            if goal_f is not None:  # goal progress of imagined observations 1..t
+                returns = self.goal_progress(plan, t, goal_f.repeat_interleave(W * E, dim=0))
+            else:
+                returns = rewards[:, :t] @ self.discounts[:t] + self.discounts[t] * value  # (M,)
             # likelihood mode: the value token of step t is drawn only after this pruning (below),
             # so it counts from the next ranking on, and in the final choice after the loop
             top = score.rank(returns, total).view(G, W * E).topk(W, dim=-1)  # (G, W)
@@ -239,7 +294,7 @@ class BeamPlanner:
             token = self.sample_value(logits, gen)
             plan[:, t, O + A + 1] = token
             total = score.add(total, logits, token)
-            if t == H - 1:
+            if t == H - 1 and not by_goal:
                 break
             dec.reorder(rows)
             # 4. imagine the next observation
@@ -248,12 +303,15 @@ class BeamPlanner:
                 token = self.sample_obs(logits, gen)
                 plan[:, t + 1, j] = token
                 total = score.add(total, logits, token)
-                logits = dec.step(token)
+                if t < H - 1 or j < O - 1:  # (goal mode's extra observation needs no next token)
+                    logits = dec.step(token)
 
+        if goal_f is not None:  # the final choice sees the last action's imagined observation too
+            returns = self.goal_progress(plan, H, goal_f.repeat_interleave(W, dim=0))
         best = score.rank(returns, total).view(G, W).argmax(dim=-1)  # (G,)
         winners = torch.arange(G, device=device) * W + best
         return PlanResult(
-            tokens=plan[winners],
+            tokens=plan[winners, :H],
             predicted_return=returns[winners],
             log_likelihood=total[winners] if score.tracks_likelihood else None,
         )

@@ -18,13 +18,16 @@ __all__ = ["PARTS", "target_parts", "weighted_loss"]
 PARTS = ("obs", "act", "reward", "value")
 
 
-def target_parts(seq_len: int, observation_dim: int, action_dim: int) -> torch.Tensor:
+def target_parts(
+    seq_len: int, observation_dim: int, action_dim: int, goal_dim: int = 0
+) -> torch.Tensor:
     """Part id (0 obs, 1 act, 2 reward, 3 value) of the target at each of `seq_len` positions.
 
-    The target at input position i is window token i + 1, of transition dimension (i + 1) % td.
+    The target at input position i is window token i + 1, of transition dimension
+    (i + 1 - goal_dim) % td (goal targets, i + 1 < goal_dim, are masked out of the loss anyway).
     """
     td = observation_dim + action_dim + 2
-    dims = (torch.arange(seq_len) + 1) % td  # (T,)
+    dims = (torch.arange(seq_len) + 1 - goal_dim) % td  # (T,)
     parts = torch.zeros(seq_len, dtype=torch.long)
     parts[dims >= observation_dim] = 1
     parts[dims == td - 2] = 2

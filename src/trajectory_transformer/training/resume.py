@@ -111,7 +111,7 @@ def dataset_differences(
     saved_model = runs.load_gpt_config(run_dir / runs.MODEL_CONFIG_FILE)
     diffs = [
         f"{name} {getattr(saved_model, name)} vs {getattr(gpt, name)}"
-        for name in ("observation_dim", "action_dim", "vocab_size")
+        for name in ("observation_dim", "action_dim", "vocab_size", "goal_dim")
         if getattr(saved_model, name) != getattr(gpt, name)
     ]
     saved_info = read_json(run_dir / runs.DATASET_FILE, "dataset info")

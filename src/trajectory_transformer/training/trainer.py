@@ -64,7 +64,9 @@ checkpoint (metrics only on log steps, else {}; model is the unwrapped Trajector
 MAX_AUTO_EPOCHS = 1000
 
 
-def gpt_config_for(cfg: RunConfig, observation_dim: int, action_dim: int) -> GPTConfig:
+def gpt_config_for(
+    cfg: RunConfig, observation_dim: int, action_dim: int, goal_dim: int = 0
+) -> GPTConfig:
     """The model's architecture from a run config and the dataset's dimensions."""
     return GPTConfig.for_data(
         cfg.model,
@@ -72,6 +74,7 @@ def gpt_config_for(cfg: RunConfig, observation_dim: int, action_dim: int) -> GPT
         observation_dim=observation_dim,
         action_dim=action_dim,
         n_transitions=cfg.data.n_transitions,
+        goal_dim=goal_dim,
     )
 
 
@@ -105,7 +108,7 @@ def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContex
 def _make_windows(data: TokenizedDataset, n_transitions: int) -> Dataset[Any]:
     from ..data.windows import TokenWindows
 
-    return TokenWindows(data.tokens, data.episode_starts, n_transitions)
+    return TokenWindows(data.tokens, data.episode_starts, n_transitions, data.goal_tokens)
 
 
 def _prepare_data(cfg: RunConfig, run_dir: Path, info: DistInfo) -> TokenizedDataset:
@@ -197,7 +200,7 @@ class _Trainer:
             torch.set_float32_matmul_precision("high")  # TF32 matmuls in fp32 mode
         self.data = dataset if dataset is not None else _prepare_data(cfg, run_dir, info)
         self.gpt_config = gpt_config_for(
-            cfg, int(self.data.observation_dim), int(self.data.action_dim)
+            cfg, int(self.data.observation_dim), int(self.data.action_dim), self.data.goal_dim
         )
         if resume:
             diffs = dataset_differences(run_dir, self.data, self.gpt_config, verify)
@@ -250,9 +253,8 @@ class _Trainer:
         self.schedule = TokenSchedule(
             tc.lr, tc.warmup_fraction * final_tokens, final_tokens, tc.lr_min_ratio
         )
-        parts = target_parts(
-            self.window_len, self.gpt_config.observation_dim, self.gpt_config.action_dim
-        )
+        g = self.gpt_config
+        parts = target_parts(self.window_len, g.observation_dim, g.action_dim, g.goal_dim)
         self.parts = parts.to(device)
         self.part_weights = torch.tensor(
             [1.0, tc.action_weight, tc.reward_weight, tc.value_weight], device=device
