@@ -270,3 +270,21 @@ def test_dict_dataset_trains_and_the_policy_acts_in_pointmaze(
         if terminated or truncated:
             break
     assert policy.agent.count[0] > 0
+
+
+@needs_robotics
+def test_importing_gymnasium_robotics_for_a_maze_prints_no_adroit_notice() -> None:
+    """gymnasium-robotics 1.4.2 prints an Adroit notice on import: not ours to show."""
+    import subprocess
+    import sys
+
+    code = (
+        "from trajectory_transformer.data.collect import registered_env_spec;"
+        "import sys; print(registered_env_spec('PointMaze_UMaze-v3') is not None);"
+        "print('stderr-works', file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "True"
+    assert "Adroit" not in done.stderr and "stderr-works" in done.stderr

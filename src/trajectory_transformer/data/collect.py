@@ -16,11 +16,14 @@ once the new one is whole.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import importlib.util
+import io
 import json
 import re
+import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -97,7 +100,7 @@ def registered_env_spec(
     if spec is not None or ":" in env_id:
         return spec
     try:
-        module = importlib.import_module(_ROBOTICS)
+        module = _import_robotics()
     except ImportError as err:
         if isinstance(err, ModuleNotFoundError) and err.name == _ROBOTICS:
             return None
@@ -108,6 +111,27 @@ def registered_env_spec(
         ) from None
     gym.register_envs(module)
     return gym.registry.get(env_id)
+
+
+_ROBOTICS_NOTICE = "AdroitHandRelocateDense-v1, AdroitHandHammerDense-v1"
+"""The start of the notice gymnasium-robotics 1.2.1-1.4.2 prints to stderr on every import (its
+Adroit rewards changed without a version bump): about envs we never make, so not shown."""
+
+
+def _import_robotics() -> Any:
+    """Import gymnasium-robotics without its Adroit notice; anything else it prints still shows."""
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            return importlib.import_module(_ROBOTICS)
+    finally:
+        kept = [
+            line
+            for line in captured.getvalue().splitlines()
+            if not line.startswith(_ROBOTICS_NOTICE)
+        ]
+        if kept:
+            print("\n".join(kept), file=sys.stderr)
 
 
 def unregistered_hint() -> str:
