@@ -127,6 +127,9 @@ def test_goal_key_errors_name_the_key_and_the_available_ones() -> None:
         goal_layout(gym.spaces.Box(-1, 1, (3,)), "desired_goal", "achieved_goal")
     with pytest.raises(ConfigError, match=r"data\.achieved_key"):
         DataConfig(goal_key="achieved_goal")
+    with pytest.raises(ConfigError, match=r"data\.achieved_key='achieved'.*'achieved_goal': 2"):
+        goal_layout(DICT_SPACE, "desired_goal", "achieved")
+    assert goal_layout(DICT_SPACE, "desired_goal", None).achieved is None
     with pytest.raises(ConfigError, match=r"plan\.mode=goal needs a goal-conditioned run"):
         validate_plan_config(PlanConfig(mode="goal", context=1), goal_model(goal_dim=0))
 
@@ -175,15 +178,17 @@ CORRIDOR = gym.spaces.Dict(
 )
 
 
-def _corridor_data(seed: int = 0) -> tuple[Transitions, np.ndarray]:
+def _corridor_data(seed: int = 0, blind: bool = False) -> tuple[Transitions, np.ndarray]:
+    """`blind`: each episode records a goal drawn independently of where it walks."""
     rng = np.random.default_rng(seed)
     obs, act, goals, lengths = [], [], [], []
     for _ in range(120):
         x, g = rng.choice(9, size=2, replace=False)
+        recorded = rng.integers(9) if blind else g
         steps = 0
         while x != g:
             a = 1.0 if g > x else -1.0
-            obs.append(x), act.append(a), goals.append(g)
+            obs.append(x), act.append(a), goals.append(recorded)
             x += int(a)
             steps += 1
         lengths.append(steps)
@@ -201,10 +206,8 @@ def _corridor_data(seed: int = 0) -> tuple[Transitions, np.ndarray]:
     return tr, np.asarray(goals, np.float32)[:, None]
 
 
-@pytest.fixture(scope="module")
-def corridor_model() -> tuple[TrajectoryGPT, Any]:
-    """A tiny goal-conditioned model trained for a few seconds on the corridor's data."""
-    transitions, goals = _corridor_data()
+def _train_corridor(blind: bool) -> tuple[TrajectoryGPT, Any]:
+    transitions, goals = _corridor_data(blind=blind)
     tokens, disc, _ = tokenize_transitions(transitions, 16, "quantile", goals)
     td = transitions.transition_dim
     windows = TokenWindows(tokens[:, :td], transitions.episode_starts, 3, tokens[:, td:])
@@ -233,6 +236,18 @@ def corridor_model() -> tuple[TrajectoryGPT, Any]:
     return model.eval(), disc
 
 
+@pytest.fixture(scope="module")
+def corridor_model() -> tuple[TrajectoryGPT, Any]:
+    """A tiny goal-conditioned model trained for a few seconds on the corridor's data."""
+    return _train_corridor(blind=False)
+
+
+@pytest.fixture(scope="module")
+def goal_blind_model() -> tuple[TrajectoryGPT, Any]:
+    """The same, trained with goals unrelated to the walks: it knows the corridor, not the way."""
+    return _train_corridor(blind=True)
+
+
 def _walk(agent: PlannerAgent, start: int, goal: int, steps: int = 10) -> list[int]:
     x, path = start, [start]
     agent.reset(np.array([0]))
@@ -247,7 +262,7 @@ def _walk(agent: PlannerAgent, start: int, goal: int, steps: int = 10) -> list[i
     return path
 
 
-@pytest.mark.parametrize("mode", ["greedy", "goal"])
+@pytest.mark.parametrize("mode", ["greedy", "goal", "likelihood", "beam"])
 def test_the_goal_prefix_steers_the_plan_to_two_goals_from_one_start(
     corridor_model: tuple[TrajectoryGPT, Any], mode: str
 ) -> None:
@@ -259,6 +274,47 @@ def test_the_goal_prefix_steers_the_plan_to_two_goals_from_one_start(
         path = _walk(agent, 4, goal)
         assert path[-1] == goal, (mode, goal, path)
         assert len(path) == 5  # four steps, straight there
+
+
+def test_goal_search_reaches_goals_the_prefix_alone_does_not_show(
+    goal_blind_model: tuple[TrajectoryGPT, Any],
+) -> None:
+    """With a prefix that never told the way, greedy decoding misses goals; the goal search tries
+    both actions and keeps the one whose imagined position nears the goal, reaching every one."""
+    model, disc = goal_blind_model
+    layout = goal_layout(CORRIDOR, "desired_goal", "observation")
+    wide = {"cdf_act": None, "k_act": None, "context": 1, "expand": 2, "seed": 0}
+    greedy = PlanConfig(mode="greedy", **wide)  # type: ignore[arg-type]
+    search = PlanConfig(mode="goal", horizon=2, beam_width=4, **wide)  # type: ignore[arg-type]
+    cases = [(start, goal) for start in (2, 4, 6) for goal in (0, 8)]
+    greedy_hits = sum(
+        _walk(PlannerAgent(model, disc, greedy, layout), s0, g)[-1] == g for s0, g in cases
+    )
+    assert greedy_hits < len(cases)
+    for start, goal in cases:
+        path = _walk(PlannerAgent(model, disc, search, layout), start, goal)
+        assert path[-1] == goal, (start, goal, path)
+
+
+def test_goal_progress_is_the_discounted_distance_of_imagined_positions() -> None:
+    """-sum_k γ^(k-1) ||p_k - goal|| over observations 1..steps (observation 0 is the real one)."""
+    from trajectory_transformer.plan.beam import BeamPlanner
+
+    cfg = GPTConfig(vocab_size=4, observation_dim=2, action_dim=1, n_transitions=3, goal_dim=2,
+                    n_embd=8, n_layer=1, n_head=1)  # fmt: skip
+    centers = torch.tensor([[0.0, 1.0, 2.0, 3.0], [0.0, 10.0, 20.0, 30.0]])  # (K=2, V=4)
+    planner = BeamPlanner(
+        TrajectoryGPT(cfg), PlanConfig(mode="goal", horizon=2, discount=0.5, context=1),  # type: ignore[arg-type]
+        torch.zeros(4), torch.zeros(4), achieved_dims=[0, 1], achieved_centers=centers,
+    )  # fmt: skip
+    plan = torch.zeros(1, 3, cfg.transition_dim, dtype=torch.long)  # (M, H + 1, td)
+    plan[0, 0, :2] = torch.tensor([3, 3])  # the real observation: never scored
+    plan[0, 1, :2] = torch.tensor([1, 2])  # p_1 = (1, 20)
+    plan[0, 2, :2] = torch.tensor([2, 1])  # p_2 = (2, 10)
+    goal = torch.tensor([[1.0, 10.0]])
+    assert planner.goal_progress(plan, 1, goal).item() == pytest.approx(-10.0)
+    assert planner.goal_progress(plan, 2, goal).item() == pytest.approx(-10.0 - 0.5 * 1.0)
+    assert planner.goal_progress(plan, 0, goal).item() == 0.0
 
 
 # ------------------------------------------------------------------ PointMaze end to end

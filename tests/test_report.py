@@ -294,3 +294,15 @@ def test_recorded_total_time_is_not_added_to_the_phases(tmp_path: Path) -> None:
     text = write_report(run).read_text()
     assert "3.0 min" in text  # total_s, not 330 s
     assert "330 s" not in text and "330.0 s" not in text
+
+
+def test_discretization_dims_are_named_with_the_goal_last() -> None:
+    """A goal run's discretizer: per-step observation, action, reward, value, then the goal."""
+    from trajectory_transformer.evaluation.report import _dim_names
+
+    pointmaze = {"observation_dim": 8, "action_dim": 2}  # the env's observation, goal included
+    assert _dim_names(pointmaze, 12, goal_dim=2) == [
+        *(f"obs{i}" for i in range(6)), "act0", "act1", "reward", "value", "goal0", "goal1",
+    ]  # fmt: skip
+    assert _dim_names(pointmaze, 12)[-2:] == ["reward", "value"]
+    assert _dim_names(pointmaze, 7) == [f"d{i}" for i in range(7)]

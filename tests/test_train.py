@@ -203,6 +203,13 @@ def test_refuses_a_folder_holding_another_run(pendulum_dataset: str, tmp_path: P
         train(_cfg(pendulum_dataset, "train.max_steps=2", "train.lr=1e-4"), run)
     with pytest.raises(TTError, match="--resume"):
         train(_cfg(pendulum_dataset, "train.max_steps=2"), run)
+    # a folder written before keys existed (data.goal_key, ...) is still the same run
+    saved = json.loads((run / runs.CONFIG_FILE).read_text())
+    for key in ("goal_key", "achieved_key", "goal_relabel"):
+        del saved["data"][key]
+    (run / runs.CONFIG_FILE).write_text(json.dumps(saved))
+    with pytest.raises(TTError, match="--resume"):
+        train(_cfg(pendulum_dataset, "train.max_steps=2"), run)
     train(_cfg(pendulum_dataset, "train.max_steps=3", "train.lr=1e-4"), run, overwrite=True)
     assert [m["step"] for m in _metrics(run)] == [1, 2, 3]
     assert json.loads((run / runs.CONFIG_FILE).read_text())["train"]["lr"] == 1e-4

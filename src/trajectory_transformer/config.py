@@ -73,9 +73,9 @@ class DataConfig:
     """Goal-conditioned training: the key of the Dict observation that holds the goal (PointMaze:
     desired_goal). It is taken out of every step's observation and becomes a goal prefix of its own
     tokens ahead of each window (docs/architecture.md, "Goals"). None: no goal."""
-    achieved_key: str = "achieved_goal"
+    achieved_key: str | None = "achieved_goal"
     """With data.goal_key: the Dict key of the position the goal is compared with (hindsight goals,
-    plan.mode=goal); it stays in the observation."""
+    plan.mode=goal); it stays in the observation. null: the observation has no such key."""
     goal_relabel: Literal["episode", "final"] = "episode"
     """With data.goal_key, each window's goal: episode (the goal stored with the window's first
     step) or final (hindsight: the episode's last achieved position, for data with no goal of its

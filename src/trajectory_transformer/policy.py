@@ -209,7 +209,7 @@ class TTPolicy:
         *,
         device: str | torch.device | None = None,
         goal_key: str | None = None,
-        achieved_key: str = "achieved_goal",
+        achieved_key: str | None = "achieved_goal",
     ) -> None:
         """Wrap a model in memory. `device` None keeps the model where it is; the model is put in
         eval mode (on `device`) and used as is, not copied. A goal-conditioned model (trained with

@@ -54,7 +54,7 @@ def _key_dims(space: spaces.Dict) -> dict[str, np.ndarray]:
     return out
 
 
-def goal_layout(space: spaces.Space[Any], goal_key: str, achieved_key: str) -> GoalLayout:
+def goal_layout(space: spaces.Space[Any], goal_key: str, achieved_key: str | None) -> GoalLayout:
     """The layout for `data.goal_key` in this observation space; a one-line ConfigError if the
     space is not a Dict or has no such key."""
     if not isinstance(space, spaces.Dict):
@@ -72,7 +72,13 @@ def goal_layout(space: spaces.Space[Any], goal_key: str, achieved_key: str) -> G
     goal = dims[goal_key]
     state = np.concatenate([d for k, d in dims.items() if k != goal_key]).astype(np.int64)
     achieved = None
-    if achieved_key in dims and dims[achieved_key].size == goal.size:
+    if achieved_key is not None:  # named, so needed: a typo must not surface hours later
+        if achieved_key not in dims or dims[achieved_key].size != goal.size:
+            raise ConfigError(
+                f"data.achieved_key={achieved_key!r} must name a key of the observation with as "
+                f"many dimensions as the goal ({goal.size}); its keys are "
+                f"{ {k: int(d.size) for k, d in dims.items()} } (null: there is none)"
+            )
         achieved = np.searchsorted(state, dims[achieved_key])  # positions within `state`
     return GoalLayout(goal_key, goal.astype(np.int64), state, achieved)
 
@@ -86,7 +92,9 @@ def window_goals(
     """(N, G) the goal of the window starting at each transition (see the module docstring).
 
     goals (N, G) the stored goal of each step; achieved (N, G) the achieved position of each step
-    (needed for relabel="final"); episode_starts (E+1,) CSR offsets.
+    (needed for relabel="final"); episode_starts (E+1,) CSR offsets. "final" takes the achieved
+    position of the episode's last transition, which is one action before the episode's end:
+    transitions keep no observation after their last action.
     """
     if relabel == "episode":
         return np.ascontiguousarray(goals)

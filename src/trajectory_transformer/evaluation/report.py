@@ -352,7 +352,12 @@ def _summary_section(run: _Run) -> str:
             if isinstance(sci, list) and len(sci) == 2 and all(_is_num(v) for v in sci):
                 text += f" (95% CI [{_fmt(100 * sci[0])}, {_fmt(100 * sci[1])}], Wilson)"
             rows.append(("success rate", text))
-            rows.append(("mean steps to goal (successful episodes)", ev.get("steps_to_goal_mean")))
+            rows.append(
+                (
+                    "mean steps to goal (successful episodes)",
+                    ev.get("steps_to_goal_mean") or "— (no episode reached it)",
+                )
+            )
     body = _kpis(run) + _table(rows)
     if ev is None:
         body += _note(run.notes.get("eval", "no evaluation"))
@@ -402,15 +407,19 @@ def _training_section(run: _Run) -> str:
     return _section("training", "Training curves", body)
 
 
-def _dim_names(dataset: dict[str, Any], n: int) -> list[str]:
-    """obs0.., act0.., reward, value when the dataset's dims add up, else d0, d1, ..."""
+def _dim_names(dataset: dict[str, Any], n: int, goal_dim: int = 0) -> list[str]:
+    """obs0.., act0.., reward, value[, goal0..] when the dataset's dims add up, else d0, d1, ...
+
+    A goal-conditioned run's goal left the observation (the dataset's observation_dim counts it)
+    and has the discretizer's last dimensions."""
     obs, act = dataset.get("observation_dim"), dataset.get("action_dim")
     if isinstance(obs, int) and isinstance(act, int) and obs + act + 2 == n:
         return [
-            *(f"obs{i}" for i in range(obs)),
+            *(f"obs{i}" for i in range(obs - goal_dim)),
             *(f"act{i}" for i in range(act)),
             "reward",
             "value",
+            *(f"goal{i}" for i in range(goal_dim)),
         ]
     return [f"d{i}" for i in range(n)]
 
@@ -424,7 +433,9 @@ def _discretization_section(run: _Run) -> str:
         return _section(
             "discretization", title, _note(f"{runs.DATASET_FILE} has no discretization_error")
         )
-    names = _dim_names(run.dataset, len(err))
+    model = _read_optional_json(run.root / runs.MODEL_CONFIG_FILE, "model", {})
+    goal_dim = model.get("goal_dim", 0) if model is not None else 0
+    names = _dim_names(run.dataset, len(err), goal_dim if isinstance(goal_dim, int) else 0)
     fig = _figure(max(6.0, 0.28 * len(err) + 2), 3.4)
     ax = fig.subplots()
     ax.bar(range(len(err)), err, color="C0")

@@ -42,9 +42,11 @@ class PlannerAgent:
         self.cfg = cfg
         self.discretizer = discretizer
         if (goal is None) != (mcfg.goal_dim == 0) or (goal and goal.goal_dim != mcfg.goal_dim):
+            given = "no goal layout" if goal is None else f"a {goal.goal_dim}-dim goal"
             raise ConfigError(
                 f"the model has a goal prefix of {mcfg.goal_dim} tokens but the agent was given "
-                f"{'no goal layout' if goal is None else f'a {goal.goal_dim}-dim goal'}"
+                f"{given}; a goal-conditioned model needs the Dict key of its goal (the run's "
+                "data.goal_key; TTPolicy(..., goal_key=...)), a plain model none"
             )
         self.goal = goal
         self.goal_dims = np.arange(mcfg.transition_dim, mcfg.token_dims)  # discretizer dims

@@ -19,10 +19,11 @@ loop and ranks by goal progress instead of predicted return: an imagined observa
 decodes to an achieved position p_k (the observation dimensions of `data.achieved_key`, bin
 centers), and a candidate's "return" is -sum_k γ^(k-1) ||p_k - goal|| over its imagined
 observations, so the search prefers plans that get close soonest and stay there (a plan that
-reaches the goal scores ~0 from then on, which is where the search stops improving). The last step
-imagines one more observation than the RL beam, so the final choice also sees the last action's
-effect. The paper conditions on the goal and plans with likelihood for goal reaching (Sec. 3.3);
-scoring by distance is our deviation, because it uses what the model predicts about positions
+reaches the goal scores ~0 from then on, which is where the search stops improving). Every
+candidate imagines the observation after its action before the pruning (siblings differ only in
+that action), so goal mode decodes observations E times as often as the RL beam, and one more
+observation at the end: the final choice also sees the last action's effect. The paper conditions
+on the goal and plans with likelihood for goal reaching (Sec. 3.3); scoring by distance is our deviation, because it uses what the model predicts about positions
 rather than hoping the likeliest plan heads for the goal (plan.mode=likelihood still does that,
 with the goal prefix, and greedy is goal-conditioned behaviour cloning).
 """
@@ -230,10 +231,32 @@ class BeamPlanner:
         distance = (achieved - goal[:, None, :]).norm(dim=-1)  # (M, steps)
         return -(distance @ self.discounts[:steps])  # (M,)
 
+    def _imagine_observation(
+        self,
+        dec: KVCacheDecoder | FullRecomputeDecoder,
+        logits: torch.Tensor,
+        plan: torch.Tensor,
+        total: torch.Tensor,
+        step: int,
+        last: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sample imagined observation `step` into plan (M, ·, td) from logits (M, V) predicting
+        its first token; (logits predicting the next action token, or the last observation token's
+        if `last`, and the running score total (M,))."""
+        O = self.model.config.observation_dim
+        for j in range(O):
+            token = self.sample_obs(logits, self.generator)  # (M,)
+            plan[:, step, j] = token
+            total = self.score.add(total, logits, token)
+            if not (last and j == O - 1):  # the plan's last token needs no prediction after it
+                logits = dec.step(token)
+        return logits, total
+
     @torch.inference_mode()
     def plan(self, prompt: torch.Tensor, goal: torch.Tensor | None = None) -> PlanResult:
         """Beam search from prompts (G, Lp): [goal prefix,] whole past transitions, then the
-        current observation. `goal` (G, K): the goal's position, for plan.mode=goal."""
+        current observation. `goal` (G, K): the goal's position, used by plan.mode=goal only (a
+        goal model planning in another mode has its goal in the prompt's prefix already)."""
         mcfg, cfg = self.model.config, self.cfg
         device = self.model.pos_emb.device
         G = prompt.shape[0]
@@ -242,9 +265,11 @@ class BeamPlanner:
         dec = self.decoder(G * W * E)
         gen = self.generator
         by_goal = cfg.mode == "goal"
-        if by_goal and (goal is None or goal.shape[0] != G):
-            raise ValueError("plan.mode=goal: plan() needs the goal position of every prompt")
-        goal_f = goal.to(device, torch.float32) if goal is not None else None
+        goal_f = None
+        if by_goal:
+            if goal is None or goal.shape[0] != G:
+                raise ValueError("plan.mode=goal: plan() needs the goal position of every prompt")
+            goal_f = goal.to(device, torch.float32).repeat_interleave(W * E, dim=0)  # (M, K)
 
         logits = dec.start(prompt.to(device))  # (G, V) predicts the first action token
         rows = torch.arange(G, device=device).repeat_interleave(W)  # (G*W,)
@@ -276,15 +301,32 @@ class BeamPlanner:
             plan[:, t, O + A] = token
             total = score.add(total, logits, token)
             logits = dec.step(token)
+            if goal_f is not None:
+                # Goal mode: the children of one beam differ only in action t, whose effect shows
+                # in observation t + 1 alone, so every candidate imagines it BEFORE the pruning
+                # (E times the observation decoding of the RL beam); ranking by observations
+                # 1..t would tie all siblings and shrink the beam to W / E.
+                token = self.sample_value(logits, gen)
+                plan[:, t, O + A + 1] = token
+                total = score.add(total, logits, token)
+                logits = dec.step(token)
+                logits, total = self._imagine_observation(
+                    dec, logits, plan, total, t + 1, t == H - 1
+                )
+                returns = self.goal_progress(plan, t + 1, goal_f)  # (M,)
+                top = score.rank(returns, total).view(G, W * E).topk(W, dim=-1)  # (G, W)
+                rows = (top.indices + env_offset).flatten()  # (G*W,)
+                plan, rewards, logits = plan[rows], rewards[rows], logits[rows]
+                returns, total = returns[rows], total[rows]
+                if t < H - 1:
+                    dec.reorder(rows)
+                continue
             value = logits.softmax(dim=-1) @ self.value_centers  # (M,)
             # 3. score and keep the best W per environment
             # V_t is the reward-to-go from step t, r_t included (data.episodes), so the candidate's
             # return is the rewards before t plus the discounted V_t (TT's r_0..r_t + γ^(t+1) V with
             # TT's value defined from t+1 on).
-            if goal_f is not None:  # goal progress of imagined observations 1..t
-                returns = self.goal_progress(plan, t, goal_f.repeat_interleave(W * E, dim=0))
-            else:
-                returns = rewards[:, :t] @ self.discounts[:t] + self.discounts[t] * value  # (M,)
+            returns = rewards[:, :t] @ self.discounts[:t] + self.discounts[t] * value  # (M,)
             # likelihood mode: the value token of step t is drawn only after this pruning (below),
             # so it counts from the next ranking on, and in the final choice after the loop
             top = score.rank(returns, total).view(G, W * E).topk(W, dim=-1)  # (G, W)
@@ -294,20 +336,14 @@ class BeamPlanner:
             token = self.sample_value(logits, gen)
             plan[:, t, O + A + 1] = token
             total = score.add(total, logits, token)
-            if t == H - 1 and not by_goal:
+            if t == H - 1:
                 break
             dec.reorder(rows)
             # 4. imagine the next observation
-            logits = dec.step(token)
-            for j in range(O):
-                token = self.sample_obs(logits, gen)
-                plan[:, t + 1, j] = token
-                total = score.add(total, logits, token)
-                if t < H - 1 or j < O - 1:  # (goal mode's extra observation needs no next token)
-                    logits = dec.step(token)
+            logits, total = self._imagine_observation(
+                dec, dec.step(token), plan, total, t + 1, last=False
+            )
 
-        if goal_f is not None:  # the final choice sees the last action's imagined observation too
-            returns = self.goal_progress(plan, H, goal_f.repeat_interleave(W, dim=0))
         best = score.rank(returns, total).view(G, W).argmax(dim=-1)  # (G,)
         winners = torch.arange(G, device=device) * W + best
         return PlanResult(

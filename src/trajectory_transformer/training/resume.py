@@ -39,7 +39,8 @@ _RUNTIME_KEYS = {
 }
 # On resume these sections may not change (they define the model and its tokens).
 _FROZEN_ON_RESUME = ("model.", "data.n_bins", "data.strategy", "data.n_transitions", "data.discount",
-                     "data.termination_penalty", "data.max_episodes")  # fmt: skip
+                     "data.termination_penalty", "data.max_episodes", "data.goal_key",
+                     "data.achieved_key", "data.goal_relabel")  # fmt: skip
 
 
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
@@ -62,14 +63,12 @@ def claim_run_dir(run_dir: Path, cfg: RunConfig, overwrite: bool, info: DistInfo
     """Refuse a folder holding another run (or this run's checkpoints) unless overwrite."""
     config_path = run_dir / runs.CONFIG_FILE
     if config_path.exists() and not overwrite:
-        try:
-            old = read_json(config_path, "run config")
+        try:  # as a RunConfig: keys added since the folder was written compare as their defaults
+            old = config_to_dict(runs.read_run_config(run_dir))
         except TTError:
-            old = None
-        if not isinstance(old, dict):
             raise TTError(
                 f"{config_path}: unreadable run config; pass --overwrite to replace the run"
-            )
+            ) from None
         diff = _diff_keys(_comparable(old), _comparable(config_to_dict(cfg)))
         if diff:
             raise TTError(
