@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from test_kv_cache import tiny_model
 from trajectory_transformer.cli import main as tt_main
 from trajectory_transformer.config import ConfigError, DataConfig, PlanConfig, load_config
 from trajectory_transformer.data.episodes import Transitions
@@ -34,20 +35,8 @@ needs_robotics = pytest.mark.skipif(
 
 
 def goal_model(goal_dim: int = 2, seed: int = 0, separate_heads: bool = True) -> TrajectoryGPT:
-    torch.manual_seed(seed)
-    cfg = GPTConfig(
-        vocab_size=13,
-        observation_dim=3,
-        action_dim=2,
-        n_transitions=4,
-        goal_dim=goal_dim,
-        n_embd=32,
-        n_layer=2,
-        n_head=4,
-        dropout=0.1,
-        separate_heads=separate_heads,
-    )
-    return TrajectoryGPT(cfg).eval()
+    """test_kv_cache's tiny model with a goal prefix."""
+    return tiny_model(separate_heads, seed, goal_dim=goal_dim)
 
 
 def test_goal_prefix_changes_the_logits_and_is_never_a_value_token() -> None:

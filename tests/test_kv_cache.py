@@ -11,13 +11,16 @@ from trajectory_transformer.model.gpt import GPTConfig, TrajectoryGPT, value_att
 from trajectory_transformer.model.kv_cache import FullRecomputeDecoder, KVCacheDecoder
 
 
-def tiny_model(separate_heads: bool = True, seed: int = 0, n_transitions: int = 4) -> TrajectoryGPT:
+def tiny_model(
+    separate_heads: bool = True, seed: int = 0, n_transitions: int = 4, goal_dim: int = 0
+) -> TrajectoryGPT:
     torch.manual_seed(seed)
     cfg = GPTConfig(
         vocab_size=13,
         observation_dim=3,
         action_dim=2,
         n_transitions=n_transitions,
+        goal_dim=goal_dim,
         n_embd=32,
         n_layer=2,
         n_head=4,
