@@ -314,25 +314,23 @@ class BeamPlanner:
                     dec, logits, plan, total, t + 1, t == H - 1
                 )
                 returns = self.goal_progress(plan, t + 1, goal_f)  # (M,)
-                top = score.rank(returns, total).view(G, W * E).topk(W, dim=-1)  # (G, W)
-                rows = (top.indices + env_offset).flatten()  # (G*W,)
-                plan, rewards, logits = plan[rows], rewards[rows], logits[rows]
-                returns, total = returns[rows], total[rows]
-                if t < H - 1:
-                    dec.reorder(rows)
-                continue
-            value = logits.softmax(dim=-1) @ self.value_centers  # (M,)
-            # 3. score and keep the best W per environment
-            # V_t is the reward-to-go from step t, r_t included (data.episodes), so the candidate's
-            # return is the rewards before t plus the discounted V_t (TT's r_0..r_t + γ^(t+1) V with
-            # TT's value defined from t+1 on).
-            returns = rewards[:, :t] @ self.discounts[:t] + self.discounts[t] * value  # (M,)
+            else:
+                value = logits.softmax(dim=-1) @ self.value_centers  # (M,)
+                # 3. score and keep the best W per environment
+                # V_t is the reward-to-go from step t, r_t included (data.episodes), so the
+                # candidate's return is the rewards before t plus the discounted V_t (TT's
+                # r_0..r_t + γ^(t+1) V with TT's value defined from t+1 on).
+                returns = rewards[:, :t] @ self.discounts[:t] + self.discounts[t] * value  # (M,)
             # likelihood mode: the value token of step t is drawn only after this pruning (below),
             # so it counts from the next ranking on, and in the final choice after the loop
             top = score.rank(returns, total).view(G, W * E).topk(W, dim=-1)  # (G, W)
             rows = (top.indices + env_offset).flatten()  # (G*W,)
             plan, rewards, logits = plan[rows], rewards[rows], logits[rows]
             returns, total = returns[rows], total[rows]
+            if goal_f is not None:  # its value token and next observation are drawn already
+                if t < H - 1:
+                    dec.reorder(rows)
+                continue
             token = self.sample_value(logits, gen)
             plan[:, t, O + A + 1] = token
             total = score.add(total, logits, token)
