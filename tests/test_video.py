@@ -68,3 +68,34 @@ def test_video_plays_the_same_episodes_as_evaluation(tmp_path: Path) -> None:
     evaluated = rollout(make_pendulum, RandomAgent(space, seed=3), 2, n_envs=1, progress=False)
     np.testing.assert_array_equal(recorded.returns, evaluated.returns)
     np.testing.assert_array_equal(recorded.lengths, evaluated.lengths)
+
+
+class _SucceedsAtStep(gym.Wrapper[Any, Any, Any, Any]):
+    """Pendulum whose info reports success from step `at` on (a goal env's `info["success"]`)."""
+
+    def __init__(self, env: gym.Env[Any, Any], at: int) -> None:
+        super().__init__(env)
+        self.at, self.t = at, 0
+
+    def reset(self, **kwargs: Any) -> Any:
+        self.t = 0
+        return self.env.reset(**kwargs)
+
+    def step(self, action: Any) -> Any:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.t += 1
+        return obs, reward, terminated, truncated, {**info, "success": self.t >= self.at}
+
+
+@pytest.mark.parametrize("stop", [True, False])
+def test_video_ends_where_a_goal_episode_is_scored(tmp_path: Path, stop: bool) -> None:
+    """`stop_on_success` (a goal run's evaluation) ends the filmed episode at success, as `tt eval`."""
+
+    def make() -> gym.Env[Any, Any]:
+        return _SucceedsAtStep(make_pendulum(), at=4)
+
+    agent = RandomAgent(make().action_space, seed=0)
+    path, result = record_episodes(make, agent, 1, tmp_path / "g.gif", stop_on_success=stop)
+    expected = 4 if stop else STEPS
+    assert result.lengths.tolist() == [expected]
+    assert len(list(iio.imiter(path, plugin="pillow"))) == expected + 1

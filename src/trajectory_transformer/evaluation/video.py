@@ -92,11 +92,14 @@ def record_episodes(
     path: str | Path,
     fps: int = 30,
     seed: int = 0,
+    stop_on_success: bool = False,
 ) -> tuple[Path, RolloutResult]:
     """Play `episodes` episodes (reset seeds seed, seed+1, ...) into one video file at `path`.
 
     The episodes run through `envs.loop.rollout` (one env), the loop evaluation uses, so a video
-    shows exactly what `tt eval` scores. Returns the file and the episodes' returns and lengths.
+    shows exactly what `tt eval` scores (`stop_on_success` as the run's evaluation: a goal run's
+    video ends where its scored episode ends). Returns the file and the episodes' returns and
+    lengths.
     """
     path = Path(path)
     if episodes < 1:
@@ -121,7 +124,7 @@ def record_episodes(
     try:
         try:
             result = rollout(make_env, agent, episodes, n_envs=1, seed=seed, progress=False,
-                             on_frame=on_frame)  # fmt: skip
+                             on_frame=on_frame, stop_on_success=stop_on_success)  # fmt: skip
         except TTError:
             raise
         except gym.error.DependencyNotInstalled as err:
@@ -181,6 +184,7 @@ def render_run(
             1,
             out_dir / f"episode_{i}.mp4",
             seed=prep.config.eval.seed + i,
+            stop_on_success=prep.config.stop_on_success,
         )
         recorded.append(RecordedEpisode(path, float(result.returns[0]), int(result.lengths[0])))
     return recorded
