@@ -29,9 +29,10 @@ for maze in "${mazes[@]}"; do
   cp "$run/eval/eval.json" "$out/eval.json"
   cp "$run/eval-greedy/eval.json" "$out/eval_greedy.json"
   cp "$run/eval/eval_behaviour.json" "$out/eval_behaviour.json"
-  # training: the last logged step, and the wall time from the run's first file to its weights
+  # training: the last logged step, and the wall time from the run's start to its final weights
   # (spans pauses if the run was resumed)
-  start=$(stat -c %Y "$run/config.json"); end=$(stat -c %Y "$run/model.safetensors")
+  start=$(stat -c %Y "$run/dataset.json")  # written once, when the run starts
+  end=$(stat -c %Y "$run/model.safetensors")
   { printf '{"run": "%s", "wall_s_first_to_last_write": %d, "last_logged": ' "$run" $((end - start))
     tail -n 1 "$run/metrics.jsonl" | tr -d '\n'; printf '}\n'; } > "$out/train.json"
 done
