@@ -252,7 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line as `main` reads it (exits with usage on a bad option, as argparse does)."""
     parser = build_parser()
     # key=value overrides may come before or after options; argparse leaves the later ones over.
     args, extra = parser.parse_known_args(argv)
@@ -261,6 +262,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
     if extra:
         args.overrides = [*args.overrides, *extra]
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
     try:
         return int(args.handler(args))
     except (TTError, ConfigError) as err:
