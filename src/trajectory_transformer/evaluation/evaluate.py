@@ -143,8 +143,9 @@ class _SlowEvalWarning:
         print(
             f"warning: one step of {min(self.eval_cfg.n_envs, self.eval_cfg.episodes)} envs took "
             f"{per_step:.2f} s, so {self.eval_cfg.episodes} episodes of up to {steps} steps may "
-            f"take {total_h:.1f} h; plan less (e.g. plan.beam_width=32 plan.horizon=5, as the -cpu "
-            "presets do), use plan.mode=greedy, or lower eval.episodes",
+            f"take {total_h:.1f} h (less if episodes end early); plan less (a smaller "
+            "plan.beam_width or plan.horizon, or plan.plan_every=2), use plan.mode=greedy, or "
+            "lower eval.episodes",
             file=sys.stderr,
             flush=True,
         )
