@@ -306,3 +306,26 @@ def test_discretization_dims_are_named_with_the_goal_last() -> None:
     ]  # fmt: skip
     assert _dim_names(pointmaze, 12)[-2:] == ["reward", "value"]
     assert _dim_names(pointmaze, 7) == [f"d{i}" for i in range(7)]
+
+
+def test_a_goal_run_leads_with_its_success_rate(tmp_path: Path) -> None:
+    """Goal episodes end at success, so their returns are not a score: the headline is success."""
+    run = _make_run(tmp_path / "run", video=False)
+    result = RolloutResult(
+        returns=np.ones(4),
+        lengths=np.array([30, 40, 300, 50], np.int64),
+        terminated=np.zeros(4, bool),
+        seeds=np.arange(4, dtype=np.int64),
+        n_envs=4,
+        wall_s=10.0,
+        env_s=1.0,
+        agent_s=8.0,
+        agent_calls=300,
+        success_step=np.array([30, 40, -1, 50], np.int64),
+    )
+    (run / "eval" / "eval.json").write_text(json.dumps(summarize(result, Reference(0, 1, "x"))))
+    text = write_report(run).read_text()
+    kpis = text.split('<div class="kpis">', 1)[1].split("</div></div></div>", 1)[0]
+    assert "TT success rate" in kpis and "75%" in kpis and "Wilson" in kpis
+    assert "TT normalized score" not in kpis
+    assert "behaviour normalized score" in kpis  # a policy without success keeps its score

@@ -305,6 +305,10 @@ def _kpis(run: _Run) -> str:
     """The few numbers a newcomer looks for first, large, above the summary table."""
     cards: list[tuple[str, str]] = []
     for name, summary in _policies(run).items():
+        if _is_num(summary.get("success_rate")):
+            # a goal task: the return of an episode cut at success says little; success does
+            cards.append((f"{name} success rate", _success_text(summary, "<small>", "</small>")))
+            continue
         score, ci = _score(run, summary)
         if score is None:
             continue
@@ -320,6 +324,15 @@ def _kpis(run: _Run) -> str:
         for label, value in cards
     )
     return f'<div class="kpis">{items}</div>'
+
+
+def _success_text(summary: dict[str, Any], open_: str, close: str) -> str:
+    """'98% (95% CI [89.5, 99.6], Wilson)', the interval wrapped in open_ / close."""
+    text = f"{_fmt(100 * summary['success_rate'])}%"
+    sci = summary.get("success_ci95")
+    if isinstance(sci, list) and len(sci) == 2 and all(_is_num(v) for v in sci):
+        text += f"{open_}95% CI [{_fmt(100 * sci[0])}, {_fmt(100 * sci[1])}], Wilson{close}"
+    return text
 
 
 def _summary_section(run: _Run) -> str:
@@ -347,11 +360,7 @@ def _summary_section(run: _Run) -> str:
             if key in ev:
                 rows.append((key.replace("_", " "), ev[key]))
         if _is_num(ev.get("success_rate")):  # goal tasks: the env reports success
-            sci = ev.get("success_ci95")
-            text = f"{_fmt(100 * ev['success_rate'])}%"
-            if isinstance(sci, list) and len(sci) == 2 and all(_is_num(v) for v in sci):
-                text += f" (95% CI [{_fmt(100 * sci[0])}, {_fmt(100 * sci[1])}], Wilson)"
-            rows.append(("success rate", text))
+            rows.append(("success rate", _success_text(ev, " (", ")")))
             rows.append(
                 (
                     "mean steps to goal (successful episodes)",
