@@ -96,10 +96,11 @@ def record_episodes(
 ) -> tuple[Path, RolloutResult]:
     """Play `episodes` episodes (reset seeds seed, seed+1, ...) into one video file at `path`.
 
-    The episodes run through `envs.loop.rollout` (one env), the loop evaluation uses, so a video
-    shows exactly what `tt eval` scores (`stop_on_success` as the run's evaluation: a goal run's
-    video ends where its scored episode ends). Returns the file and the episodes' returns and
-    lengths.
+    The episodes run through `envs.loop.rollout` (one env), the loop evaluation uses, with the
+    same reset seeds, so a video shows what `tt eval` scores (`stop_on_success` as the run's
+    evaluation: a goal run's video ends where its scored episode ends). A planner that samples
+    draws from one generator per batch of envs, so its episode equals `tt eval`'s only when that
+    ran one env at a time too. Returns the file and the episodes' returns and lengths.
     """
     path = Path(path)
     if episodes < 1:
