@@ -170,7 +170,7 @@ def test_fp16_on_cpu_is_a_clear_error(pendulum_dataset: str, tmp_path: Path) -> 
 
 
 def test_killed_run_resumes_with_an_identical_loss_curve(
-    pendulum_dataset: str, tmp_path: Path
+    pendulum_dataset: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # batch 64: 19 steps per epoch; killed at 13 (checkpoint at 10, mid-epoch), resumed across an epoch
     args = ("train.batch_size=64", "train.max_steps=26", "train.save_every=5")
@@ -194,6 +194,14 @@ def test_killed_run_resumes_with_an_identical_loss_curve(
     w1 = runs.load_weights(tmp_path / "straight" / runs.WEIGHTS_FILE)
     w2 = runs.load_weights(tmp_path / "killed" / runs.WEIGHTS_FILE)
     assert all(torch.equal(w1[k], w2[k]) for k in w1)
+
+    # resuming a finished run says so and changes neither the weights nor the curve
+    capsys.readouterr()
+    train(None, tmp_path / "killed", resume=True)
+    assert "already trained to step 26 of 26" in capsys.readouterr().err
+    assert _metrics(tmp_path / "killed") == resumed
+    w3 = runs.load_weights(tmp_path / "killed" / runs.WEIGHTS_FILE)
+    assert all(torch.equal(w2[k], w3[k]) for k in w2)
 
 
 def test_refuses_a_folder_holding_another_run(pendulum_dataset: str, tmp_path: Path) -> None:

@@ -463,6 +463,12 @@ class _Trainer:
                 bar = tqdm(
                     total=self.total_steps, initial=self.pos.step, unit="step", dynamic_ncols=True
                 )
+        if self.pos.step >= self.total_steps and info.is_main:  # `tt train --resume` of a done run
+            print(
+                f"{self.run_dir}: already trained to step {self.pos.step} of {self.total_steps}; "
+                "nothing to train (raise train.max_steps to train on)",
+                file=sys.stderr,
+            )
         self.model.train()
         zero_acc = torch.zeros(2, device=self.device)
         zero_stats = torch.zeros(3, len(PARTS), device=self.device)
