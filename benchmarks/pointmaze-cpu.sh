@@ -33,6 +33,6 @@ for maze in "${mazes[@]}"; do
   # (spans pauses if the run was resumed)
   start=$(stat -c %Y "$run/dataset.json")  # written once, when the run starts
   end=$(stat -c %Y "$run/model.safetensors")
-  { printf '{"run": "%s", "wall_s_first_to_last_write": %d, "last_logged": ' "$run" $((end - start))
+  { printf '{"run": "%s", "wall_s_start_to_final_weights": %d, "last_logged": ' "$run" $((end - start))
     tail -n 1 "$run/metrics.jsonl" | tr -d '\n'; printf '}\n'; } > "$out/train.json"
 done
