@@ -247,6 +247,11 @@ def test_a_missing_venv_is_one_line_and_tt_cells_still_run(
     assert [p.name for p in (tmp_path / "r").rglob("*-seed0.json")] == ["tt-greedy-seed0.json"]
     layout = Layout(tmp_path / "w", tmp_path / "r")
     assert quality.cell_status(layout, pendulum_dataset, "bc", 0) == "todo"
+    # an interrupted worker left a checkpoint: the cell resumes there (see the venv tests below)
+    (layout.baseline_dir(pendulum_dataset, "bc", 0) / "checkpoints" / "step_4000").mkdir(
+        parents=True
+    )
+    assert quality.cell_status(layout, pendulum_dataset, "bc", 0) == "partial: resumes at step 4000"
 
 
 def test_a_failing_worker_fails_its_cell_only_with_its_last_log_line(
@@ -328,6 +333,27 @@ def _venv_python() -> Path:
         pytest.skip("no .venv-baselines (the d3rlpy venv): run `make baselines` to run this test")
 
 
+def test_every_baseline_resumes_bit_for_bit_from_its_checkpoint_in_the_venv(
+    tmp_path: Path,
+) -> None:
+    """The worker's --check stops each method half way, resumes it from the checkpoint in a new
+    process state and compares every weight and optimizer tensor with an unbroken run."""
+    import os
+    import subprocess
+
+    python = _venv_python()
+    env = {**os.environ, "PYTHONPATH": str(baselines.package_root()), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([str(python), "-m", baselines.WORKER_MODULE, "--check"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    for method in baselines.BASELINES:
+        assert (
+            f"check: {method} fit 4 steps, acted 10 env steps in Pendulum-v1 and resumed 30 "
+            "steps from step 15 bit for bit" in done.stdout
+        )
+    assert not (tmp_path / "d3rlpy_logs").exists()
+
+
 @pytest.mark.slow
 def test_a_real_bc_cell_trains_in_the_venv_and_is_scored_by_our_loop(
     pendulum_dataset: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -350,6 +376,19 @@ def test_a_real_bc_cell_trains_in_the_venv_and_is_scored_by_our_loop(
                                "timeout_episodes": 6, "dropped_episodes": 0,
                                "rewards": "the env's (no termination penalty)"}  # fmt: skip
     assert not (tmp_path / "d3rlpy_logs").exists()
-    log = (layout.baseline_dir(pendulum_dataset, "bc", 0) / "worker.log").read_text()
+    folder = layout.baseline_dir(pendulum_dataset, "bc", 0)
+    log = (folder / "worker.log").read_text()
     assert "scored: return" in log
     assert f"| {pendulum_dataset} | bc | 1 |" in layout.table.read_text()
+    # the last checkpoint stays: a cell interrupted while scoring resumes there and only scores
+    assert [p.name for p in (folder / "checkpoints").iterdir()] == [f"step_{baselines.SMOKE_STEPS}"]
+    layout.cell_json(pendulum_dataset, "bc", 0).unlink()
+    assert quality.cell_status(layout, pendulum_dataset, "bc", 0) == (
+        f"partial: resumes at step {baselines.SMOKE_STEPS}"
+    )
+    written = run_suite(suite, layout, echo=lambda _: None, baselines_python_path=str(python))
+    again = json.loads(layout.cell_json(pendulum_dataset, "bc", 0).read_text())
+    assert [p.name for p in written] == ["bc-seed0.json"]
+    assert again["train"]["resumed_from_step"] == baselines.SMOKE_STEPS
+    assert again["returns"] == bc["returns"]  # the same policy, the same episodes
+    assert "resuming from" in (folder / "worker.log").read_text()

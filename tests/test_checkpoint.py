@@ -90,6 +90,43 @@ def test_optimizer_state_round_trip_is_exact(tmp_path: Path) -> None:
     opt.load_state_dict(loaded.optimizer)  # accepted by torch as is
 
 
+def test_several_optimizers_merge_into_one_checkpoint_and_split_back_exactly(
+    tmp_path: Path,
+) -> None:
+    """A d3rlpy algorithm's optimizers (actor with two groups, critic, temperature) saved as one."""
+    actor, critic, temp = torch.nn.Linear(3, 2), torch.nn.Linear(4, 1), torch.nn.Linear(1, 1)
+    opts = {
+        "actor_optim": torch.optim.Adam(
+            [{"params": [actor.weight]}, {"params": [actor.bias], "lr": 1e-4}], lr=3e-4
+        ),
+        "critic_optim": torch.optim.AdamW(critic.parameters(), lr=1e-3, betas=(0.9, 0.95)),
+        "temp_optim": torch.optim.Adam(temp.parameters(), lr=1e-4),
+    }
+    for net in (actor, critic, temp):
+        net(torch.randn(5, net.in_features)).square().sum().backward()
+    for opt in list(opts.values())[:2]:  # temp_optim never stepped: no per-parameter state
+        opt.step()
+    states = {name: opt.state_dict() for name, opt in opts.items()}
+    merged = ckpt.merge_optimizer_states(states)
+    assert sorted(merged["state"]) == [0, 1, 2, 3]  # actor 0-1, critic 2-3, temp none
+    ckpt.save_checkpoint(tmp_path, 7, {}, merged, {})
+    back = ckpt.split_optimizer_states(
+        ckpt.load_checkpoint(tmp_path / "checkpoints/step_7").optimizer
+    )
+    assert list(back) == list(states)
+    for name, state in states.items():
+        assert back[name]["param_groups"] == [
+            {**g, "betas": tuple(g["betas"])} for g in state["param_groups"]
+        ]
+        assert sorted(back[name]["state"]) == sorted(state["state"])
+        for idx, per_param in state["state"].items():
+            for key, value in per_param.items():
+                assert torch.equal(back[name]["state"][idx][key], value)
+        opts[name].load_state_dict(back[name])  # torch accepts each as is
+    with pytest.raises(TTError, match="parameter 9"):
+        ckpt.split_optimizer_states({**merged, "state": {**merged["state"], 9: {}}})
+
+
 def test_prune_keeps_last_k_and_best(tmp_path: Path) -> None:
     model = TrajectoryGPT(GPT)
     opt_state = _optimizer_state(model)

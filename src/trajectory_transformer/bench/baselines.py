@@ -15,8 +15,9 @@ with PYTHONPATH set to a folder that holds only a link to the `trajectory_transf
 main process runs (not its whole site-packages), so the worker runs the same code and the venv's
 own packages (the worker refuses to run another copy of ours). Request and result are plain JSON; the worker's output goes to worker.log beside
 them. Nothing here unpickles anything: the worker reads our Minari datasets through our loader,
-and d3rlpy writes no model file (its logger is switched off; the trained policy lives in the
-worker's memory and is scored there), so a baseline cell that is interrupted starts again.
+d3rlpy writes no model file (its logger is switched off), and the worker's own checkpoints
+(`checkpoints/` in the cell folder, every 1/10 of the steps) are safetensors and JSON, from which
+an interrupted cell resumes bit for bit.
 
 Budgets: the published settings (`Budget` per method, sources in `BASELINES`) at three levels,
 chosen by the suite's `baseline_budget:` — `published` as is; `quick` for the 100k-transition

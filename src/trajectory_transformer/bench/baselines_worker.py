@@ -23,17 +23,29 @@ Policies act deterministically: `predict` (the greedy / mean action) for BC, TD3
 batched over env slots; Decision Transformer through one d3rlpy stateful wrapper per env slot
 (`as_stateful_wrapper`), conditioned on the dataset's best episode return (see `_dt_target`).
 
-Nothing is unpickled and no model file is written: d3rlpy's logger is the no-op one, so the
-trained networks live in this process only and are scored before it exits.
+Resumable: every 1/10 of its steps and at its last step the worker saves a checkpoint to
+`checkpoints/step_<N>/` beside the result (networks and optimizer states as safetensors;
+learning-rate schedules, d3rlpy's step counter and every RNG state as JSON; the newest one only).
+A cell that is interrupted continues from there, bit for bit as if it had not stopped (`--check`
+tests this for every method), and an interrupted evaluation does not retrain. A checkpoint made
+for another request (method, budget, data or seed) is refused with a line saying to delete it.
+
+Nothing is unpickled: d3rlpy's own model files (torch.save) are never written or read, its logger
+is the no-op one, and our checkpoints hold only tensors and JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import hashlib
 import itertools
+import json
 import math
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -256,19 +268,47 @@ def _device(name: str) -> str:
     return name if ":" in name else f"{name}:0"
 
 
-def fit(d3rlpy: Any, algo: Any, dataset: Any, steps: int, echo: Any = print) -> dict[str, float]:
-    """`steps` gradient steps, no files written; returns the last logged losses."""
-    per_epoch = 1000 if steps % 1000 == 0 else steps  # d3rlpy runs steps // per_epoch epochs
+CHECKPOINT_PARTS = 10
+"""A cell saves a checkpoint every 1/CHECKPOINT_PARTS of its steps, and at its last step."""
+
+
+def checkpoint_every(steps: int) -> int:
+    return steps // CHECKPOINT_PARTS if steps % CHECKPOINT_PARTS == 0 else steps
+
+
+def fit(
+    d3rlpy: Any,
+    algo: Any,
+    dataset: Any,
+    steps: int,
+    echo: Any = print,
+    start: int = 0,
+    every: int | None = None,
+    on_checkpoint: Any = None,
+) -> dict[str, float]:
+    """Gradient steps `start`+1 .. `steps` (d3rlpy writes no files); the last logged losses.
+
+    `on_checkpoint(step)` runs after every `every`-th step and after the last one. d3rlpy counts
+    epochs of `per_epoch` steps; it divides both `steps` and `every`, so a resumed fit runs the
+    same epochs (and logs the same per-epoch mean losses) as an uninterrupted one.
+    """
+    every = every or steps
+    per_epoch = math.gcd(steps, every, 1000)
     report_every = max(per_epoch, steps // 10)
-    start = time.perf_counter()
+    clock = time.perf_counter()
     last: dict[str, float] = {}
+    if start >= steps:
+        return last
 
     def callback(algo: Any, epoch: int, step: int) -> None:
-        if step % report_every == 0 or step == steps:
-            echo(f"step {step}/{steps} after {time.perf_counter() - start:.0f} s", flush=True)
+        done = start + step
+        if done % report_every == 0 or done == steps:
+            echo(f"step {done}/{steps} after {time.perf_counter() - clock:.0f} s", flush=True)
+        if on_checkpoint is not None and (done % every == 0 or done == steps):
+            on_checkpoint(done)
 
     kwargs: dict[str, Any] = {
-        "n_steps": steps,
+        "n_steps": steps - start,
         "n_steps_per_epoch": per_epoch,
         "logger_adapter": d3rlpy.logging.NoopAdapterFactory(),
         "show_progress": False,
@@ -279,6 +319,140 @@ def fit(d3rlpy: Any, algo: Any, dataset: Any, steps: int, echo: Any = print) -> 
     if history:  # Q-learning fit returns [(epoch, metrics)]; the transformer fit returns None
         last = {k: float(v) for k, v in history[-1][1].items() if isinstance(v, int | float)}
     return last
+
+
+# ------------------------------------------------------------------------------ checkpoints
+def _training_parts(algo: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The algorithm's networks and its optimizers (d3rlpy's own list of what its checkpoints
+    hold: every torch module and optimizer wrapper of `algo.impl.modules`)."""
+    parts = algo.impl.modules.create_checkpointer("cpu:0").modules
+    import torch
+
+    networks = {k: v for k, v in parts.items() if isinstance(v, torch.nn.Module)}
+    optimizers = {k: v for k, v in parts.items() if k not in networks}
+    return networks, optimizers
+
+
+def save_algo_checkpoint(
+    folder: Path, step: int, algo: Any, fingerprint: str, fit_s: float
+) -> Path:
+    """checkpoints/step_<step>/ in `folder`: weights and optimizers as safetensors; learning-rate
+    schedules, d3rlpy's step counter, every RNG and the fit seconds so far as JSON
+    (training/checkpoint.py writes it atomically); older checkpoints of the cell are then deleted."""
+    import torch
+
+    from .. import runs
+    from ..training.checkpoint import merge_optimizer_states, save_checkpoint
+    from ..training.rng import rng_state
+
+    networks, optimizers = _training_parts(algo)
+    weights = {f"{name}.{k}": v for name, net in networks.items()
+               for k, v in net.state_dict().items()}  # fmt: skip
+    wrapped = {name: opt.state_dict() for name, opt in optimizers.items()}
+    state = {
+        "grad_step": int(algo.grad_step),
+        "schedulers": {name: w.get("lr_scheduler") for name, w in wrapped.items()},
+        "rng": rng_state(torch.device(algo.impl.device.split(":")[0])),
+        "request": fingerprint,
+        "fit_s": fit_s,
+    }
+    path = save_checkpoint(folder, step, weights,
+                           merge_optimizer_states({n: w["optim"] for n, w in wrapped.items()}),
+                           state)  # fmt: skip
+    for _, older in runs.list_checkpoints(folder)[:-1]:
+        shutil.rmtree(older, ignore_errors=True)
+    return path
+
+
+def load_algo_checkpoint(path: Path, algo: Any, fingerprint: str) -> tuple[int, float]:
+    """Restore `algo` (built, not trained) to the checkpoint at `path`; its step and fit seconds."""
+    import torch
+
+    from ..training.checkpoint import load_checkpoint, split_optimizer_states
+    from ..training.rng import set_rng_state
+
+    ckpt = load_checkpoint(path, device="cpu")
+    if ckpt.state.get("request") != fingerprint:
+        raise TTError(
+            f"{path}: a checkpoint of another request (method, budget, data or seed changed); "
+            f"delete {path.parent} to train this cell from scratch"
+        )
+    networks, optimizers = _training_parts(algo)
+    device = algo.impl.device
+    try:
+        for name, net in networks.items():
+            prefix = f"{name}."
+            net.load_state_dict({k[len(prefix):]: v.to(device) for k, v in ckpt.model.items()
+                                 if k.startswith(prefix)})  # fmt: skip
+        per_optimizer = split_optimizer_states(ckpt.optimizer)
+        for name, opt in optimizers.items():
+            opt.load_state_dict({"optim": per_optimizer[name],
+                                 "lr_scheduler": ckpt.state["schedulers"].get(name)})  # fmt: skip
+    except (KeyError, RuntimeError, ValueError) as err:
+        raise TTError(
+            f"{path}: does not fit this algorithm ({err}); delete {path.parent} to start again"
+        ) from err
+    algo.set_grad_step(int(ckpt.state["grad_step"]))
+    set_rng_state(ckpt.state["rng"], torch.device(device.split(":")[0]))
+    return ckpt.step, float(ckpt.state.get("fit_s", 0.0))
+
+
+def build_for_resume(algo: Any, dataset: Any) -> None:
+    """Fit the scalers and build the networks as d3rlpy's `fit` would before its first step, so
+    a checkpoint can be loaded into them (then `fit` skips both). The helpers are d3rlpy 2.8's
+    own (`d3rlpy.algos.utility`), the ones its fit calls."""
+    from d3rlpy.algos.utility import (
+        build_scalers_with_trajectory_slicer,
+        build_scalers_with_transition_picker,
+    )
+
+    transformer = hasattr(algo, "as_stateful_wrapper")
+    build = (
+        build_scalers_with_trajectory_slicer
+        if transformer
+        else build_scalers_with_transition_picker
+    )
+    build(algo, dataset)
+    algo.build_with_dataset(dataset)
+
+
+def request_fingerprint(request: dict[str, Any]) -> str:
+    """What a checkpoint must match to be resumed: everything that changes training."""
+    keys = ("method", "budget_level", "budget", "dataset", "seed", "data")
+    chosen = json.dumps({k: request.get(k) for k in keys}, sort_keys=True)
+    return hashlib.sha256(chosen.encode()).hexdigest()
+
+
+def train_resumable(
+    d3rlpy: Any,
+    algo: Any,
+    dataset: Any,
+    steps: int,
+    folder: Path | None,
+    fingerprint: str,
+    echo: Any = print,
+) -> tuple[dict[str, float], int, float]:
+    """Train `algo` to `steps`, from the newest checkpoint in `folder` when there is one, saving
+    checkpoints there as it goes; (last losses, the step it started from, fit seconds of every
+    session). Losses are {} when the checkpoint was already at `steps` (only scoring was left)."""
+    from .. import runs
+
+    start, before = 0, 0.0
+    latest = runs.latest_checkpoint(folder) if folder is not None else None
+    if latest is not None:
+        build_for_resume(algo, dataset)
+        start, before = load_algo_checkpoint(latest, algo, fingerprint)
+        echo(f"resuming from {latest} (step {start}/{steps})", flush=True)
+    clock = time.perf_counter()
+
+    def save(step: int) -> None:
+        if folder is not None:
+            elapsed = before + time.perf_counter() - clock
+            save_algo_checkpoint(folder, step, algo, fingerprint, elapsed)
+
+    losses = fit(d3rlpy, algo, dataset, steps, echo, start=start,
+                 every=checkpoint_every(steps), on_checkpoint=save)  # fmt: skip
+    return losses, start, before + time.perf_counter() - clock
 
 
 # ------------------------------------------------------------------------------ one cell
@@ -304,8 +478,13 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def run_request(request: dict[str, Any], echo: Any = print) -> dict[str, Any]:
-    """Train and score one cell as `request` says; returns the result (plain JSON)."""
+def run_request(
+    request: dict[str, Any], echo: Any = print, checkpoints: Path | None = None
+) -> dict[str, Any]:
+    """Train and score one cell as `request` says; returns the result (plain JSON).
+
+    `checkpoints`: the cell's folder, where training resumes from and saves its checkpoints.
+    """
     if request.get("schema") != REQUEST_SCHEMA:
         raise TTError(f"not a {REQUEST_SCHEMA} request")
     _check_own_code(str(request["package_root"]))
@@ -342,8 +521,8 @@ def run_request(request: dict[str, Any], echo: Any = print) -> dict[str, Any]:
     loaded = time.perf_counter()
     echo(f"{method} on {spec} seed {seed}: {arrays.n_transitions} transitions, "
          f"{len(dataset.episodes)} episodes, {budget.steps} steps on {device}", flush=True)  # fmt: skip
-    losses = fit(d3rlpy, algo, dataset, budget.steps, echo)
-    trained = time.perf_counter()
+    losses, resumed_from, fit_s = train_resumable(d3rlpy, algo, dataset, budget.steps, checkpoints,
+                                                  request_fingerprint(request), echo)  # fmt: skip
 
     target = _dt_target(arrays) if method == "dt" else None
     agent: Any = (
@@ -366,11 +545,13 @@ def run_request(request: dict[str, Any], echo: Any = print) -> dict[str, Any]:
             "budget_level": request["budget_level"],
             "budget": request["budget"],
             "source": BASELINES[method].source,
-            "wall_s": trained - start,
+            "wall_s": (loaded - start) + fit_s,
             "wall_note": "worker: loading the data, building the MDPDataset and the networks, "
-            "then every gradient step (interpreter start and d3rlpy import not included)",
-            "fit_s": trained - loaded,
-            "steps_per_s": budget.steps / (trained - loaded) if trained > loaded else None,
+            "then every gradient step of every session (interpreter start and d3rlpy import "
+            "not included)",
+            "fit_s": fit_s,
+            "steps_per_s": budget.steps / fit_s if fit_s > 0 else None,
+            "resumed_from_step": resumed_from,
             "last_losses": losses,
             "checkpoint": "last",
             "checkpoint_step": budget.steps,
@@ -410,8 +591,69 @@ def _synthetic_arrays(rng: np.random.Generator) -> MDPArrays:
     )
 
 
+class _Interrupted(Exception):
+    """Stands in for a killed worker in `check_resume`."""
+
+
+def _training_tensors(algo: Any) -> dict[str, Any]:
+    """Every tensor training changes: network weights and optimizer states."""
+    from ..training.checkpoint import merge_optimizer_states, optimizer_state_to_tensors
+
+    networks, optimizers = _training_parts(algo)
+    tensors = {f"{n}.{k}": v for n, net in networks.items() for k, v in net.state_dict().items()}
+    merged = merge_optimizer_states({n: o.state_dict()["optim"] for n, o in optimizers.items()})
+    opt_tensors, _ = optimizer_state_to_tensors(merged)
+    return {**tensors, **{f"optimizer/{k}": v for k, v in opt_tensors.items()}}
+
+
+def check_resume(d3rlpy: Any, method: str, budget: Budget, arrays: MDPArrays, scaler: Any) -> None:
+    """Training straight through equals training, being stopped at half way and resuming from
+    the checkpoint in a new algorithm object: every weight and optimizer tensor bit for bit."""
+    import torch
+
+    quiet = lambda *a, **k: None  # noqa: E731
+    fingerprint, half = f"check {method}", budget.steps // 2
+    if half % checkpoint_every(budget.steps):
+        raise TTError(f"check: {budget.steps} steps have no checkpoint at half way")
+
+    def fresh() -> tuple[Any, Any]:
+        d3rlpy.seed(0)
+        return mdp_dataset(d3rlpy, arrays), build_algo(d3rlpy, method, budget, arrays, scaler,
+                                                       "cpu:0")  # fmt: skip
+
+    with tempfile.TemporaryDirectory() as tmp:
+        straight_dir, stopped_dir = Path(tmp) / "straight", Path(tmp) / "stopped"
+        dataset, algo = fresh()
+        train_resumable(d3rlpy, algo, dataset, budget.steps, straight_dir, fingerprint, quiet)
+        straight = _training_tensors(algo)
+
+        dataset, algo = fresh()
+
+        def stop_half_way(step: int) -> None:
+            save_algo_checkpoint(stopped_dir, step, algo, fingerprint, 0.0)
+            if step == half:
+                raise _Interrupted
+
+        with contextlib.suppress(_Interrupted):
+            fit(d3rlpy, algo, dataset, budget.steps, quiet,
+                every=checkpoint_every(budget.steps), on_checkpoint=stop_half_way)  # fmt: skip
+        dataset, algo = fresh()
+        _, start, _ = train_resumable(d3rlpy, algo, dataset, budget.steps, stopped_dir,
+                                      fingerprint, quiet)  # fmt: skip
+        resumed = _training_tensors(algo)
+    differ = sorted(
+        k for k in straight if k not in resumed or not torch.equal(straight[k], resumed[k])
+    )
+    if start != half or differ or set(straight) != set(resumed):
+        raise TTError(
+            f"check: {method} resumed at step {start} (expected {half}) and differs from the "
+            f"uninterrupted run in {differ[:3] or sorted(set(straight) ^ set(resumed))[:3]}"
+        )
+
+
 def check(echo: Any = print) -> int:
-    """Every baseline builds, fits a few steps and acts in Pendulum-v1 through our loop."""
+    """Every baseline builds, fits a few steps and acts in Pendulum-v1 through our loop, and
+    resumes from a checkpoint bit for bit."""
     import d3rlpy
     import gymnasium as gym
 
@@ -437,8 +679,10 @@ def check(echo: Any = print) -> int:
                          max_episode_steps=5, progress=False)  # fmt: skip
         if result.env_steps != 10:
             raise TTError(f"check: {method} ran {result.env_steps} env steps, expected 10")
-        echo(f"check: {method} fit {budget.steps} steps and acted 10 env steps in Pendulum-v1 "
-             f"({time.perf_counter() - start:.1f} s)")  # fmt: skip
+        check_resume(d3rlpy, method, dataclasses.replace(budget, steps=30), arrays,
+                     _action_scaler(d3rlpy, low, high))  # fmt: skip
+        echo(f"check: {method} fit {budget.steps} steps, acted 10 env steps in Pendulum-v1 and "
+             f"resumed 30 steps from step 15 bit for bit ({time.perf_counter() - start:.1f} s)")  # fmt: skip
     versions = ", ".join(f"{k} {v}" for k, v in _versions().items())
     echo(f"check: all {len(BASELINES)} baselines work here ({versions})")
     return 0
@@ -460,7 +704,7 @@ def main(argv: list[str] | None = None) -> int:
         request = read_json(args.request, "baseline request")
         if not isinstance(request, dict):
             raise TTError(f"{args.request}: not a baseline request")
-        atomic_write_json(args.result, run_request(request))
+        atomic_write_json(args.result, run_request(request, checkpoints=args.result.parent))
     except TTError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 2

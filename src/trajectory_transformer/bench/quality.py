@@ -26,7 +26,8 @@ Layout (paths relative to where the command runs; both folders are options)::
 
     runs/quality/<suite>/<dataset-slug>/seed<k>/          the run folder (see runs.py)
     runs/quality/<suite>/<dataset-slug>/seed<k>.train.json  training sessions: wall time, steps
-    runs/quality/<suite>/<dataset-slug>/<baseline>-seed<k>/ a baseline's request, result, log
+    runs/quality/<suite>/<dataset-slug>/<baseline>-seed<k>/ a baseline's request, result, log,
+                                                          checkpoints/
     benchmarks/results/<suite>/<dataset-slug>/<method>-seed<k>.json   one result per cell
     benchmarks/results/<suite>/results.md, results.png    the table and plot of every cell so far
 
@@ -35,7 +36,8 @@ Layout (paths relative to where the command runs; both folders are options)::
 
 Resumable: a cell whose JSON exists is skipped; a run folder with checkpoints but no finished
 training continues from its last checkpoint (`train(None, run_dir, resume=True)`), so an
-interrupted suite loses at most `train.save_every` steps. Every score is the LAST checkpoint's
+interrupted suite loses at most `train.save_every` steps; a baseline cell continues from its
+worker's last checkpoint (every 1/10 of its steps; bench/baselines_worker.py). Every score is the LAST checkpoint's
 (the weights at the end of training), not the best one. The table and plot are rebuilt after each
 cell, and from the JSONs alone with `report_only=true`.
 
@@ -404,8 +406,9 @@ def cell_status(layout: Layout, dataset: str, method: str, seed: int) -> str:
     """done | trained (evaluation pending) | partial (resumes at step N) | todo."""
     if layout.cell_json(dataset, method, seed).is_file():
         return "done"
-    if method in BASELINES:  # trains inside its worker, from scratch: nothing partial to resume
-        return "todo"
+    if method in BASELINES:  # its worker resumes from the cell folder's checkpoints/
+        step = runs.train_step(layout.baseline_dir(dataset, method, seed))
+        return f"partial: resumes at step {step}" if step else "todo"
     run_dir = layout.run_dir(dataset, seed)
     if _read_ledger(layout.ledger(dataset, seed)).get("complete"):
         return "trained, evaluation pending"

@@ -26,10 +26,12 @@ __all__ = [
     "STATE_FILE",
     "Checkpoint",
     "load_checkpoint",
+    "merge_optimizer_states",
     "optimizer_state_from_tensors",
     "optimizer_state_to_tensors",
     "prune_checkpoints",
     "save_checkpoint",
+    "split_optimizer_states",
 ]
 
 OPTIMIZER_FILE = "optimizer.safetensors"
@@ -70,6 +72,47 @@ def optimizer_state_from_tensors(
             group["betas"] = tuple(group["betas"])
         groups.append(group)
     return {"state": state, "param_groups": groups}
+
+
+def merge_optimizer_states(states: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Several named `optimizer.state_dict()`s as one, so one checkpoint format holds them all.
+
+    Each optimizer's parameter ids are shifted past the previous ones' and each of its groups
+    records its `owner` and `offset`; `split_optimizer_states` undoes it exactly. (A d3rlpy
+    algorithm has one optimizer per network: actor, critic, temperature, ...)
+    """
+    merged: dict[int, dict[str, Any]] = {}
+    groups: list[dict[str, Any]] = []
+    offset = 0
+    for owner, state in states.items():
+        n_params = sum(len(g["params"]) for g in state["param_groups"])
+        for idx, per_param in state["state"].items():
+            merged[int(idx) + offset] = per_param
+        for group in state["param_groups"]:
+            shifted = [int(i) + offset for i in group["params"]]
+            groups.append({**group, "params": shifted, "owner": owner, "offset": offset})
+        offset += n_params
+    return {"state": merged, "param_groups": groups}
+
+
+def split_optimizer_states(merged: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Inverse of `merge_optimizer_states`: each owner's `optimizer.state_dict()` again."""
+    out: dict[str, dict[str, Any]] = {}
+    spans: dict[str, tuple[int, int]] = {}
+    for group in merged["param_groups"]:
+        group = dict(group)
+        owner, offset = str(group.pop("owner")), int(group.pop("offset"))
+        group["params"] = [int(i) - offset for i in group["params"]]
+        entry = out.setdefault(owner, {"state": {}, "param_groups": []})
+        entry["param_groups"].append(group)
+        low, high = spans.get(owner, (offset, offset))
+        spans[owner] = (low, max(high, offset + max(group["params"], default=-1) + 1))
+    for idx, per_param in merged["state"].items():
+        owners = [o for o, (low, high) in spans.items() if low <= int(idx) < high]
+        if len(owners) != 1:
+            raise TTError(f"optimizer state of parameter {idx} belongs to no single optimizer")
+        out[owners[0]]["state"][int(idx) - spans[owners[0]][0]] = per_param
+    return out
 
 
 # ------------------------------------------------------------------------------ checkpoints
