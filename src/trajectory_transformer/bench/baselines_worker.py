@@ -325,9 +325,9 @@ def fit(
 def _training_parts(algo: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """The algorithm's networks and its optimizers (d3rlpy's own list of what its checkpoints
     hold: every torch module and optimizer wrapper of `algo.impl.modules`)."""
-    parts = algo.impl.modules.create_checkpointer("cpu:0").modules
     import torch
 
+    parts = algo.impl.modules.create_checkpointer("cpu:0").modules
     networks = {k: v for k, v in parts.items() if isinstance(v, torch.nn.Module)}
     optimizers = {k: v for k, v in parts.items() if k not in networks}
     return networks, optimizers
@@ -352,7 +352,7 @@ def save_algo_checkpoint(
     state = {
         "grad_step": int(algo.grad_step),
         "schedulers": {name: w.get("lr_scheduler") for name, w in wrapped.items()},
-        "rng": rng_state(torch.device(algo.impl.device.split(":")[0])),
+        "rng": rng_state(torch.device(algo.impl.device)),
         "request": fingerprint,
         "fit_s": fit_s,
     }
@@ -393,7 +393,7 @@ def load_algo_checkpoint(path: Path, algo: Any, fingerprint: str) -> tuple[int, 
             f"{path}: does not fit this algorithm ({err}); delete {path.parent} to start again"
         ) from err
     algo.set_grad_step(int(ckpt.state["grad_step"]))
-    set_rng_state(ckpt.state["rng"], torch.device(device.split(":")[0]))
+    set_rng_state(ckpt.state["rng"], torch.device(device))
     return ckpt.step, float(ckpt.state.get("fit_s", 0.0))
 
 
@@ -446,12 +446,11 @@ def train_resumable(
     clock = time.perf_counter()
 
     def save(step: int) -> None:
-        if folder is not None:
-            elapsed = before + time.perf_counter() - clock
-            save_algo_checkpoint(folder, step, algo, fingerprint, elapsed)
+        assert folder is not None
+        save_algo_checkpoint(folder, step, algo, fingerprint, before + time.perf_counter() - clock)
 
-    losses = fit(d3rlpy, algo, dataset, steps, echo, start=start,
-                 every=checkpoint_every(steps), on_checkpoint=save)  # fmt: skip
+    losses = fit(d3rlpy, algo, dataset, steps, echo, start=start, every=checkpoint_every(steps),
+                 on_checkpoint=save if folder is not None else None)  # fmt: skip
     return losses, start, before + time.perf_counter() - clock
 
 

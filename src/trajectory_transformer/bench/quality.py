@@ -37,9 +37,9 @@ Layout (paths relative to where the command runs; both folders are options)::
 Resumable: a cell whose JSON exists is skipped; a run folder with checkpoints but no finished
 training continues from its last checkpoint (`train(None, run_dir, resume=True)`), so an
 interrupted suite loses at most `train.save_every` steps; a baseline cell continues from its
-worker's last checkpoint (every 1/10 of its steps; bench/baselines_worker.py). Every score is the LAST checkpoint's
-(the weights at the end of training), not the best one. The table and plot are rebuilt after each
-cell, and from the JSONs alone with `report_only=true`.
+worker's last checkpoint (every 1/10 of its steps; bench/baselines_worker.py). Every score is the
+LAST checkpoint's (the weights at the end of training), not the best one. The table and plot are
+rebuilt after each cell, and from the JSONs alone with `report_only=true`.
 
 Options (`tt bench quality OPTION=VALUE ...`; a leading `--` is accepted, e.g. `--suite=X`):
 `suite=NAME|PATH` (required), `dry_run=true` (or `list=true`: print the cells and their status,

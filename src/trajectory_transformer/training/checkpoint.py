@@ -98,20 +98,19 @@ def merge_optimizer_states(states: dict[str, dict[str, Any]]) -> dict[str, Any]:
 def split_optimizer_states(merged: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Inverse of `merge_optimizer_states`: each owner's `optimizer.state_dict()` again."""
     out: dict[str, dict[str, Any]] = {}
-    spans: dict[str, tuple[int, int]] = {}
+    offsets: dict[str, int] = {}
     for group in merged["param_groups"]:
         group = dict(group)
         owner, offset = str(group.pop("owner")), int(group.pop("offset"))
         group["params"] = [int(i) - offset for i in group["params"]]
-        entry = out.setdefault(owner, {"state": {}, "param_groups": []})
-        entry["param_groups"].append(group)
-        low, high = spans.get(owner, (offset, offset))
-        spans[owner] = (low, max(high, offset + max(group["params"], default=-1) + 1))
+        offsets[owner] = offset
+        out.setdefault(owner, {"state": {}, "param_groups": []})["param_groups"].append(group)
+    sizes = {o: sum(len(g["params"]) for g in e["param_groups"]) for o, e in out.items()}
     for idx, per_param in merged["state"].items():
-        owners = [o for o, (low, high) in spans.items() if low <= int(idx) < high]
+        owners = [o for o in out if offsets[o] <= int(idx) < offsets[o] + sizes[o]]
         if len(owners) != 1:
             raise TTError(f"optimizer state of parameter {idx} belongs to no single optimizer")
-        out[owners[0]]["state"][int(idx) - spans[owners[0]][0]] = per_param
+        out[owners[0]]["state"][int(idx) - offsets[owners[0]]] = per_param
     return out
 
 
