@@ -18,7 +18,7 @@ from trajectory_transformer.data.spaces import space_to_json
 from trajectory_transformer.envs.agents import PolicyAgent, RandomAgent
 from trajectory_transformer.envs.factory import check_env_spaces, env_factory
 from trajectory_transformer.evaluation.evaluate import evaluate_agent, evaluate_run
-from trajectory_transformer.evaluation.outputs import write_eval_outputs
+from trajectory_transformer.evaluation.outputs import format_summary, write_eval_outputs
 from trajectory_transformer.utils import TTError
 
 
@@ -280,3 +280,21 @@ def test_eval_of_a_checkpoint_uses_its_weights(
         "no checkpoint at step 3; its checkpoints are at steps [2, 4] (train.keep_last decides "
         "how many are kept)"
     )
+
+
+def test_beam_evaluation_audits_every_plan_against_the_return_that_followed(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    # discount 1: the realized return at an episode's first step is the whole episode's return
+    every = evaluate_run(tiny_run, [*SMALL, "plan.discount=1.0"], out=tmp_path / "every")
+    audit = every["plan_audit"]
+    assert audit["plans"] == sum(every["lengths"]) == 24 and audit["episodes"] == 3
+    assert audit["first_step"]["realized_mean"] == pytest.approx(every["return_mean"], rel=1e-5)
+    assert np.isfinite(audit["predicted_mean"]) and audit["bias_ci95"] is not None
+    assert "predicted return" in format_summary(every)
+
+    halves = evaluate_run(tiny_run, [*SMALL, "plan.plan_every=2"], out=tmp_path / "halves")
+    assert halves["plan_audit"]["plans"] == 12  # steps 0, 2, 4, 6 of three 8-step episodes
+    greedy = evaluate_run(tiny_run, [*SMALL, "plan.mode=greedy"], out=tmp_path / "greedy")
+    assert greedy["plan_audit"] is None
+    assert "predicted return" not in format_summary(greedy)

@@ -101,6 +101,11 @@ def test_tiny_suite_end_to_end_then_a_rerun_skips_every_cell(
             assert cell["plan_mode"] == method.removeprefix("tt-")
             assert cell["config"]["plan"]["mode"] == cell["plan_mode"]
             _check_commands_reproduce(cell)
+        # beam's plans are audited against the returns that followed; greedy makes no prediction
+        audited = method == "tt-beam"
+        assert (cell["plan_audit"] is not None) == audited, method
+        if audited:
+            assert cell["plan_audit"]["plans"] == sum(cell["lengths"])
     # the TT methods of one seed share one training run; the seeds differ
     assert cells[("tt-beam", 0)]["run_dir"] == cells[("tt-greedy", 0)]["run_dir"]
     w0, w1 = (_weights(layout.run_dir(pendulum_dataset, s)) for s in (0, 1))

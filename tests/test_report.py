@@ -117,8 +117,12 @@ def _make_run(root: Path, video: bool = True) -> Path:
     tt.update(
         {
             "plan": {"beam": 32, "horizon": 5},
+            "plan_audit": {
+                "predicted_mean": 123.25, "realized_mean": 101.5, "bias_mean": 21.75,
+                "bias_ci95": [11.5, 32.0], "correlation": 0.875, "plans": 96,
+            },
         }
-    )
+    )  # fmt: skip
     (root / "eval" / "eval.json").write_text(json.dumps(tt))
     (root / "eval" / "eval_behaviour.json").write_text(
         json.dumps(_summary([float(x) for x in rng.normal(85, 8, 12)]))
@@ -179,6 +183,8 @@ def test_full_report_is_self_contained(tmp_path: Path) -> None:
     ):
         assert needle in text
     assert "1 unreadable line(s)" in text
+    # the plan audit of the planner's evaluation, with its interval
+    assert "123.2 vs 101.5 (21.75 [11.5, 32]; correlation 0.88)" in text
     # No leftover temporary file from the atomic write.
     assert [p.name for p in run.glob(".report.html*")] == []
 

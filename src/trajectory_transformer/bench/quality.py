@@ -641,6 +641,7 @@ def _cell(
         "done_ratio": summary.get("done_ratio"),
         "episodes": episodes,
         "eval_seed": int(summary["seed"]),
+        "plan_audit": summary.get("plan_audit"),
     }
     evaluation = {
         "wall_s": wall,

@@ -26,9 +26,11 @@ from ..envs.agents import Agent, PolicyAgent, RandomAgent
 from ..envs.factory import check_env_spaces, env_factory
 from ..envs.loop import StepInfo, rollout
 from ..errors import TTError
+from ..plan.agent import PlannerAgent, make_agent
 from ..utils import atomic_write_json, resolve_device
 from .metrics import pick_reference, summarize
 from .outputs import write_eval_outputs
+from .plan_audit import PlanAudit
 
 if TYPE_CHECKING:
     from ..data.episodes import DatasetInfo
@@ -71,6 +73,18 @@ def evaluate_agent(
     """
     if stop_on_success is None:
         stop_on_success = bool(eval_cfg.stop_on_success)
+    audit = (
+        PlanAudit(agent, agent.cfg.discount)
+        if isinstance(agent, PlannerAgent) and agent.audits_returns
+        else None
+    )
+    slow_warning = _SlowEvalWarning(make_env, eval_cfg)
+
+    def on_step(step: StepInfo) -> None:
+        slow_warning(step)
+        if audit is not None:
+            audit(step)
+
     result = rollout(
         make_env,
         agent,
@@ -80,7 +94,7 @@ def evaluate_agent(
         vector=eval_cfg.vector,
         max_episode_steps=eval_cfg.max_episode_steps,
         progress=eval_cfg.progress,
-        on_step=_SlowEvalWarning(make_env, eval_cfg),
+        on_step=on_step,
         stop_on_success=stop_on_success,
     )
     env_id = info.env_id if info is not None else None
@@ -106,6 +120,7 @@ def evaluate_agent(
     summary["lengths"] = result.lengths.tolist()
     summary["terminated"] = result.terminated.tolist()
     summary["stop_on_success"] = stop_on_success
+    summary["plan_audit"] = None if audit is None else audit.summary()
     return summary
 
 
@@ -226,8 +241,6 @@ def _make_agent(
 ) -> tuple[Agent, str]:
     """The agent to evaluate and a line saying what it is (for the summary and the output)."""
     if kind == "planner":
-        from ..plan.agent import make_agent
-
         planner = make_agent(loaded, cfg.plan, device)  # plan.* vs the model: a ConfigError
         return planner, f"the run's model, plan.mode={cfg.plan.mode}"
     if kind == "random":

@@ -93,6 +93,10 @@ def _tensorboard(summary: dict[str, Any], tb_dir: Path, step: int, prefix: str) 
             value = summary.get(key)
             if value is not None:
                 writer.add_scalar(f"{prefix}/{key}", float(value), step)
+        audit = summary.get("plan_audit") or {}
+        for key in ("bias_mean", "correlation"):
+            if audit.get(key) is not None:
+                writer.add_scalar(f"{prefix}/plan_audit_{key}", float(audit[key]), step)
     finally:
         writer.close()
 
@@ -142,6 +146,17 @@ def format_summary(summary: dict[str, Any], json_path: Path | str | None = None)
         if ci:
             steps += f"  95% CI [{_num(ci[0])}, {_num(ci[1])}] (t, successful episodes)"
         rows.append(("steps to goal", steps))
+    audit = summary.get("plan_audit")
+    if audit:  # beam / likelihood plans: did the env pay what the plans promised?
+        ci = audit.get("bias_ci95")
+        text = (
+            f"{_num(audit['predicted_mean'])} vs {_num(audit['realized_mean'])} realized, bias "
+            f"{_num(audit['bias_mean'])}"
+        )
+        if ci:
+            text += f"  95% CI [{_num(ci[0])}, {_num(ci[1])}] (episodes)"
+        text += f"; correlation {_num(audit.get('correlation'), 2)}, {audit['plans']} plans"
+        rows.append(("predicted return", text))
     rate = summary.get("env_steps_per_s")
     per_step = 1e3 / rate if isinstance(rate, int | float) and rate > 0 else None
     rows.append(

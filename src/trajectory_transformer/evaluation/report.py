@@ -367,6 +367,17 @@ def _summary_section(run: _Run) -> str:
                     ev.get("steps_to_goal_mean") or "— (no episode reached it)",
                 )
             )
+        audit = ev.get("plan_audit")
+        if isinstance(audit, dict) and _is_num(audit.get("bias_mean")):
+            ci = audit.get("bias_ci95")
+            bias = _fmt(audit["bias_mean"]) + (f" [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "")
+            rows.append(
+                (
+                    "plans' predicted vs realized discounted return (bias, 95% CI)",
+                    f"{_fmt(audit.get('predicted_mean'))} vs {_fmt(audit.get('realized_mean'))}"
+                    f" ({bias}; correlation {_fmt(audit.get('correlation'), 2)})",
+                )
+            )
     body = _kpis(run) + _table(rows)
     if ev is None:
         body += _note(run.notes.get("eval", "no evaluation"))

@@ -81,6 +81,10 @@ class PlannerAgent:
             achieved_centers=achieved_centers,
         )
         self.context = max(cfg.context, 1)
+        # whether plans carry a predicted RETURN (goal search predicts progress; greedy, sample
+        # make no prediction): `last_plans` is empty otherwise
+        self.audits_returns = cfg.mode in ("beam", "likelihood") and goal is None
+        self._planned: list[tuple[np.ndarray, np.ndarray]] = []  # this act call's plans
         self._allocate(0)
 
     def _allocate(self, n_slots: int) -> None:
@@ -104,7 +108,6 @@ class PlannerAgent:
         self.queued = grow(getattr(self, "queued", None), (self.cfg.plan_every, self.act_dim))
         self.queued_left = grow(getattr(self, "queued_left", None), ())
         self.queued_next = grow(getattr(self, "queued_next", None), ())
-        self.predicted_return = np.zeros(n_slots, dtype=np.float64)
 
     def reset(self, slots: np.ndarray) -> None:
         slots = np.asarray(slots, dtype=np.int64)
@@ -119,6 +122,7 @@ class PlannerAgent:
         Goal-conditioned: (k, obs_dim + goal_dim) env flat observations, goal included."""
         slots = np.asarray(slots, dtype=np.int64)
         self._allocate(int(slots.max()) + 1 if slots.size else 0)
+        self._planned = []
         goal_values = goal_tokens = None
         if self.goal is not None:
             observations, goal_values = self.goal.split(np.asarray(observations))
@@ -165,8 +169,22 @@ class PlannerAgent:
         self.queued[slots, :steps] = actions[:, :steps]
         self.queued_left[slots] = steps - 1
         self.queued_next[slots] = 1
-        self.predicted_return[slots] = result.predicted_return.cpu().numpy()
+        if self.audits_returns:
+            self._planned.append((slots, result.predicted_return.double().cpu().numpy()))
         return actions[:, 0]
+
+    @property
+    def last_plans(self) -> tuple[np.ndarray, np.ndarray]:
+        """((k,) slots that made a new plan in the latest `act`, (k,) its predicted return).
+
+        The predicted return is the winning plan's discounted expected rewards plus its discounted
+        terminal value (raw reward units); empty unless the plans are scored by return (beam or
+        likelihood mode on a plain run). `evaluation.plan_audit` compares it with what followed.
+        """
+        if not self._planned:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+        slots, values = zip(*self._planned, strict=True)
+        return np.concatenate(slots), np.concatenate(values)
 
     def record(self, slots: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
         """Append the real transition (obs, executed action, reward, placeholder value)."""
