@@ -289,7 +289,7 @@ def test_beam_evaluation_audits_every_plan_against_the_return_that_followed(
     every = evaluate_run(tiny_run, [*SMALL, "plan.discount=1.0"], out=tmp_path / "every")
     audit = every["plan_audit"]
     assert audit["plans"] == sum(every["lengths"]) == 24 and audit["episodes"] == 3
-    assert audit["first_step"]["realized_mean"] == pytest.approx(every["return_mean"], rel=1e-5)
+    assert audit["first_plan"]["realized_mean"] == pytest.approx(every["return_mean"], rel=1e-5)
     assert np.isfinite(audit["predicted_mean"]) and audit["bias_ci95"] is not None
     assert "predicted return" in format_summary(every)
 

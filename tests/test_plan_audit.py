@@ -57,16 +57,20 @@ def test_predictions_pair_with_the_discounted_return_that_followed_in_their_own_
     summary = audit.summary()
     assert summary is not None
     assert summary["plans"] == 7 and summary["episodes"] == 3 and summary["discount"] == 0.5
-    assert summary["predicted_mean"] == pytest.approx(pred.mean())
-    assert summary["realized_mean"] == pytest.approx(real.mean())
-    assert summary["bias_mean"] == pytest.approx((pred - real).mean())
+    # means weigh episodes equally: episode 0's three plans count as much as episode 1's two
+    pred_ep = [np.mean(predicted[e]) for e in range(3)]  # 6, 2, 10
+    real_ep = [np.mean(realized[e]) for e in range(3)]  # 11/3, 1.6875, 10
+    assert summary["predicted_mean"] == pytest.approx(np.mean(pred_ep)) == pytest.approx(6.0)
+    assert summary["realized_mean"] == pytest.approx(np.mean(real_ep))
+    assert summary["bias_mean"] == pytest.approx(np.mean(pred_ep) - np.mean(real_ep))
     assert summary["optimistic_fraction"] == pytest.approx(2 / 7)  # 10 > 3 and 3 > 1.875
-    assert summary["correlation"] == pytest.approx(np.corrcoef(pred, real)[0, 1])
-    assert summary["first_step"] == {
+    assert summary["correlation"] == pytest.approx(np.corrcoef(pred, real)[0, 1])  # pooled
+    assert summary["first_plan"] == {
         "predicted_mean": pytest.approx((10 + 3 + 12) / 3),
         "realized_mean": pytest.approx((3 + 1.875 + 12) / 3),
     }
     per_episode = np.asarray([7 / 3, 0.3125, 0.0])  # each episode's mean bias: the CI's units
+    assert summary["bias_mean"] == pytest.approx(per_episode.mean())
     half = 4.3027 * per_episode.std(ddof=1) / np.sqrt(3)
     assert summary["bias_ci95"] == pytest.approx(
         [per_episode.mean() - half, per_episode.mean() + half]

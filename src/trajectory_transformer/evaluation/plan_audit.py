@@ -55,10 +55,11 @@ class PlanAudit:
             self.rewards.setdefault(episode, []).append(float(reward))
 
     def summary(self) -> dict[str, Any] | None:
-        """Predicted vs realized returns over every plan (None if nothing was planned).
+        """Predicted vs realized returns of every plan (None if nothing was planned).
 
-        The interval of the bias is over episodes (each episode's mean bias): steps within an
-        episode are strongly correlated, episodes are independent.
+        Means weigh episodes equally (the mean over episodes of each episode's mean), and the
+        bias's interval is over episodes: plans within an episode are strongly correlated,
+        episodes are independent. The correlation pools all plans.
         """
         episodes = sorted(e for e in self.plans if self.plans[e])
         if not episodes:
@@ -67,40 +68,39 @@ class PlanAudit:
         starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)  # (E + 1,)
         rewards = np.concatenate([self.rewards[e] for e in episodes]).astype(np.float64)
         to_go = discounted_returns(rewards, starts, self.discount).astype(np.float64)  # (N,)
-        predicted, realized, per_episode = [], [], []
+        predicted, realized = [], []  # per episode: (plans,) arrays
         for start, episode in zip(starts[:-1].tolist(), episodes, strict=True):
             steps = np.asarray([s for s, _ in self.plans[episode]], dtype=np.int64)
-            values = np.asarray([v for _, v in self.plans[episode]], dtype=np.float64)
-            predicted.append(values)
+            predicted.append(np.asarray([v for _, v in self.plans[episode]], dtype=np.float64))
             realized.append(to_go[start + steps])
-            per_episode.append(float(np.mean(values - realized[-1])))
-        pred, real = np.concatenate(predicted), np.concatenate(realized)
-        first = np.asarray([p[0] for p in predicted]), np.asarray([r[0] for r in realized])
-        low, high = confidence_interval(np.asarray(per_episode))
+        pred_ep = np.asarray([p.mean() for p in predicted])  # (E,)
+        real_ep = np.asarray([r.mean() for r in realized])  # (E,)
+        low, high = confidence_interval(pred_ep - real_ep)
+        pred, real = np.concatenate(predicted), np.concatenate(realized)  # (plans,)
         corr = (
             float(np.corrcoef(pred, real)[0, 1]) if pred.size > 1 and pred.std() and real.std()
             else None
         )  # fmt: skip
+        bias = float(pred_ep.mean() - real_ep.mean())
         return {
             "discount": self.discount,
             "plans": int(pred.size),
             "episodes": len(episodes),
-            "predicted_mean": float(pred.mean()),
-            "realized_mean": float(real.mean()),
-            "bias_mean": float((pred - real).mean()),
+            "predicted_mean": float(pred_ep.mean()),
+            "realized_mean": float(real_ep.mean()),
+            "bias_mean": bias,
             "bias_ci95": None if math.isnan(low) else [low, high],
-            "relative_bias": float((pred - real).mean() / abs(real.mean()))
-            if real.mean()
-            else None,
+            "relative_bias": bias / abs(float(real_ep.mean())) if real_ep.mean() else None,
             "optimistic_fraction": float((pred > real).mean()),
             "correlation": corr,
-            "first_step": {
-                "predicted_mean": float(first[0].mean()),
-                "realized_mean": float(first[1].mean()),
+            "first_plan": {  # each episode's first plan (its first step): the whole episode ahead
+                "predicted_mean": float(np.mean([p[0] for p in predicted])),
+                "realized_mean": float(np.mean([r[0] for r in realized])),
             },
             "note": (
                 "predicted: the chosen plan's discounted expected rewards + discounted terminal "
                 "value; realized: the discounted return that followed within the episode (as the "
-                "value targets); bias = predicted - realized, its CI over episodes"
+                "value targets); bias = predicted - realized; means weigh episodes equally, the "
+                "CI is over episodes"
             ),
         }
