@@ -81,3 +81,19 @@ def test_nothing_planned_means_no_audit() -> None:
     audit = PlanAudit(ScriptedPlans(), discount=0.99)
     audit(step([0], [0], [1.0]))
     assert audit.summary() is None
+
+
+def test_a_true_termination_is_realized_with_the_penalty_the_model_was_trained_with() -> None:
+    agent = ScriptedPlans()
+    audit = PlanAudit(agent, discount=0.5, termination_penalty=-100.0)
+    agent.plans = (np.asarray([0, 1]), np.asarray([0.0, 0.0]))
+    audit(step([0, 1], [0, 1], [1.0, 1.0]))
+    fall = step([0, 1], [0, 1], [1.0, 1.0])
+    fall.terminated[0] = True  # episode 0 falls; episode 1 is cut by the time limit
+    fall.truncated[1] = True
+    agent.plans = (np.zeros(0, np.int64), np.zeros(0))
+    audit(fall)
+    summary = audit.summary()
+    assert summary is not None and summary["termination_penalty"] == -100.0
+    # episode 0: 1 + 0.5 * (1 - 100) = -48.5; episode 1 (truncated, no penalty): 1 + 0.5 = 1.5
+    assert summary["first_plan"]["realized_mean"] == pytest.approx((-48.5 + 1.5) / 2)

@@ -61,6 +61,7 @@ def evaluate_agent(
     ref_min_score: float | None = None,
     ref_max_score: float | None = None,
     stop_on_success: bool | None = None,
+    termination_penalty: float = 0.0,
 ) -> dict[str, Any]:
     """Roll out `agent` as `eval_cfg` says and summarize (normalized with the dataset's references).
 
@@ -70,11 +71,14 @@ def evaluate_agent(
     several agents (planner, behaviour, random) from the same function. Where the env reports
     `info["success"]` it also carries the success rate (Wilson 95% CI) and steps to the goal;
     `stop_on_success` (None: eval_cfg.stop_on_success, unset = off) ends episodes at success.
+    A planner that predicts returns is audited (`plan_audit`, evaluation/plan_audit.py);
+    `termination_penalty` is the run's data.termination_penalty, which the model's predicted
+    returns include and the audit's realized ones therefore do too (scores never do).
     """
     if stop_on_success is None:
         stop_on_success = bool(eval_cfg.stop_on_success)
     audit = (
-        PlanAudit(agent, agent.cfg.discount)
+        PlanAudit(agent, agent.cfg.discount, termination_penalty)
         if isinstance(agent, PlannerAgent) and agent.audits_returns
         else None
     )
@@ -343,6 +347,7 @@ def evaluate_run(
         ref_min_score=cfg.data.ref_min_score,
         ref_max_score=cfg.data.ref_max_score,
         stop_on_success=cfg.stop_on_success,
+        termination_penalty=cfg.data.termination_penalty,
     )
     summary["policy"] = prep.policy
     summary["run_dir"] = str(run_dir)
@@ -379,6 +384,7 @@ def training_eval_hook(
             ref_min_score=cfg.data.ref_min_score,
             ref_max_score=cfg.data.ref_max_score,
             stop_on_success=cfg.stop_on_success,
+            termination_penalty=cfg.data.termination_penalty,
         )
         atomic_write_json(Path(run_dir) / runs.EVAL_DIR / f"epoch_{epoch}.json", summary)
         keys = ("return_mean", "return_std", "normalized_score", "done_ratio", "plan_ms_per_step")

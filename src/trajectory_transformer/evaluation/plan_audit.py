@@ -5,7 +5,9 @@ rewards plus the discounted terminal value), so where the model is wrong the sea
 places where it is wrong upwards. This audit measures that: at every env step where a plan was
 made, the winning plan's predicted return is paired with the return that actually followed in the
 episode, discounted the same way and cut at the episode's end exactly as the value targets are
-(V_t = r_t + γ V_{t+1} within an episode, `data.episodes.discounted_returns`). A positive bias is
+(V_t = r_t + γ V_{t+1} within an episode, `data.episodes.discounted_returns`, with the run's
+`data.termination_penalty` added to the reward of a true termination, as in the training data:
+the model predicts returns in those units). A positive bias is
 optimism: the plans promise more than the env pays. It costs nothing extra: the planner computes
 the prediction anyway, the rollout loop supplies the rewards.
 
@@ -39,9 +41,12 @@ class PredictsReturns(Protocol):
 class PlanAudit:
     """The rollout loop's `on_step`: pairs each plan's predicted return with the realized one."""
 
-    def __init__(self, agent: PredictsReturns, discount: float) -> None:
+    def __init__(
+        self, agent: PredictsReturns, discount: float, termination_penalty: float = 0.0
+    ) -> None:
         self.agent = agent
         self.discount = discount
+        self.termination_penalty = termination_penalty
         self.rewards: dict[int, list[float]] = {}  # episode -> its rewards, in order
         self.plans: dict[int, list[tuple[int, float]]] = {}  # episode -> (step, predicted)
 
@@ -51,7 +56,8 @@ class PlanAudit:
         for slot, value in zip(slots.tolist(), predicted.tolist(), strict=True):
             episode = by_slot[slot]
             self.plans.setdefault(episode, []).append((len(self.rewards.get(episode, [])), value))
-        for episode, reward in zip(step.episodes.tolist(), step.rewards.tolist(), strict=True):
+        rewards = step.rewards + self.termination_penalty * step.terminated  # as in the data
+        for episode, reward in zip(step.episodes.tolist(), rewards.tolist(), strict=True):
             self.rewards.setdefault(episode, []).append(float(reward))
 
     def summary(self) -> dict[str, Any] | None:
@@ -84,6 +90,7 @@ class PlanAudit:
         bias = float(pred_ep.mean() - real_ep.mean())
         return {
             "discount": self.discount,
+            "termination_penalty": self.termination_penalty,
             "plans": int(pred.size),
             "episodes": len(episodes),
             "predicted_mean": float(pred_ep.mean()),
@@ -99,8 +106,8 @@ class PlanAudit:
             },
             "note": (
                 "predicted: the chosen plan's discounted expected rewards + discounted terminal "
-                "value; realized: the discounted return that followed within the episode (as the "
-                "value targets); bias = predicted - realized; means weigh episodes equally, the "
-                "CI is over episodes"
+                "value; realized: the discounted return that followed within the episode, a true "
+                "termination's reward plus termination_penalty (as the value targets); bias = "
+                "predicted - realized; means weigh episodes equally, the CI is over episodes"
             ),
         }
