@@ -71,3 +71,27 @@ def checkpointed_run(pendulum_dataset: str, tmp_path_factory: pytest.TempPathFac
          "train.device=cpu", "train.progress=false"],
     )  # fmt: skip
     return train(cfg, tmp_path_factory.mktemp("checkpointed") / "run")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(pendulum_dataset: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Pendulum run trained 3 steps (one per test module, ~2 s): for evaluation tests."""
+    from trajectory_transformer.config import load_config
+    from trajectory_transformer.training.trainer import train
+
+    cfg = load_config(
+        None,
+        [
+            f"data.dataset={pendulum_dataset}",
+            "data.n_bins=16",
+            "data.n_transitions=4",
+            "model.n_embd=16",
+            "model.n_layer=1",
+            "model.n_head=2",
+            "train.batch_size=16",
+            "train.max_steps=3",
+            "train.device=cpu",
+            "train.progress=false",
+        ],
+    )
+    return train(cfg, tmp_path_factory.mktemp("runs") / "tiny")

@@ -95,28 +95,6 @@ def test_outputs_written(tmp_path: Path) -> None:
 # --- end to end on a tiny trained run -------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tiny_run(pendulum_dataset: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from trajectory_transformer.training.trainer import train
-
-    cfg = load_config(
-        None,
-        [
-            f"data.dataset={pendulum_dataset}",
-            "data.n_bins=16",
-            "data.n_transitions=4",
-            "model.n_embd=16",
-            "model.n_layer=1",
-            "model.n_head=2",
-            "train.batch_size=16",
-            "train.max_steps=3",
-            "train.device=cpu",
-            "train.progress=false",
-        ],
-    )
-    return train(cfg, tmp_path_factory.mktemp("runs") / "tiny")
-
-
 SMALL = [
     "plan.beam_width=4",
     "plan.horizon=2",

@@ -1,12 +1,24 @@
-"""The plan audit: each plan's predicted return paired with the discounted return that followed."""
+"""The plan audit (each plan's predicted return against the return that followed) and the value fit
+(the reward and value heads teacher-forced on the run's own data)."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 
+from trajectory_transformer import runs
+from trajectory_transformer.data.episodes import load_transitions
+from trajectory_transformer.data.windows import TokenWindows
 from trajectory_transformer.envs.loop import StepInfo
+from trajectory_transformer.evaluation import value_fit as value_fit_module
 from trajectory_transformer.evaluation.plan_audit import PlanAudit
+from trajectory_transformer.evaluation.value_fit import value_fit
 
 
 class ScriptedPlans:
@@ -97,3 +109,72 @@ def test_a_true_termination_is_realized_with_the_penalty_the_model_was_trained_w
     assert summary is not None and summary["termination_penalty"] == -100.0
     # episode 0: 1 + 0.5 * (1 - 100) = -48.5; episode 1 (truncated, no penalty): 1 + 0.5 = 1.5
     assert summary["first_plan"]["realized_mean"] == pytest.approx((-48.5 + 1.5) / 2)
+
+
+# --- value fit: the heads teacher-forced on the run's own data ------------------------------
+
+
+class Oracle(torch.nn.Module):
+    """A 'model' that puts all its probability on the true next token of each data window."""
+
+    def __init__(self, model: torch.nn.Module, windows: TokenWindows) -> None:
+        super().__init__()
+        self.config = model.config
+        self.windows = windows
+        self.seen = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        idx = np.arange(self.seen, self.seen + x.shape[0])  # value_fit walks every window in order
+        self.seen += x.shape[0]
+        data_x, y, _ = self.windows.batch(idx)
+        assert torch.equal(x, data_x)
+        return 50.0 * F.one_hot(y, self.config.vocab_size).float()  # (B, L-1, V)
+
+
+def test_a_model_that_knows_the_data_fits_reward_and_value_to_within_a_bin(
+    tiny_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_load = runs.load_run
+    loaded = real_load(tiny_run)
+    data = loaded.config.data
+    tr, _ = load_transitions(data.dataset, discount=data.discount)
+    tokens = np.asarray(loaded.discretizer.encode(tr.joined()))
+    windows = TokenWindows(tokens, tr.episode_starts, loaded.model.config.n_transitions)
+    oracle = Oracle(loaded.model, windows)
+    monkeypatch.setattr(
+        value_fit_module.runs, "load_run", lambda *a, **k: dataclasses.replace(loaded, model=oracle)
+    )
+    fit = value_fit(tiny_run, windows=10**9, batch_size=100)
+    assert fit["windows"] == len(windows) == tr.n_transitions == 1200
+    # every transition of every window that lies inside its episode is counted once per window
+    n_real = sum(min(4, int(end) - i) for i, end in enumerate(windows.window_end))
+    td = tokens.shape[1]
+    for head, dim in (("reward", td - 2), ("value", td - 1)):
+        f = fit[head]
+        width = float(np.diff(loaded.discretizer.edges[dim]).max())
+        assert f["n"] == n_real, head
+        assert f["mae"] <= width / 2 + 1e-6 and abs(f["bias"]) <= width / 2, head
+        assert f["correlation"] > 0.9, head  # 16 bins: the binning alone costs some
+    true = [q["target_mean"] for q in fit["value_by_quintile"]]
+    assert true == sorted(true) and len(true) == 5
+
+
+def test_value_fit_command_writes_its_json_and_refuses_bad_options(
+    tiny_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from trajectory_transformer.cli import main as tt_main
+
+    assert tt_main(["bench", "valuefit", f"run={tiny_run}", "windows=50"]) == 0
+    out = capsys.readouterr().out
+    assert "| value | " in out and "| reward | " in out
+    saved = json.loads((tiny_run / "eval" / "value_fit.json").read_text())
+    assert saved["windows"] == 50 and saved["in_sample"] is True
+    assert tt_main(["bench", "valuefit", f"run={tiny_run}", "windows=many"]) == 2
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .splitlines()[-1]
+        .endswith("'windows=many': windows must be an integer")
+    )
+    assert tt_main(["bench", "valuefit", "windows=5"]) == 2
+    assert "needs run=DIR" in capsys.readouterr().err

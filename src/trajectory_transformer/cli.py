@@ -228,8 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
         "overrides", nargs="*", help="plan.* / eval.* / data.ref_min_score / data.ref_max_score"
     )
 
-    p = add("bench", _cmd_bench, "speed, quality and planning-sweep benchmarks (BENCHMARKS.md)")
-    p.add_argument("what", choices=["data", "train", "plan", "quality", "sweep"])
+    p = add("bench", _cmd_bench, "speed, quality, planning-sweep and value-fit benchmarks (BENCHMARKS.md)")
+    p.add_argument("what", choices=["data", "train", "plan", "quality", "sweep", "valuefit"])
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--quick", action="store_true", help="smaller sizes, for smoke tests")
     p.add_argument("--suite", default=None, help="quality: the suite to run (configs/suites/)")
