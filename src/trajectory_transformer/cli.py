@@ -228,7 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
         "overrides", nargs="*", help="plan.* / eval.* / data.ref_min_score / data.ref_max_score"
     )
 
-    p = add("bench", _cmd_bench, "speed, quality, planning-sweep and value-fit benchmarks (BENCHMARKS.md)")
+    p = add(
+        "bench",
+        _cmd_bench,
+        "speed, quality, planning-sweep and value-fit benchmarks (BENCHMARKS.md)",
+    )
     p.add_argument("what", choices=["data", "train", "plan", "quality", "sweep", "valuefit"])
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--quick", action="store_true", help="smaller sizes, for smoke tests")
