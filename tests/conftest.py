@@ -20,6 +20,11 @@ settings.register_profile("dev", deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 PENDULUM_ID = "tt/pendulum/expert-v0"
+TINY_TRAIN = [
+    "data.n_bins=16", "data.n_transitions=4", "model.n_embd=16", "model.n_layer=1",
+    "model.n_head=2", "train.batch_size=16", "train.device=cpu", "train.progress=false",
+]  # fmt: skip
+"""A 1-layer, 16-wide model on 16 bins and 4-transition windows: the fixtures' runs."""
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -65,10 +70,8 @@ def checkpointed_run(pendulum_dataset: str, tmp_path_factory: pytest.TempPathFac
 
     cfg = load_config(
         None,
-        [f"data.dataset={pendulum_dataset}", "data.n_bins=16", "data.n_transitions=4",
-         "model.n_embd=16", "model.n_layer=1", "model.n_head=2", "train.batch_size=16",
-         "train.lr=1e-2", "train.max_steps=4", "train.save_every=2", "train.keep_last=5",
-         "train.device=cpu", "train.progress=false"],
+        [f"data.dataset={pendulum_dataset}", *TINY_TRAIN, "train.lr=1e-2", "train.max_steps=4",
+         "train.save_every=2", "train.keep_last=5"],
     )  # fmt: skip
     return train(cfg, tmp_path_factory.mktemp("checkpointed") / "run")
 
@@ -81,17 +84,6 @@ def tiny_run(pendulum_dataset: str, tmp_path_factory: pytest.TempPathFactory) ->
 
     cfg = load_config(
         None,
-        [
-            f"data.dataset={pendulum_dataset}",
-            "data.n_bins=16",
-            "data.n_transitions=4",
-            "model.n_embd=16",
-            "model.n_layer=1",
-            "model.n_head=2",
-            "train.batch_size=16",
-            "train.max_steps=3",
-            "train.device=cpu",
-            "train.progress=false",
-        ],
+        [f"data.dataset={pendulum_dataset}", *TINY_TRAIN, "train.max_steps=3"],
     )
     return train(cfg, tmp_path_factory.mktemp("runs") / "tiny")

@@ -36,6 +36,7 @@ __all__ = [
     "TokenizedDataset",
     "dataset_fingerprint",
     "discretization_error",
+    "load_data_transitions",
     "prepare_tokens",
     "split_goals",
     "tokenize_transitions",
@@ -221,7 +222,18 @@ def prepare_tokens(
     cached = _read_cache(base, key)
     if cached is not None:
         return cached
-    transitions, info = load_transitions(
+    transitions, info = load_data_transitions(cfg, seed)
+    goals = None
+    if cfg.goal_key is not None:
+        transitions, goals = split_goals(transitions, info, cfg)
+    data = build_tokenized(transitions, info, cfg.n_bins, cfg.strategy, goals)
+    _write_cache(base, data, key)
+    return data
+
+
+def load_data_transitions(cfg: DataConfig, seed: int = 0) -> tuple[Transitions, DatasetInfo]:
+    """The transitions a run with data config `cfg` trains on (its episode subset drawn by `seed`)."""
+    return load_transitions(
         cfg.dataset,
         discount=cfg.discount,
         termination_penalty=cfg.termination_penalty,
@@ -229,12 +241,6 @@ def prepare_tokens(
         drop_bad_episodes=cfg.drop_bad_episodes,
         seed=seed,
     )
-    goals = None
-    if cfg.goal_key is not None:
-        transitions, goals = split_goals(transitions, info, cfg)
-    data = build_tokenized(transitions, info, cfg.n_bins, cfg.strategy, goals)
-    _write_cache(base, data, key)
-    return data
 
 
 def split_goals(

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .. import runs
-from ..data.episodes import load_transitions
+from ..data.tokens import load_data_transitions
 from ..data.windows import TokenWindows
 from ..errors import TTError
 
@@ -61,14 +61,7 @@ def value_fit(
     if mcfg.goal_dim:
         raise TTError(f"{run_dir}: a goal-conditioned run has no value head to fit")
     data = cfg.data
-    tr, _ = load_transitions(
-        data.dataset,
-        discount=data.discount,
-        termination_penalty=data.termination_penalty,
-        max_episodes=data.max_episodes,
-        drop_bad_episodes=data.drop_bad_episodes,
-        seed=cfg.train.seed,
-    )
+    tr, _ = load_data_transitions(data, seed=cfg.train.seed)
     td = mcfg.transition_dim
     tokens = np.asarray(disc.encode(tr.joined()))  # (N, td) with the run's own bins
     n_transitions = mcfg.n_transitions  # the model's window, as in training
