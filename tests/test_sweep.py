@@ -51,6 +51,10 @@ def test_sweep_evaluates_the_grid_once_and_resumes(
         assert point["plan"]["mode"] == point["settings"]["plan.mode"]
         assert str(point["plan"]["horizon"]) == point["settings"]["plan.horizon"]
         assert point["score_dataset"]["mean"] is not None and point["eval"]["env_steps"] == 12
+        beam = point["settings"]["plan.mode"] == "beam"  # only beam plans predict a return
+        assert (point["plan_audit"] is not None) == beam and (
+            not beam or point["plan_audit"]["plans"] == 12
+        )
     assert points[0]["trained"]["step"] == 2 and points[-1]["trained"]["step"] == 4
     assert points[-1]["checkpoint"] == "final" and points[0]["checkpoint"] == 2
     assert points[0]["trained"]["tokens"] < points[-1]["trained"]["tokens"]
@@ -60,6 +64,10 @@ def test_sweep_evaluates_the_grid_once_and_resumes(
     rows = [line for line in table.splitlines() if line.startswith("| 2 |") or "(step 4)" in line]
     assert len(rows) == 8
     assert "| plan.horizon | plan.mode |" in table
+    assert "predicted vs realized return (bias [95% CI]) |" in table
+    audited = [line for line in rows if "| beam |" in line]
+    assert len(audited) == 4 and all(line.endswith("]) |") for line in audited)
+    assert all(line.endswith("| — |") for line in rows if "| greedy |" in line)
 
     # a rerun evaluates nothing; a new axis value evaluates only the new points
     assert sweep.run_sweep(plan, echo=lambda _m: None) == []

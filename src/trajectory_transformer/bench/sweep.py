@@ -203,6 +203,7 @@ def _point(plan: SweepPlan, checkpoint: int | None, settings: dict[str, str]) ->
             "n_envs": summary.get("n_envs"),
         },
         "plan": summary["config"]["plan"],
+        "plan_audit": summary.get("plan_audit"),
         "command": shlex.join([*command, *overrides]),
         "machine": machine_info(resolve_device(evaluated.eval.device)),
         "git": git_info(),
@@ -267,6 +268,7 @@ def write_table(out: Path) -> str:
     d4rl = all(p.get("score_d4rl") for p in points)
     scale = "D4RL-normalized" if d4rl else "dataset-normalized"
     agreement = any(p.get("expert_actions") for p in points)
+    audited = any(p.get("plan_audit") for p in points)
     lines = [
         f"# Sweep of `{points[0]['run'] if points else out}`",
         "",
@@ -276,8 +278,9 @@ def write_table(out: Path) -> str:
         "",
         "| checkpoint | tokens | " + " | ".join(keys) + " | episodes | score | 95% CI "
         "| return | length | planning ms/step | eval ms/step |"
-        + (" action RMSE vs expert [95% CI] | floor |" if agreement else ""),
-        "|" + "---|" * (len(keys) + 9 + 2 * agreement),
+        + (" action RMSE vs expert [95% CI] | floor |" if agreement else "")
+        + (" predicted vs realized return (bias [95% CI]) |" if audited else ""),
+        "|" + "---|" * (len(keys) + 9 + 2 * agreement + audited),
     ]
 
     def order(p: dict[str, Any]) -> tuple[float, list[str]]:
@@ -309,6 +312,13 @@ def write_table(out: Path) -> str:
                 "—" if not agree else f"{agree['rmse']:.3f} {fmt_ci(agree.get('rmse_ci95'), 3)}",
                 "—" if not agree else f"{agree['floor_rmse']:.3f}",
             ]
+        if audited:
+            audit = p.get("plan_audit") or {}
+            cells.append(
+                "—" if not audit
+                else f"{fmt(audit['predicted_mean'])} vs {fmt(audit['realized_mean'])} "
+                f"({fmt(audit['bias_mean'])} {fmt_ci(audit.get('bias_ci95'))})"
+            )  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     if points:
         first = points[0]
@@ -324,6 +334,16 @@ def write_table(out: Path) -> str:
                     "**floor**: the expert's actions at their bin centers (tokenization alone)."
                 ]
                 if agreement
+                else []
+            ),
+            *(
+                [
+                    "**predicted vs realized return**: the winning plans' predicted discounted "
+                    "return against the discounted return that followed (termination penalty "
+                    "included, as the model learned it), means over episodes, bias 95% CI over "
+                    "episodes (`plan_audit` of `tt eval`)."
+                ]
+                if audited
                 else []
             ),
             f"Machine: {first['machine']['platform']}, {first['machine']['cores']} cores, torch "
