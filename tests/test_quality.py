@@ -203,6 +203,11 @@ def test_interrupted_training_resumes_to_the_same_weights(
     assert status == "partial: resumes at step 3"
     ledger = json.loads(killed.ledger(pendulum_dataset, 0).read_text())
     assert ledger["complete"] is False and ledger["sessions"][0]["to_step"] == 3
+    run = killed.run_dir(pendulum_dataset, 0)
+    before = json.loads((run / "checkpoints" / "step_3" / "state.json").read_text())["train_s"]
+    assert before > 0
+    # a SIGKILLed session leaves no ledger entry: its time must still count (from the checkpoint)
+    killed.ledger(pendulum_dataset, 0).unlink()
 
     calls: list[bool] = []
     real_train = quality.train
@@ -215,8 +220,11 @@ def test_interrupted_training_resumes_to_the_same_weights(
     [path] = run_suite(suite, killed, echo=lambda _: None)
     assert calls == [True]
     cell = json.loads(path.read_text())
-    assert cell["train"]["resumed"] and cell["train"]["sessions"] == 2
+    assert cell["train"]["resumed"] and cell["train"]["sessions"] == 1
     assert cell["train"]["steps"] == 8
+    final = json.loads((run / "checkpoints" / "step_8" / "state.json").read_text())["train_s"]
+    assert cell["train"]["wall_s"] == final > before  # steps 0-3 of the lost session included
+    assert "killed ones included" in cell["train"]["wall_note"]
     a = _weights(straight.run_dir(pendulum_dataset, 0))
     b = _weights(killed.run_dir(pendulum_dataset, 0))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

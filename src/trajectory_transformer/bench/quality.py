@@ -496,6 +496,21 @@ def _train_summary(run_dir: Path, ledger: dict[str, Any]) -> dict[str, Any]:
     window_tokens = steps * cfg.train.batch_size * int(state.get("world_size", 1)) * gpt.block_size
     sessions = ledger.get("sessions", [])
     wall = float(sum(s.get("wall_s", 0.0) for s in sessions))
+    # the checkpoint's own count survives killed sessions, which the ledger cannot record
+    trained_s = state.get("train_s")
+    if trained_s is not None:
+        wall, wall_note = (
+            float(trained_s),
+            (
+                "training-loop seconds behind the last checkpoint, summed over every session "
+                "(killed ones included; data preparation not included)"
+            ),
+        )
+    else:  # a checkpoint written before train_s was recorded
+        wall_note = (
+            "sum over the recorded training sessions (data preparation included; a killed "
+            "session is missing, so this can be too low)"
+        )
     return {
         "steps": steps,
         "window_tokens": window_tokens,
@@ -503,7 +518,7 @@ def _train_summary(run_dir: Path, ledger: dict[str, Any]) -> dict[str, Any]:
         "target_tokens": int(state["tokens"]),
         "target_tokens_note": "non-padding target tokens, as the learning-rate schedule counts them",
         "wall_s": wall,
-        "wall_note": "sum over the recorded training sessions (data preparation included)",
+        "wall_note": wall_note,
         "window_tokens_per_s": window_tokens / wall if wall > 0 else None,
         "sessions": len(sessions),
         "resumed": any(s.get("resumed") for s in sessions),

@@ -260,6 +260,11 @@ class _Trainer:
             [1.0, tc.action_weight, tc.reward_weight, tc.value_weight], device=device
         )
         self.pos = _Position()
+        # seconds of training loop behind the last checkpoint, summed over sessions (None: a
+        # checkpoint from before this was recorded); a killed session's time after its last
+        # checkpoint is not counted, since those steps are done again
+        self.train_s_before: float | None = 0.0
+        self._session_start = time.perf_counter()
         torch.manual_seed(tc.seed + info.rank)  # different dropout masks per rank
         if resume:
             self._restore()
@@ -310,6 +315,8 @@ class _Trainer:
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.pos = _Position(int(state["step"]), int(state["epoch"]), int(state["batch_in_epoch"]))
+        saved_s = state.get("train_s")
+        self.train_s_before = None if saved_s is None else float(saved_s)
         same_world = int(state.get("world_size", 1)) == self.info.world_size
         if not same_world:
             # the permutation is split differently: restart the epoch rather than skip wrongly
@@ -343,6 +350,9 @@ class _Trainer:
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "rng": rng_state(self.device),
             "rng_ranks": rng_ranks,
+            "train_s": None
+            if self.train_s_before is None
+            else self.train_s_before + time.perf_counter() - self._session_start,
         }
         model_state = self.model.state_dict()
         bad = [
@@ -476,7 +486,7 @@ class _Trainer:
         ckpt_loss, n_ckpt = zero_acc[:1].clone(), 0
         last_saved = self.pos.step if self.pos.step else -1
         first_bad = torch.tensor(-1, device=self.device)
-        t_log = t_start = time.perf_counter()
+        t_log = t_start = self._session_start = time.perf_counter()
         start_step = self.pos.step
         try:
             while self.pos.step < self.total_steps:
