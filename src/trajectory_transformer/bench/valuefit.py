@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from .. import runs
 from ..errors import TTError
@@ -23,9 +24,9 @@ __all__ = ["main"]
 _OPTIONS = {"run": str, "windows": int, "seed": int}
 
 
-def parse(items: list[str]) -> dict[str, object]:
+def parse(items: list[str]) -> dict[str, Any]:
     """`key=value` options into typed values; an unknown or malformed one is a one-line TTError."""
-    options: dict[str, object] = {"windows": 2000, "seed": 0}
+    options: dict[str, Any] = {"windows": 2000, "seed": 0}
     for item in items:
         key, has_value, value = item.partition("=")
         if key not in _OPTIONS or not has_value:
@@ -41,9 +42,9 @@ def parse(items: list[str]) -> dict[str, object]:
 
 def main(json_lines: bool = False, quick: bool = False, overrides: list[str] | None = None) -> int:
     options = parse(list(overrides or []))
-    run_dir = Path(str(options["run"]))
-    windows = 64 if quick else int(str(options["windows"]))
-    fit = value_fit(run_dir, windows=windows, seed=int(str(options["seed"])))
+    run_dir = Path(options["run"])
+    windows = 64 if quick else options["windows"]
+    fit = value_fit(run_dir, windows=windows, seed=options["seed"])
     path = run_dir / runs.EVAL_DIR / "value_fit.json"
     atomic_write_json(path, fit)
     if json_lines:
