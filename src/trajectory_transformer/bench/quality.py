@@ -853,7 +853,9 @@ def _table(suite_name: str, rows: list[dict[str, Any]], cells: list[dict[str, An
         "t-interval over all episodes of all seeds pooled (narrower: ignores seed-to-seed spread).",
         "- **return**: mean raw return over seeds ± its standard deviation across seeds.",
         "- **train time**: wall time of the one training run per seed that tt-beam and tt-greedy "
-        "share (mean over seeds); behaviour trains nothing; a d3rlpy baseline (bc, td3bc, cql, "
+        "share (mean over seeds; the training loop's seconds summed over every session, as its "
+        "last checkpoint records them; cells whose checkpoints predate that record sum the "
+        "sessions that ended cleanly, see each cell's train.wall_note); behaviour trains nothing; a d3rlpy baseline (bc, td3bc, cql, "
         "iql, dt) trains its own, timed in its worker from loading the data to the last gradient "
         "step. **eval/episode**: evaluation wall time divided by episodes (envs run together in "
         "one vector env; every method is scored by the same episode loop on the same episodes).",
