@@ -495,18 +495,15 @@ def _train_summary(run_dir: Path, ledger: dict[str, Any]) -> dict[str, Any]:
     steps = int(state["step"])
     window_tokens = steps * cfg.train.batch_size * int(state.get("world_size", 1)) * gpt.block_size
     sessions = ledger.get("sessions", [])
-    wall = float(sum(s.get("wall_s", 0.0) for s in sessions))
-    # the checkpoint's own count survives killed sessions, which the ledger cannot record
-    trained_s = state.get("train_s")
+    trained_s = state.get("train_s")  # survives killed sessions, which the ledger cannot record
     if trained_s is not None:
-        wall, wall_note = (
-            float(trained_s),
-            (
-                "training-loop seconds behind the last checkpoint, summed over every session "
-                "(killed ones included; data preparation not included)"
-            ),
+        wall = float(trained_s)
+        wall_note = (
+            "training-loop seconds behind the last checkpoint, summed over every session "
+            "(killed ones included; data preparation not included)"
         )
     else:  # a checkpoint written before train_s was recorded
+        wall = float(sum(s.get("wall_s", 0.0) for s in sessions))
         wall_note = (
             "sum over the recorded training sessions (data preparation included; a killed "
             "session is missing, so this can be too low)"
@@ -855,9 +852,9 @@ def _table(suite_name: str, rows: list[dict[str, Any]], cells: list[dict[str, An
         "- **train time**: wall time of the one training run per seed that tt-beam and tt-greedy "
         "share (mean over seeds; the training loop's seconds summed over every session, as its "
         "last checkpoint records them; cells whose checkpoints predate that record sum the "
-        "sessions that ended cleanly, see each cell's train.wall_note); behaviour trains nothing; a d3rlpy baseline (bc, td3bc, cql, "
-        "iql, dt) trains its own, timed in its worker from loading the data to the last gradient "
-        "step. **eval/episode**: evaluation wall time divided by episodes (envs run together in "
+        "sessions that ended cleanly, see each cell's train.wall_note); behaviour trains nothing; "
+        "a d3rlpy baseline (bc, td3bc, cql, iql, dt) trains its own, timed in its worker from "
+        "loading the data to the last gradient step. **eval/episode**: evaluation wall time divided by episodes (envs run together in "
         "one vector env; every method is scored by the same episode loop on the same episodes).",
         "",
         "- **data**: the dataset's own mean episode return on the same scale as **score** (the "

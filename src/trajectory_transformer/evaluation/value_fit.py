@@ -70,11 +70,11 @@ def value_fit(
     # a sorted random subset (all windows, in order, when `windows` covers them)
     starts = np.sort(rng.choice(len(windows_ds), size=min(windows, len(windows_ds)), replace=False))
     bins = np.arange(mcfg.vocab_size)[:, None]  # (V, 1)
-    reward_dim = td - 2
     centers = {
         name: torch.as_tensor(disc.decode(bins, dims=[d])[:, 0], dtype=torch.float32)
-        for name, d in (("reward", reward_dim), ("value", td - 1))
+        for name, d in (("reward", td - 2), ("value", td - 1))
     }  # (V,) each
+    sources = {"reward": tr.rewards.astype(np.float64), "value": tr.values.astype(np.float64)}
     # logits at position p predict token p + 1: the value token of transition j (window index
     # j*td + td - 1) is predicted at x index j*td + td - 2, its reward at j*td + td - 3
     j = np.arange(n_transitions)
@@ -85,13 +85,13 @@ def value_fit(
         idx = starts[lo : lo + batch_size]  # (B,)
         x, _, mask = windows_ds.batch(idx)  # (B, L-1)
         logits = model(x)  # (B, L-1, V)
-        rows = idx[:, None] + j[None, :]  # (B, T) transition of each window slot
-        for name, source in (("reward", tr.rewards), ("value", tr.values)):
+        # (B, T) transition of each window slot; rows past the data are masked anyway
+        rows = np.minimum(idx[:, None] + j[None, :], tr.n_transitions - 1)
+        for name, source in sources.items():
             inside = mask[:, at[name]].numpy().astype(bool)  # (B, T) inside the episode
             expected = logits[:, at[name]].softmax(-1) @ centers[name]  # (B, T)
             predicted[name].append(expected.numpy()[inside])
-            rows_in = np.minimum(rows, len(source) - 1)  # rows past the data are masked anyway
-            target[name].append(np.asarray(source, np.float64)[rows_in][inside])
+            target[name].append(source[rows][inside])
     pred = {k: np.concatenate(v).astype(np.float64) for k, v in predicted.items()}
     real = {k: np.concatenate(v) for k, v in target.items()}
     edges = np.quantile(real["value"], np.linspace(0, 1, 6))
