@@ -150,6 +150,17 @@ def test_behaviour_on_data_without_one_policy_is_not_applicable_and_not_retried(
     del meta["tt_collect"]
     meta_path.write_text(json.dumps(meta))
 
+    # behaviour alone: decided from the dataset, so no TT run is trained for a cell never scored
+    alone = load_suite(str(_suite_file(tmp_path, mixed, ["behaviour"], [0])))
+    alone_layout = Layout(tmp_path / "alone", tmp_path / "alone-results")
+    with monkeypatch.context() as m:
+        m.setattr(quality, "ensure_trained", lambda *a, **k: pytest.fail("trained for nothing"))
+        assert run_suite(alone, alone_layout, echo=lambda _: None) == []
+    assert quality.cell_status(alone_layout, mixed, "behaviour", 0) == "done"
+    assert not alone_layout.run_dir(mixed, 0).exists()
+    assert "no single behaviour policy" in alone_layout.table.read_text()  # and no plot to draw
+    assert not (alone_layout.results_dir / quality.PLOT_FILE).exists()
+
     suite = load_suite(str(_suite_file(tmp_path, mixed, ["tt-greedy", "behaviour"], [0])))
     layout = Layout(tmp_path / "work", tmp_path / "results")
     printed: list[str] = []

@@ -469,3 +469,55 @@ def test_recipe_names_and_config_errors(capsys: pytest.CaptureFixture[str]) -> N
     assert "hopper: Hopper-v5" in out and "medium-replay" in out
     assert tt_main(["collect", "--recipe", "hopper-medium", "collect.env=Ant-v5"]) == 2
     assert "collect.env does not apply" in capsys.readouterr().err
+
+
+def test_a_quality_suite_makes_its_missing_recipe_dataset_first(
+    tiny_recipe: CollectConfig, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A fresh clone has no datasets: `tt bench quality` makes a recipe's dataset with the recipe
+    settings of its preset, then trains and scores on it; a Minari id is left to the loader."""
+    import yaml
+
+    from trajectory_transformer.bench.quality import Layout, load_suite, run_suite
+
+    dataset = "tt/invpend/medium-quick-v1"
+    rc = tiny_recipe.recipe
+    preset = {
+        "collect": {"recipe": {"ppo_checkpoint_every": rc.ppo_checkpoint_every,
+                               "eval_episodes": rc.eval_episodes,
+                               "transitions": rc.transitions}},
+        "data": {"n_bins": 16, "n_transitions": 4},
+        "model": {"n_embd": 16, "n_layer": 1, "n_head": 2},
+        "train": {"batch_size": 16, "max_steps": 2, "save_every": 2, "progress": False},
+        "plan": {"context": 3},
+        "eval": {"n_envs": 2, "max_episode_steps": 20, "progress": False},
+    }  # fmt: skip
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(preset))
+    suite_path = tmp_path / "suite.yaml"
+    suite_path.write_text(yaml.safe_dump({
+        "datasets": [{"dataset": dataset, "preset": "tiny.yaml"}],
+        "methods": ["tt-greedy"], "seeds": [0], "episodes": 2, "eval_seed": 1000,
+    }))  # fmt: skip
+    assert not recipes.dataset_exists(dataset)
+    where = [f"work_dir={tmp_path / 'work'}", f"results_dir={tmp_path / 'results'}"]
+    assert tt_main(["bench", "quality", f"suite={suite_path}", "dry_run=true", *where]) == 0
+    assert (
+        f"dataset {dataset}: missing, made first by `tt collect --recipe invpend-medium-quick`"
+        in capsys.readouterr().out
+    )
+
+    layout = Layout(tmp_path / "work", tmp_path / "results")
+    printed: list[str] = []
+    [path] = run_suite(load_suite(str(suite_path)), layout, echo=printed.append)
+    assert printed[0] == (
+        f"{dataset} is missing: making it with `tt collect --recipe invpend-medium-quick` first"
+    )
+    made = _load(dataset)
+    assert made.total_steps == rc.transitions  # the preset's recipe settings, not the defaults
+    assert made.storage.metadata["tt_recipe"]["actions"] == "deterministic + N(0, 0.1) noise"
+    assert json.loads(path.read_text())["dataset"] == dataset
+
+    # present now: nothing is made again; ids that are not a recipe's are the loader's business
+    assert recipes.make_if_recipe(dataset, tiny_recipe, printed.append) is None
+    assert recipes.make_if_recipe("mujoco/hopper/medium-v0", tiny_recipe, printed.append) is None
+    assert sum("is missing" in line for line in printed) == 1

@@ -17,6 +17,10 @@ The TT methods share one training run per (dataset, seed); `behaviour` needs tha
 so seeds never share episodes and the methods of one seed see the same ones (paired); a baseline
 of seed k trains with seed k and is scored on those same episodes by the same loop.
 
+A recipe's dataset (`tt/hopper/medium-quick-v1`, ...) that is missing here is made first with its
+`tt collect --recipe` (seeded: the same data on the same kind of machine), so one command
+reproduces a suite from a fresh clone; other ids load as `data.dataset` does.
+
 Baseline cells come after the TT cells of their (dataset, seed) and never block them: when the
 baselines venv is missing, one line says so (`make baselines`), the baseline cells are left to do
 and the TT cells run; a failing worker fails its cell with one line naming its log. Either way
@@ -79,7 +83,8 @@ from ..config import (
     find_yaml,
     load_config,
 )
-from ..data.episodes import dataset_returns
+from ..data.episodes import collect_record, dataset_returns
+from ..data.recipes import dataset_exists, make_if_recipe, recipe_making
 from ..errors import ConfigError, TTError
 from ..evaluation.evaluate import evaluate_run
 from ..evaluation.metrics import (
@@ -586,13 +591,14 @@ def _data_score(dataset: str, env_id: str | None, dataset_ref: Reference | None)
     }
 
 
-def not_applicable(run_dir: Path, method: str) -> str | None:
-    """Why `method` cannot be evaluated on this run's dataset (None if it can).
+def not_applicable(dataset: str, method: str) -> str | None:
+    """Why `method` cannot be evaluated on `dataset` (None if it can), decided from the dataset
+    alone so that no TT run is trained for a cell that will not be scored.
 
     `behaviour` needs one policy that made the data; medium-replay (a policy changing as it
     trained) and medium-expert (two policies) have none, and their datasets record none.
     """
-    if METHODS[method][0] == "behaviour" and not runs.read_dataset_info(run_dir).collect_settings:
+    if METHODS[method][0] == "behaviour" and not collect_record(dataset):
         return (
             "the dataset records no single behaviour policy (a mixture such as medium-replay or "
             "medium-expert, or data not made by tt collect); see the data score instead"
@@ -1000,7 +1006,8 @@ def write_report(suite_name: str, results_dir: Path) -> list[dict[str, Any]]:
     if not cells:
         return rows
     atomic_write_bytes(results_dir / TABLE_FILE, _table(suite_name, rows, cells).encode())
-    atomic_write_bytes(results_dir / PLOT_FILE, _plot(suite_name, rows))
+    if rows:  # only not-applicable cells so far: a table that says so, nothing to plot
+        atomic_write_bytes(results_dir / PLOT_FILE, _plot(suite_name, rows))
     return rows
 
 
@@ -1051,17 +1058,20 @@ def run_suite(
             if not missing:
                 continue
             cfg = cell_config(suite, ds, seed, extra)
-            tt_methods = [m for m in missing if m in METHODS]
+            make_if_recipe(ds.dataset, cfg.collect, echo)
+            tt_methods = []
+            for method in [m for m in missing if m in METHODS]:
+                reason = not_applicable(ds.dataset, method)
+                if reason is None:
+                    tt_methods.append(method)
+                    continue
+                na = _not_applicable_cell(suite, ds, seed, method, reason)
+                atomic_write_json(layout.cell_json(ds.dataset, method, seed), na)
+                write_report(suite.name, layout.results_dir)
+                echo(f"{ds.dataset} {method} seed {seed}: not applicable ({reason})")
             if tt_methods:
                 ensure_trained(cfg, layout, ds.dataset, seed, step_callback)
             for method in tt_methods:
-                reason = not_applicable(layout.run_dir(ds.dataset, seed), method)
-                if reason is not None:
-                    na = _not_applicable_cell(suite, ds, seed, method, reason)
-                    atomic_write_json(layout.cell_json(ds.dataset, method, seed), na)
-                    write_report(suite.name, layout.results_dir)
-                    echo(f"{ds.dataset} {method} seed {seed}: not applicable ({reason})")
-                    continue
                 record(ds, seed, method, evaluate_cell(suite, ds, seed, method, cfg, layout, extra))
             for method in [m for m in missing if m in BASELINES]:
                 if python is None:  # the venv is missing: said once, up front
@@ -1115,6 +1125,12 @@ def _print_status(
                 where = f"NOT AVAILABLE: {err}"
             level = "smoke" if suite.quick else suite.baseline_budget
             print(f"baselines: budget '{level}', {where}")
+        for ds in suite.datasets:
+            recipe = recipe_making(ds.dataset)
+            if recipe is not None and not dataset_exists(ds.dataset):
+                print(
+                    f"dataset {ds.dataset}: missing, made first by `tt collect --recipe {recipe}`"
+                )
     for ds, seed, method in suite.cells():
         status = cell_status(layout, ds.dataset, method, seed)
         path = layout.cell_json(ds.dataset, method, seed)

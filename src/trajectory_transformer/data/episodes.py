@@ -43,6 +43,7 @@ __all__ = [
     "Transitions",
     "check_dataset_id",
     "collect_hint",
+    "collect_record",
     "dataset_id_problem",
     "dataset_problem",
     "dataset_returns",
@@ -592,6 +593,13 @@ def load_minari(spec: str, key: str = "data.dataset") -> Any:
         )
     _download(spec, root)
     return _open_local(spec, folder)
+
+
+def collect_record(spec: str) -> str | None:
+    """The `tt collect` record stored with a dataset (JSON: its one policy, noise, seed), or None
+    for data with no single behaviour policy (a recipe's medium-replay or medium-expert mixture,
+    data made elsewhere). Read from the metadata alone, without loading the episodes."""
+    return _opt_str(load_minari(spec).storage.metadata.get(COLLECT_RECORD_KEY))
 
 
 def dataset_returns(spec: str) -> np.ndarray:

@@ -81,6 +81,7 @@ __all__ = [
     "check_recipe_config",
     "dataset_exists",
     "describe_recipes",
+    "make_if_recipe",
     "parse_recipe",
     "recipe_dataset_id",
     "recipe_making",
@@ -639,6 +640,20 @@ def _one(
             written.append(ctx.dataset_id(level))
     say(f"{name}: manifest {_manifest_path(folder)}")
     return {"written": written, "existing": existing, "manifest": str(_manifest_path(folder))}
+
+
+def make_if_recipe(
+    dataset_id: str, cfg: CollectConfig, say: Callable[[str], None] = print
+) -> str | None:
+    """Make `dataset_id` with its recipe if it is a recipe's and missing here; the recipe's name if
+    it was made, else None (a Minari id or a path is left to the loader, which downloads or names
+    the fix). Lets `tt bench quality` reproduce a suite from a fresh clone in one command."""
+    recipe = recipe_making(dataset_id)
+    if recipe is None or dataset_exists(dataset_id):
+        return None
+    say(f"{dataset_id} is missing: making it with `tt collect --recipe {recipe}` first")
+    run_recipe(recipe, cfg)
+    return recipe
 
 
 def run_recipe(recipe: str, cfg: CollectConfig, progress: bool = True) -> list[dict[str, Any]]:
