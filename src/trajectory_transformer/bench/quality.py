@@ -957,42 +957,60 @@ def _baseline_budget_line(cell: dict[str, Any]) -> str:
 
 
 def _plot(suite_name: str, rows: list[dict[str, Any]]) -> bytes:
+    """Per dataset: the scores as bars (top) and score against compute (bottom), the data's
+    own score as a dashed line in both: where each method wins, and at what compute cost."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
-    fig = Figure(figsize=(max(4.0, 3.2 * len(datasets)), 3.6), dpi=100)
+    fig = Figure(figsize=(max(4.5, 3.6 * len(datasets)), 6.8), dpi=100)
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, len(datasets), sharey=True, squeeze=False)[0]
+    grid = fig.subplots(2, len(datasets), sharey=True, squeeze=False)
     colors = {"tt-beam": "#3b75af", "tt-greedy": "#ef8636", "behaviour": "#519e3e",
               "bc": "#8d69b8", "td3bc": "#c53a32", "cql": "#84584e", "iql": "#d57fbe",
               "dt": "#7f7f7f"}  # fmt: skip
     marked = False
-    for ax, dataset in zip(axes, datasets):
+    for col, dataset in enumerate(datasets):
+        bars, costs = grid[0][col], grid[1][col]
         mine = [r for r in rows if r["dataset"] == dataset]
         for i, r in enumerate(mine):
             if r["score_mean"] is None:
                 continue
-            ci = r["score_ci95_seeds"]
+            color = colors.get(r["method"], "#888888")
+            ci = r["score_ci95_seeds"] or r["score_ci95_pooled"]
             err = None if ci is None else [[r["score_mean"] - ci[0]], [ci[1] - r["score_mean"]]]
-            ax.bar(i, r["score_mean"], color=colors.get(r["method"], "#888888"), yerr=err,
-                   capsize=4, alpha=0.85)  # fmt: skip
-            ax.scatter([i] * len(r["score_seed_means"]), r["score_seed_means"], color="black",
-                       s=10, zorder=3)  # fmt: skip
+            bars.bar(i, r["score_mean"], color=color, yerr=err, capsize=4, alpha=0.85)
+            bars.scatter([i] * len(r["score_seed_means"]), r["score_seed_means"], color="black",
+                         s=10, zorder=3)  # fmt: skip
             if r.get("published_d4rl") is not None:
-                ax.scatter([i], [r["published_d4rl"]], marker="D", facecolors="none",
-                           edgecolors="black", s=28, zorder=4,
-                           label=None if marked else "published D4RL (other data)")  # fmt: skip
+                bars.scatter([i], [r["published_d4rl"]], marker="D", facecolors="none",
+                             edgecolors="black", s=28, zorder=4)  # fmt: skip
                 marked = True
-        ax.set_xticks(range(len(mine)), [r["method"] for r in mine], fontsize=8)
+            if r["train_wall_s"] is not None:  # the cell's compute: its training + evaluation
+                per_seed = r["episodes"] / max(1, len(r["seeds"]))
+                minutes = (r["train_wall_s"] + per_seed * r["eval_s_per_episode"]) / 60
+                costs.errorbar([minutes], [r["score_mean"]], yerr=err, fmt="o", color=color,
+                               capsize=3)  # fmt: skip
+                costs.annotate(r["method"], (minutes, r["score_mean"]), fontsize=6,
+                               xytext=(4, 3), textcoords="offset points")  # fmt: skip
+        data_score = next((r["data_score"] for r in mine if r["data_score"] is not None), None)
+        for ax in (bars, costs):
+            ax.axhline(0, color="grey", linewidth=0.5)
+            ax.axhline(100, color="grey", linewidth=0.5, linestyle=":")
+            if data_score is not None:
+                ax.axhline(data_score, color="black", linewidth=0.8, linestyle="--")
+        bars.set_xticks(range(len(mine)), [r["method"] for r in mine], fontsize=7, rotation=35,
+                        ha="right")  # fmt: skip
         refs = {r["reference"] for r in mine}
-        ax.set_title(f"{dataset}\n(ref: {', '.join(sorted(refs))})", fontsize=8)
-        ax.axhline(0, color="grey", linewidth=0.5)
-        ax.axhline(100, color="grey", linewidth=0.5, linestyle=":")
-    axes[0].set_ylabel("normalized score x100 (last checkpoint)", fontsize=8)
-    if marked:
-        fig.legend(loc="lower right", fontsize=7, frameon=False)
-    fig.suptitle(f"{suite_name}: mean over seeds, 95% CI over seeds, dots = seeds", fontsize=9)
+        bars.set_title(f"{dataset}\n(ref: {', '.join(sorted(refs))}; dashed: the data)", fontsize=8)
+        costs.set_xlim(left=0)
+        costs.set_xlabel("training + evaluation wall time per seed, min", fontsize=7)
+        costs.tick_params(labelsize=7)
+    grid[0][0].set_ylabel("normalized score x100 (last checkpoint)", fontsize=8)
+    grid[1][0].set_ylabel("score against compute", fontsize=8)
+    note = "\ndiamonds: published D4RL scores (other data, orientation only)" if marked else ""
+    fig.suptitle(f"{suite_name}: mean over seeds, 95% CI over seeds (pooled episodes for one seed), "
+                 f"dots = seeds{note}", fontsize=9)  # fmt: skip
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
