@@ -255,6 +255,21 @@ def test_a_changed_suite_does_not_resume_a_stale_run(pendulum_dataset: str, tmp_
         run_suite(suite, layout, extra=["train.lr=1e-3"], echo=lambda _: None)
 
 
+def test_a_corrupt_cell_json_stops_the_suite_before_any_work(
+    pendulum_dataset: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Skipped as done but unreadable by the report, it would end a run after hours of training."""
+    suite = load_suite(str(_suite_file(tmp_path, pendulum_dataset, ["tt-greedy", "bc"], [0])))
+    layout = Layout(tmp_path / "work", tmp_path / "results")
+    bad = layout.cell_json(pendulum_dataset, "bc", 0)
+    bad.parent.mkdir(parents=True)
+    bad.write_text('{"schema": "tt-quality-cell/1", "score')  # cut off by a crash or an edit
+    assert quality.cell_status(layout, pendulum_dataset, "bc", 0) == "corrupt: restore or delete it"
+    monkeypatch.setattr(quality, "ensure_trained", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(TTError, match=rf"{bad}: corrupt quality cell result.*restore or delete"):
+        run_suite(suite, layout, echo=lambda _: None)
+
+
 # ------------------------------------------------------------------------------ aggregation
 def _fake_cell(
     dataset: str, method: str, seed: int, scores: list[float], d4rl: bool = True

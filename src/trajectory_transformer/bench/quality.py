@@ -408,8 +408,13 @@ def _read_ledger(path: Path) -> dict[str, Any]:
 
 
 def cell_status(layout: Layout, dataset: str, method: str, seed: int) -> str:
-    """done | trained (evaluation pending) | partial (resumes at step N) | todo."""
-    if layout.cell_json(dataset, method, seed).is_file():
+    """done | corrupt | trained (evaluation pending) | partial (resumes at step N) | todo."""
+    path = layout.cell_json(dataset, method, seed)
+    if path.is_file():
+        try:
+            read_json(path, "quality cell result")
+        except TTError:
+            return "corrupt: restore or delete it"
         return "done"
     if method in BASELINES:  # its worker resumes from the cell folder's checkpoints/
         step = runs.train_step(layout.baseline_dir(dataset, method, seed))
@@ -1050,6 +1055,7 @@ def run_suite(
     (when given), and those cells stay to do.
     """
     layout = layout or Layout.default(suite)
+    _read_cells(layout.results_dir)  # a corrupt cell JSON stops us now, not after hours of work
     written: list[Path] = []
     failures = failed if failed is not None else []
     python = _baselines_interpreter(suite, layout, baselines_python_path, echo, failures)
