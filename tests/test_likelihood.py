@@ -162,7 +162,7 @@ def test_policy_acts_by_the_mode(mode: str, action: float, planned_return: float
     policy = TTPolicy(markov_model(), bins, box, box, plan)
     assert policy.act(np.zeros(1, np.float32)).tolist() == [action]
     # a search ran (the no-search modes report no plan): Z, Z returns 1.2 + 1, Y, Y 3 + 3
-    slots, predicted = policy.agent.last_plans
+    slots, predicted, _sampled = policy.agent.last_plans
     assert slots.tolist() == [0] and predicted[0] == pytest.approx(planned_return, abs=1e-4)
 
 

@@ -25,10 +25,10 @@ class ScriptedPlans:
     """An agent stand-in whose `last_plans` the test sets before each step."""
 
     def __init__(self) -> None:
-        self.plans: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros(0))
+        self.plans: tuple[np.ndarray, ...] = (np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
 
     @property
-    def last_plans(self) -> tuple[np.ndarray, np.ndarray]:
+    def last_plans(self) -> tuple[np.ndarray, ...]:
         return self.plans
 
 
@@ -49,16 +49,17 @@ def test_predictions_pair_with_the_discounted_return_that_followed_in_their_own_
     agent = ScriptedPlans()
     audit = PlanAudit(agent, discount=0.5)
     # slot 0 runs episode 0 (rewards 1, 2, 4) and then episode 2 (rewards 8, 8); slot 1 runs
-    # episode 1 (rewards 1, 1, 1, 1) and plans only every other step (plan_every=2)
+    # episode 1 (rewards 1, 1, 1, 1) and plans only every other step (plan_every=2); each plan
+    # says (slot, predicted return, mean predicted return of its sampled first actions)
     script = [
-        ([0, 1], [0, 1], [1.0, 1.0], ([0, 1], [10.0, 3.0])),
-        ([0, 1], [0, 1], [2.0, 1.0], ([0], [4.0])),
-        ([0, 1], [0, 1], [4.0, 1.0], ([0, 1], [4.0, 1.0])),
-        ([0, 1], [2, 1], [8.0, 1.0], ([0], [12.0])),
-        ([0], [2], [8.0], ([0], [8.0])),
+        ([0, 1], [0, 1], [1.0, 1.0], ([0, 1], [10.0, 3.0], [8.0, 3.0])),
+        ([0, 1], [0, 1], [2.0, 1.0], ([0], [4.0], [4.0])),
+        ([0, 1], [0, 1], [4.0, 1.0], ([0, 1], [4.0, 1.0], [3.0, 0.0])),
+        ([0, 1], [2, 1], [8.0, 1.0], ([0], [12.0], [10.0])),
+        ([0], [2], [8.0], ([0], [8.0], [8.0])),
     ]
-    for slots, episodes, rewards, (planned, predicted) in script:
-        agent.plans = (np.asarray(planned), np.asarray(predicted, np.float64))
+    for slots, episodes, rewards, (planned, predicted, sampled) in script:
+        agent.plans = tuple(np.asarray(a) for a in (planned, predicted, sampled))
         audit(step(slots, episodes, rewards))
 
     # realized V_t = r_t + 0.5 V_{t+1} within each episode
@@ -87,6 +88,12 @@ def test_predictions_pair_with_the_discounted_return_that_followed_in_their_own_
     assert summary["bias_ci95"] == pytest.approx(
         [per_episode.mean() - half, per_episode.mean() + half]
     )
+    # the search's believed gain, per episode's mean: (2 + 0 + 1) / 3, (0 + 1) / 2, (2 + 0) / 2
+    gains = np.asarray([1.0, 0.5, 1.0])
+    assert summary["search_gain_mean"] == pytest.approx(gains.mean())
+    assert summary["sampled_mean"] == pytest.approx(6.0 - gains.mean())
+    half = 4.3027 * gains.std(ddof=1) / np.sqrt(3)
+    assert summary["search_gain_ci95"] == pytest.approx([gains.mean() - half, gains.mean() + half])
 
 
 def test_nothing_planned_means_no_audit() -> None:
@@ -98,12 +105,12 @@ def test_nothing_planned_means_no_audit() -> None:
 def test_a_true_termination_is_realized_with_the_penalty_the_model_was_trained_with() -> None:
     agent = ScriptedPlans()
     audit = PlanAudit(agent, discount=0.5, termination_penalty=-100.0)
-    agent.plans = (np.asarray([0, 1]), np.asarray([0.0, 0.0]))
+    agent.plans = (np.asarray([0, 1]), np.asarray([0.0, 0.0]), np.asarray([0.0, 0.0]))
     audit(step([0, 1], [0, 1], [1.0, 1.0]))
     fall = step([0, 1], [0, 1], [1.0, 1.0])
     fall.terminated[0] = True  # episode 0 falls; episode 1 is cut by the time limit
     fall.truncated[1] = True
-    agent.plans = (np.zeros(0, np.int64), np.zeros(0))
+    agent.plans = (np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
     audit(fall)
     summary = audit.summary()
     assert summary is not None and summary["termination_penalty"] == -100.0

@@ -84,6 +84,11 @@ def test_beam_search_avoids_the_trap(trap_model: TrajectoryGPT, use_cache: bool)
     assert (result.tokens[:, 0, 1] == 1).all()  # the first action avoids the trap
     assert (result.tokens[:, 1:, 0] == 2).all()  # and the model imagines the good state
     assert (result.predicted_return > 5).all()  # 0 + 2 + 2 + 2 = 6
+    # without search the model expects much less: its 32 sampled first actions are mostly the
+    # trap (value 1), some the good one (value 6), so the search's believed gain is large
+    assert result.sampled_return is not None
+    assert ((result.sampled_return > 0.5) & (result.sampled_return < 4.5)).all()
+    assert (result.predicted_return - result.sampled_return > 1.5).all()
 
 
 def test_cached_and_uncached_plans_agree(trap_model: TrajectoryGPT) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -64,10 +65,11 @@ def test_sweep_evaluates_the_grid_once_and_resumes(
     rows = [line for line in table.splitlines() if line.startswith("| 2 |") or "(step 4)" in line]
     assert len(rows) == 8
     assert "| plan.horizon | plan.mode |" in table
-    assert "predicted vs realized return (bias [95% CI]) |" in table
+    assert "predicted vs realized return (bias [95% CI]) | search gain [95% CI] |" in table
     audited = [line for line in rows if "| beam |" in line]
-    assert len(audited) == 4 and all(line.endswith("]) |") for line in audited)
-    assert all(line.endswith("| — |") for line in rows if "| greedy |" in line)
+    assert len(audited) == 4
+    assert all(re.search(r"\]\) \| -?[\d.]+ \[-?[\d.]+, -?[\d.]+\] \|$", line) for line in audited)
+    assert all(line.endswith("| — | — |") for line in rows if "| greedy |" in line)
 
     # a rerun evaluates nothing; a new axis value evaluates only the new points
     assert sweep.run_sweep(plan, echo=lambda _m: None) == []

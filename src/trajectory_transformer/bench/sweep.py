@@ -279,8 +279,12 @@ def write_table(out: Path) -> str:
         "| checkpoint | tokens | " + " | ".join(keys) + " | episodes | score | 95% CI "
         "| return | length | planning ms/step | eval ms/step |"
         + (" action RMSE vs expert [95% CI] | floor |" if agreement else "")
-        + (" predicted vs realized return (bias [95% CI]) |" if audited else ""),
-        "|" + "---|" * (len(keys) + 9 + 2 * agreement + audited),
+        + (
+            " predicted vs realized return (bias [95% CI]) | search gain [95% CI] |"
+            if audited
+            else ""
+        ),
+        "|" + "---|" * (len(keys) + 9 + 2 * agreement + 2 * audited),
     ]
 
     def order(p: dict[str, Any]) -> tuple[float, list[str]]:
@@ -319,6 +323,10 @@ def write_table(out: Path) -> str:
                 else f"{fmt(audit['predicted_mean'])} vs {fmt(audit['realized_mean'])} "
                 f"({fmt(audit['bias_mean'])} {fmt_ci(audit.get('bias_ci95'))})"
             )  # fmt: skip
+            gain = audit.get("search_gain_mean")  # absent from points of older commits
+            cells.append(
+                "—" if gain is None else f"{fmt(gain)} {fmt_ci(audit.get('search_gain_ci95'))}"
+            )
         lines.append("| " + " | ".join(cells) + " |")
     if points:
         first = points[0]
@@ -341,7 +349,9 @@ def write_table(out: Path) -> str:
                     "**predicted vs realized return**: the winning plans' predicted discounted "
                     "return against the discounted return that followed (termination penalty "
                     "included, as the model learned it), means over episodes, bias 95% CI over "
-                    "episodes (`plan_audit` of `tt eval`)."
+                    "episodes (`plan_audit` of `tt eval`). **search gain**: the winning plans' "
+                    "predicted return minus the mean predicted return of their sampled first "
+                    "actions (what the model expects without search), 95% CI over episodes."
                 ]
                 if audited
                 else []

@@ -94,7 +94,7 @@ def _tensorboard(summary: dict[str, Any], tb_dir: Path, step: int, prefix: str) 
             if value is not None:
                 writer.add_scalar(f"{prefix}/{key}", float(value), step)
         audit = summary.get("plan_audit") or {}
-        for key in ("bias_mean", "correlation"):
+        for key in ("bias_mean", "correlation", "search_gain_mean"):
             if audit.get(key) is not None:
                 writer.add_scalar(f"{prefix}/plan_audit_{key}", float(audit[key]), step)
     finally:
@@ -157,6 +157,11 @@ def format_summary(summary: dict[str, Any], json_path: Path | str | None = None)
             text += f"  95% CI [{_num(ci[0])}, {_num(ci[1])}] (episodes)"
         text += f"; correlation {_num(audit.get('correlation'), 2)}, {audit['plans']} plans"
         rows.append(("predicted return", text))
+        if audit.get("search_gain_mean") is not None:
+            ci = audit.get("search_gain_ci95")
+            gain = _num(audit["search_gain_mean"])
+            gain += f"  95% CI [{_num(ci[0])}, {_num(ci[1])}]" if ci else ""
+            rows.append(("search gain", f"{gain} (predicted, over the sampled first actions)"))
     rate = summary.get("env_steps_per_s")
     per_step = 1e3 / rate if isinstance(rate, int | float) and rate > 0 else None
     rows.append(

@@ -11,6 +11,13 @@ the model predicts returns in those units). A positive bias is
 optimism: the plans promise more than the env pays. It costs nothing extra: the planner computes
 the prediction anyway, the rollout loop supplies the rewards.
 
+Beside it, the gain the search believes it finds: the winner's predicted return minus the mean
+predicted return of the first step's sampled actions (`PlanResult.sampled_return`, what the model
+expects from an action drawn without search). A gain that is small against the realized return
+means the model sees little to choose between, so beam search cannot do much better than decoding
+its most likely action; a large gain with a large bias means the search chooses by the model's
+errors.
+
 Only return-scored plans are audited (plan.mode beam or likelihood on a plain run); greedy and
 sample decoding make no prediction, and goal search scores progress, not return.
 """
@@ -33,8 +40,9 @@ class PredictsReturns(Protocol):
     """An agent that says, after each `act`, which slots it planned and the return it predicted."""
 
     @property
-    def last_plans(self) -> tuple[np.ndarray, np.ndarray]:
-        """((k,) slots planned in the latest act call, (k,) their predicted returns)."""
+    def last_plans(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """((k,) slots planned in the latest act call, (k,) their predicted returns, (k,) the mean
+        predicted return of each plan's sampled first actions)."""
         ...
 
 
@@ -48,14 +56,18 @@ class PlanAudit:
         self.discount = discount
         self.termination_penalty = termination_penalty
         self.rewards: dict[int, list[float]] = {}  # episode -> its rewards, in order
-        self.plans: dict[int, list[tuple[int, float]]] = {}  # episode -> (step, predicted)
+        # episode -> (step, predicted, sampled) per plan
+        self.plans: dict[int, list[tuple[int, float, float]]] = {}
 
     def __call__(self, step: StepInfo) -> None:
-        slots, predicted = self.agent.last_plans
+        slots, predicted, sampled = self.agent.last_plans
         by_slot = dict(zip(step.slots.tolist(), step.episodes.tolist(), strict=True))
-        for slot, value in zip(slots.tolist(), predicted.tolist(), strict=True):
+        for slot, value, drawn in zip(
+            slots.tolist(), predicted.tolist(), sampled.tolist(), strict=True
+        ):
             episode = by_slot[slot]
-            self.plans.setdefault(episode, []).append((len(self.rewards.get(episode, [])), value))
+            at = len(self.rewards.get(episode, []))
+            self.plans.setdefault(episode, []).append((at, value, drawn))
         rewards = step.rewards + self.termination_penalty * step.terminated  # as in the data
         for episode, reward in zip(step.episodes.tolist(), rewards.tolist(), strict=True):
             self.rewards.setdefault(episode, []).append(float(reward))
@@ -74,14 +86,17 @@ class PlanAudit:
         starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)  # (E + 1,)
         rewards = np.concatenate([self.rewards[e] for e in episodes]).astype(np.float64)
         to_go = discounted_returns(rewards, starts, self.discount).astype(np.float64)  # (N,)
-        predicted, realized = [], []  # per episode: (plans,) arrays
+        predicted, realized, sampled = [], [], []  # per episode: (plans,) arrays
         for start, episode in zip(starts[:-1].tolist(), episodes, strict=True):
-            steps = np.asarray([s for s, _ in self.plans[episode]], dtype=np.int64)
-            predicted.append(np.asarray([v for _, v in self.plans[episode]], dtype=np.float64))
-            realized.append(to_go[start + steps])
+            rows = np.asarray(self.plans[episode], dtype=np.float64)  # (plans, 3)
+            predicted.append(rows[:, 1])
+            sampled.append(rows[:, 2])
+            realized.append(to_go[start + rows[:, 0].astype(np.int64)])
         pred_ep = np.asarray([p.mean() for p in predicted])  # (E,)
         real_ep = np.asarray([r.mean() for r in realized])  # (E,)
+        gain_ep = pred_ep - np.asarray([d.mean() for d in sampled])  # (E,)
         low, high = confidence_interval(pred_ep - real_ep)
+        gain_low, gain_high = confidence_interval(gain_ep)
         pred, real = np.concatenate(predicted), np.concatenate(realized)  # (plans,)
         corr = (
             float(np.corrcoef(pred, real)[0, 1]) if pred.size > 1 and pred.std() and real.std()
@@ -100,6 +115,10 @@ class PlanAudit:
             "relative_bias": bias / abs(float(real_ep.mean())) if real_ep.mean() else None,
             "optimistic_fraction": float((pred > real).mean()),
             "correlation": corr,
+            # None where the planner did not report its sampled first actions (NaN)
+            "sampled_mean": _finite(pred_ep.mean() - gain_ep.mean()),
+            "search_gain_mean": _finite(gain_ep.mean()),
+            "search_gain_ci95": None if math.isnan(gain_low) else [gain_low, gain_high],
             "first_plan": {  # each episode's first plan (its first step): the whole episode ahead
                 "predicted_mean": float(np.mean([p[0] for p in predicted])),
                 "realized_mean": float(np.mean([r[0] for r in realized])),
@@ -108,6 +127,12 @@ class PlanAudit:
                 "predicted: the chosen plan's discounted expected rewards + discounted terminal "
                 "value; realized: the discounted return that followed within the episode, a true "
                 "termination's reward plus termination_penalty (as the value targets); bias = "
-                "predicted - realized; means weigh episodes equally, the CI is over episodes"
+                "predicted - realized; sampled: the mean predicted return of the first step's "
+                "sampled actions (no search), search_gain = predicted - sampled; means weigh "
+                "episodes equally, the CIs are over episodes"
             ),
         }
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None

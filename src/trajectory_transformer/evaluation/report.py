@@ -378,6 +378,15 @@ def _summary_section(run: _Run) -> str:
                     f" ({bias}; correlation {_fmt(audit.get('correlation'), 2)})",
                 )
             )
+            if _is_num(audit.get("search_gain_mean")):
+                ci = audit.get("search_gain_ci95")
+                rows.append(
+                    (
+                        "search gain: predicted return over the sampled first actions' (95% CI)",
+                        _fmt(audit["search_gain_mean"])
+                        + (f" [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else ""),
+                    )
+                )
     body = _kpis(run) + _table(rows)
     if ev is None:
         body += _note(run.notes.get("eval", "no evaluation"))

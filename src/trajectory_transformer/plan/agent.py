@@ -84,7 +84,7 @@ class PlannerAgent:
         # whether plans carry a predicted RETURN (goal search predicts progress; greedy, sample
         # make no prediction): `last_plans` is empty otherwise
         self.audits_returns = cfg.mode in ("beam", "likelihood") and goal is None
-        self._planned: list[tuple[np.ndarray, np.ndarray]] = []  # this act call's plans
+        self._planned: list[tuple[np.ndarray, ...]] = []  # this act call's plans
         self._allocate(0)
 
     def _allocate(self, n_slots: int) -> None:
@@ -170,21 +170,30 @@ class PlannerAgent:
         self.queued_left[slots] = steps - 1
         self.queued_next[slots] = 1
         if self.audits_returns:
-            self._planned.append((slots, result.predicted_return.double().cpu().numpy()))
+            predicted = result.predicted_return.double().cpu().numpy()
+            sampled = (
+                np.full_like(predicted, np.nan)  # a planner that does not say (a stand-in)
+                if result.sampled_return is None
+                else result.sampled_return.double().cpu().numpy()
+            )
+            self._planned.append((slots, predicted, sampled))
         return actions[:, 0]
 
     @property
-    def last_plans(self) -> tuple[np.ndarray, np.ndarray]:
-        """((k,) slots that made a new plan in the latest `act`, (k,) its predicted return).
+    def last_plans(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """((k,) slots that made a new plan in the latest `act`, (k,) its predicted return, (k,)
+        the mean predicted return of the plan's sampled first actions).
 
         The predicted return is the winning plan's discounted expected rewards plus its discounted
-        terminal value (raw reward units); empty unless the plans are scored by return (beam or
-        likelihood mode on a plain run). `evaluation.plan_audit` compares it with what followed.
+        terminal value (raw reward units; `PlanResult.sampled_return` for the third); empty unless
+        the plans are scored by return (beam or likelihood mode on a plain run).
+        `evaluation.plan_audit` compares them with what followed.
         """
         if not self._planned:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
-        slots, values = zip(*self._planned, strict=True)
-        return np.concatenate(slots), np.concatenate(values)
+            empty = np.zeros(0, dtype=np.float64)
+            return np.zeros(0, dtype=np.int64), empty, empty
+        slots, predicted, sampled = zip(*self._planned, strict=True)
+        return np.concatenate(slots), np.concatenate(predicted), np.concatenate(sampled)
 
     def record(self, slots: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
         """Append the real transition (obs, executed action, reward, placeholder value)."""

@@ -59,6 +59,11 @@ class PlanResult:
     """(G,) the winning candidate's predicted return (discounted rewards + terminal value), in
     every mode but goal; in `likelihood` mode it is reported, not what the winner was chosen by. In
     `goal` mode: the winner's goal progress, -sum_k γ^(k-1) ||p_k - goal|| (see the module doc)."""
+    sampled_return: torch.Tensor | None = None
+    """(G,) the mean predicted return (r_0 + γ·V_1, i.e. the value V_0 of the first imagined step)
+    over the first step's W·E sampled actions: what the model expects from an action drawn without
+    search. `predicted_return` minus this is the gain the search believes it finds (the plan
+    audit reports it). None in goal mode."""
     log_likelihood: torch.Tensor | None = None
     """(G,) `likelihood` mode only: the winner's log-probability under the model (natural log, sum
     over every generated token, see `LikelihoodScore`), which is what chose it. None otherwise."""
@@ -284,6 +289,7 @@ class BeamPlanner:
         returns = torch.zeros(G * W, device=device)  # the survivors' predicted returns
         total = torch.zeros(G * W, device=device)  # the survivors' running score (self.score.add)
         score = self.score
+        sampled: torch.Tensor | None = None  # (G,) see PlanResult.sampled_return
 
         for t in range(H):
             # 1. expand every beam E times (the cache shares each beam's keys with its children)
@@ -321,6 +327,8 @@ class BeamPlanner:
                 # candidate's return is the rewards before t plus the discounted V_t (TT's
                 # r_0..r_t + γ^(t+1) V with TT's value defined from t+1 on).
                 returns = rewards[:, :t] @ self.discounts[:t] + self.discounts[t] * value  # (M,)
+                if t == 0:  # the W beams start as copies: M = G·W·E sampled first actions
+                    sampled = returns.view(G, W * E).mean(dim=-1)  # (G,)
             # likelihood mode: the value token of step t is drawn only after this pruning (below),
             # so it counts from the next ranking on, and in the final choice after the loop
             top = score.rank(returns, total).view(G, W * E).topk(W, dim=-1)  # (G, W)
@@ -347,5 +355,6 @@ class BeamPlanner:
         return PlanResult(
             tokens=plan[winners, :H],
             predicted_return=returns[winners],
+            sampled_return=sampled,
             log_likelihood=total[winners] if score.tracks_likelihood else None,
         )
