@@ -84,7 +84,7 @@ from ..config import (
     load_config,
 )
 from ..data.episodes import collect_record, dataset_returns
-from ..data.recipes import dataset_exists, make_if_recipe, recipe_making
+from ..data.recipes import make_if_recipe, recipe_to_make
 from ..errors import ConfigError, TTError
 from ..evaluation.evaluate import evaluate_run
 from ..evaluation.metrics import (
@@ -1150,8 +1150,8 @@ def _print_status(
             level = "smoke" if suite.quick else suite.baseline_budget
             print(f"baselines: budget '{level}', {where}")
         for ds in suite.datasets:
-            recipe = recipe_making(ds.dataset)
-            if recipe is not None and not dataset_exists(ds.dataset):
+            recipe = recipe_to_make(ds.dataset)
+            if recipe is not None:
                 print(
                     f"dataset {ds.dataset}: missing, made first by `tt collect --recipe {recipe}`"
                 )

@@ -85,6 +85,7 @@ __all__ = [
     "parse_recipe",
     "recipe_dataset_id",
     "recipe_making",
+    "recipe_to_make",
     "register_recipe_env",
     "run_recipe",
 ]
@@ -642,14 +643,20 @@ def _one(
     return {"written": written, "existing": existing, "manifest": str(_manifest_path(folder))}
 
 
+def recipe_to_make(dataset_id: str) -> str | None:
+    """The recipe that would make `dataset_id` if it is a recipe's and missing here, else None."""
+    recipe = recipe_making(dataset_id)
+    return None if recipe is None or dataset_exists(dataset_id) else recipe
+
+
 def make_if_recipe(
     dataset_id: str, cfg: CollectConfig, say: Callable[[str], None] = print
 ) -> str | None:
     """Make `dataset_id` with its recipe if it is a recipe's and missing here; the recipe's name if
     it was made, else None (a Minari id or a path is left to the loader, which downloads or names
     the fix). Lets `tt bench quality` reproduce a suite from a fresh clone in one command."""
-    recipe = recipe_making(dataset_id)
-    if recipe is None or dataset_exists(dataset_id):
+    recipe = recipe_to_make(dataset_id)
+    if recipe is None:
         return None
     say(f"{dataset_id} is missing: making it with `tt collect --recipe {recipe}` first")
     run_recipe(recipe, cfg)
