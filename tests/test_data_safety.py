@@ -212,7 +212,8 @@ def test_bad_dataset_id_rejected_before_collecting(
         f"collect.dataset_id={bad!r} is not a valid Minari dataset id ({why}); use "
         "namespace/name-vN, e.g. tt/pendulum/noisy-expert-v0"
     )
-    assert tree(minari_tmp) == [] and not (minari_tmp.parent / "x").exists()
+    assert tree(minari_tmp) == []
+    assert not (minari_tmp.parent / "x").exists() and not (minari_tmp.parent.parent / "x").exists()
 
 
 def test_garbage_in_datasets_root_does_not_break_collect(minari_tmp: Path) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from trajectory_transformer.cli import parse_args
+from trajectory_transformer.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", ROOT / "BENCHMARKS.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -45,3 +46,13 @@ def test_doc_command_parses(doc: str, line: str) -> None:
         parse_args(args)
     except SystemExit as err:
         pytest.fail(f"{doc}: `{line}` does not parse (exit {err.code})")
+    # commands that build a config from a preset and overrides: every key must exist and validate
+    parsed = parse_args(args)
+    if parsed.command in ("train", "collect", "config", "quickstart") and not getattr(
+        parsed, "resume", None
+    ):
+        default = "quickstart" if parsed.command == "quickstart" else None
+        try:
+            load_config(parsed.preset or default, parsed.overrides)
+        except ConfigError as err:
+            pytest.fail(f"{doc}: `{line}`: {err}")

@@ -391,14 +391,17 @@ def test_pointmaze_dict_data_trains_with_the_goal_and_the_policy_reaches_for_it(
     # tt eval: the behaviour agent and the planner, with success rate and steps to goal
     out = tmp_path / "eval"
     args = ["eval.episodes=2", "eval.n_envs=2", "eval.progress=false", "eval.max_episode_steps=60"]
-    assert tt_main(["eval", str(run_dir), "--out", str(out), "--agent", "behaviour", *args]) == 0
+    # the maze controller needs up to ~150 steps (test_maze), so it gets room to succeed
+    behaviour = [*args[:-1], "eval.max_episode_steps=300"]
+    assert tt_main(["eval", str(run_dir), "--out", str(out), "--agent", "behaviour", *behaviour]) == 0
     import json
 
     summary = json.loads((out / "eval_behaviour.json").read_text())
-    assert summary["stop_on_success"] is True and summary["success_ci95"] is not None
+    assert summary["stop_on_success"] is True
     steps = np.array(summary["success_steps"])
     lengths = np.array(summary["lengths"])
-    assert (lengths[steps > 0] == steps[steps > 0]).all()  # episodes end at their first success
+    assert (steps > 0).all(), steps  # both episodes reach the goal ...
+    assert (lengths == steps).all(), (lengths, steps)  # ... and end at their first success
     assert tt_main(["eval", str(run_dir), "--out", str(out), *args]) == 0
     summary = json.loads((out / "eval.json").read_text())
     assert "success_rate" in summary and summary["config"]["plan"]["mode"] == "goal"

@@ -69,7 +69,8 @@ def test_sweep_evaluates_the_grid_once_and_resumes(
     audited = [line for line in rows if "| beam |" in line]
     assert len(audited) == 4
     assert all(re.search(r"\]\) \| -?[\d.]+ \[-?[\d.]+, -?[\d.]+\] \|$", line) for line in audited)
-    assert all(line.endswith("| — | — |") for line in rows if "| greedy |" in line)
+    greedy = [line for line in rows if "| greedy |" in line]
+    assert len(greedy) == 4 and all(line.endswith("| — | — |") for line in greedy)
 
     # a rerun evaluates nothing; a new axis value evaluates only the new points
     assert sweep.run_sweep(plan, echo=lambda _m: None) == []
@@ -79,17 +80,18 @@ def test_sweep_evaluates_the_grid_once_and_resumes(
 
 
 def test_sweep_checks_everything_before_running(run: Path, tmp_path: Path) -> None:
+    out = f"out={tmp_path / 'out'}"
     with pytest.raises(TTError, match="needs run=DIR"):
-        sweep.parse_sweep(["plan.beam_width=2,4"])
+        sweep.parse_sweep([out, "plan.beam_width=2,4"])
     with pytest.raises(TTError, match="no checkpoint at step 3; its checkpoints are at steps"):
-        sweep.parse_sweep([f"run={run}", "checkpoints=3,final"])
+        sweep.parse_sweep([f"run={run}", out, "checkpoints=3,final"])
     with pytest.raises(TTError, match=r"unknown option 'train\.lr=1'"):
-        sweep.parse_sweep([f"run={run}", "train.lr=1"])
+        sweep.parse_sweep([f"run={run}", out, "train.lr=1"])
     with pytest.raises(ConfigError, match=r"plan\.beam_width"):
-        sweep.parse_sweep([f"run={run}", "plan.beam_width=4,0"])
+        sweep.parse_sweep([f"run={run}", out, "plan.beam_width=4,0"])
     with pytest.raises(TTError, match="checkpoints=x"):
-        sweep.parse_sweep([f"run={run}", "checkpoints=x"])
-    assert not (tmp_path / "out").exists()
+        sweep.parse_sweep([f"run={run}", out, "checkpoints=x"])
+    assert not (tmp_path / "out").exists()  # nothing written before every option is checked
 
 
 def test_cli_runs_a_sweep(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

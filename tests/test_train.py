@@ -187,7 +187,7 @@ def test_killed_run_resumes_with_an_identical_loss_curve(
 
     straight, resumed = _metrics(tmp_path / "straight"), _metrics(tmp_path / "killed")
     assert [m["step"] for m in resumed] == list(range(1, 27))
-    for a, b in zip(straight, resumed):
+    for a, b in zip(straight, resumed, strict=True):
         assert {k: v for k, v in a.items() if k != "charts/tokens_per_s"} == {
             k: v for k, v in b.items() if k != "charts/tokens_per_s"
         }
