@@ -393,7 +393,9 @@ def test_pointmaze_dict_data_trains_with_the_goal_and_the_policy_reaches_for_it(
     args = ["eval.episodes=2", "eval.n_envs=2", "eval.progress=false", "eval.max_episode_steps=60"]
     # the maze controller needs up to ~150 steps (test_maze), so it gets room to succeed
     behaviour = [*args[:-1], "eval.max_episode_steps=300"]
-    assert tt_main(["eval", str(run_dir), "--out", str(out), "--agent", "behaviour", *behaviour]) == 0
+    assert (
+        tt_main(["eval", str(run_dir), "--out", str(out), "--agent", "behaviour", *behaviour]) == 0
+    )
     import json
 
     summary = json.loads((out / "eval_behaviour.json").read_text())

@@ -390,7 +390,9 @@ def test_cli_quick_run_then_report_only(
     assert "| tt-greedy | 1 |" in capsys.readouterr().out
     (tmp_path / "r" / "results.md").unlink()
     assert cli_main(["bench", "quality", f"suite={suite}", "report_only=true", *dirs]) == 0
-    assert "| tt-greedy | 1 |" in (tmp_path / "r" / "results.md").read_text()  # rebuilt from the JSON
+    assert (
+        "| tt-greedy | 1 |" in (tmp_path / "r" / "results.md").read_text()
+    )  # rebuilt from the JSON
     assert not (tmp_path / "w" / "tt-pendulum-expert-v0" / "seed4").exists()
 
 
