@@ -303,6 +303,8 @@ def test_aggregation_gives_the_t_interval_over_seeds_and_the_pooled_one(tmp_path
         _fake_cell("tt/hopper/medium-quick-v0", "tt-beam", 2, [30.0, 30.0]),
         _fake_cell("tt/hopper/medium-quick-v0", "behaviour", 0, [40.0, 60.0], d4rl=False),
     ]
+    for cell in cells[:3]:
+        cell["data"] = {"score_d4rl": 12.5}  # the dataset's own score on the same scale
     for i, cell in enumerate(cells):
         path = tmp_path / cell["method"] / f"{i}.json"
         path.parent.mkdir(exist_ok=True)
@@ -331,6 +333,18 @@ def test_aggregation_gives_the_t_interval_over_seeds_and_the_pooled_one(tmp_path
         in table
     )
     assert "| tt/hopper/medium-quick-v0 | behaviour | 1 | **50.0** | — |" in table
+    # per seed: every seed's score, mean - data, one seed's training + evaluation of its episodes
+    assert beam["compute_s_per_seed"] == pytest.approx(120.0 + 2.0 * 2)
+    per_seed = table[table.index("## Per seed") :]
+    assert "| seed 0 | seed 1 | seed 2 | mean | 95% CI (seeds) | mean − data |" in per_seed
+    assert (
+        "| tt/hopper/medium-quick-v0 | tt-beam | 10.0 | 20.0 | 30.0 | **20.0** | [-4.8, 44.8] "
+        "| +7.5 | 2.1 min |" in per_seed
+    )
+    assert (
+        "| tt/hopper/medium-quick-v0 | behaviour | 50.0 | — | — | **50.0** | — | — | 4.0 s |"
+        in (per_seed)
+    )
     assert (tmp_path / "results.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -812,12 +812,15 @@ def aggregate(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
         trained = [c["train"] for c in group if c.get("train")]
         env_id = next((c["env_id"] for c in group if c.get("env_id")), None)
         published = published_score(method, env_id, dataset)
+        train_wall_s = _mean([float(t["wall_s"]) for t in trained])
+        eval_s_per_episode = float(np.mean([c["eval"]["s_per_episode"] for c in group]))
+        episodes = sum(int(c["episodes"]) for c in group)
         rows.append(
             {
                 "dataset": dataset,
                 "method": method,
                 "seeds": [c["seed"] for c in group],
-                "episodes": sum(int(c["episodes"]) for c in group),
+                "episodes": episodes,
                 "reference": ref,
                 "score_mean": _mean(seed_means),
                 "score_seed_means": seed_means,
@@ -827,9 +830,13 @@ def aggregate(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "data_score": _mean(data_scores),
                 "return_mean": _mean(returns),
                 "return_std_seeds": float(np.std(returns, ddof=1)) if len(returns) > 1 else None,
-                "train_wall_s": _mean([float(t["wall_s"]) for t in trained]),
+                "train_wall_s": train_wall_s,
                 "train_steps": _mean([float(t["steps"]) for t in trained]),
-                "eval_s_per_episode": _mean([float(c["eval"]["s_per_episode"]) for c in group]),
+                "eval_s_per_episode": eval_s_per_episode,
+                # what one seed of the row costs: its training (shared by tt-beam and tt-greedy)
+                # plus evaluating its episodes
+                "compute_s_per_seed": (train_wall_s or 0.0)
+                + eval_s_per_episode * episodes / len(group),
                 "ms_per_env_step": _mean([float(c["eval"]["ms_per_env_step"]) for c in group]),
                 "published_d4rl": published,
                 "published_source": PUBLISHED_SOURCES.get(method)
@@ -893,6 +900,7 @@ def _table(suite_name: str, rows: list[dict[str, Any]], cells: list[dict[str, An
             f"| {fmt_time(r['train_wall_s'])} | {fmt_time(r['eval_s_per_episode'])} "
             f"| {fmt(r['ms_per_env_step'], 2)} | {fmt(r['published_d4rl'])} |"
         )
+    lines += _seed_table(rows)
     skipped = sorted(
         {(c["dataset"], c["method"], c["not_applicable"]) for c in cells if c.get("not_applicable")}
     )
@@ -944,6 +952,39 @@ def _table(suite_name: str, rows: list[dict[str, Any]], cells: list[dict[str, An
     return "\n".join(lines)
 
 
+def _seed_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Every seed's score side by side, the mean's distance from the data, and the compute one
+    seed costs: how steady each method is and what its score costs, in one table."""
+    seeds = sorted({seed for r in rows for seed in r["seeds"]})
+    lines = [
+        "",
+        "## Per seed",
+        "",
+        "Each seed's score (its cell's mean over episodes), the mean over seeds minus the data's "
+        "own score, and one seed's compute: training (shared by tt-beam and tt-greedy) plus "
+        "evaluating its episodes.",
+        "",
+        "| dataset | method | "
+        + " | ".join(f"seed {seed}" for seed in seeds)
+        + " | mean | 95% CI (seeds) | mean − data | compute per seed |",
+        "|---|---|" + "---|" * len(seeds) + "---|---|---|---|",
+    ]
+    for r in rows:
+        by_seed = dict(zip(r["seeds"], r["score_seed_means"], strict=False))
+        gain = (
+            None
+            if r["score_mean"] is None or r["data_score"] is None
+            else r["score_mean"] - r["data_score"]
+        )
+        lines.append(
+            f"| {r['dataset']} | {r['method']} | "
+            + " | ".join(fmt(by_seed.get(seed)) for seed in seeds)
+            + f" | **{fmt(r['score_mean'])}** | {fmt_ci(r['score_ci95_seeds'])} "
+            f"| {'—' if gain is None else f'{gain:+.1f}'} | {fmt_time(r['compute_s_per_seed'])} |"
+        )
+    return lines
+
+
 def _baseline_budget_line(cell: dict[str, Any]) -> str:
     """A baseline's budget as its cell records it (budget level, steps, batch, network, source)."""
     train = cell["train"]
@@ -992,8 +1033,7 @@ def _plot(suite_name: str, rows: list[dict[str, Any]]) -> bytes:
                              edgecolors="black", s=28, zorder=4)  # fmt: skip
                 marked = True
             if r["train_wall_s"] is not None:  # the cell's compute: its training + evaluation
-                per_seed = r["episodes"] / max(1, len(r["seeds"]))
-                minutes = (r["train_wall_s"] + per_seed * r["eval_s_per_episode"]) / 60
+                minutes = r["compute_s_per_seed"] / 60
                 costs.errorbar([minutes], [r["score_mean"]], yerr=err, fmt="o", color=color,
                                capsize=3)  # fmt: skip
                 costs.annotate(r["method"], (minutes, r["score_mean"]), fontsize=6,
