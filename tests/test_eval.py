@@ -276,3 +276,18 @@ def test_beam_evaluation_audits_every_plan_against_the_return_that_followed(
     greedy = evaluate_run(tiny_run, [*SMALL, "plan.mode=greedy"], out=tmp_path / "greedy")
     assert greedy["plan_audit"] is None
     assert "predicted return" not in format_summary(greedy)
+
+
+def test_beam_search_over_the_most_likely_action_only_is_greedy_decoding(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    """With `k_act=1` every candidate's first action is the argmax bin, so beam search must act
+    exactly as greedy decoding (measured on Hopper: the same ten returns to the last digit). Ties
+    this with what separates beam from greedy on medium data: only the sampled actions."""
+    greedy = evaluate_run(tiny_run, overrides=[*SMALL, "plan.mode=greedy"], out=tmp_path / "g")
+    beam = evaluate_run(
+        tiny_run, overrides=[*SMALL, "plan.mode=beam", "plan.k_act=1"], out=tmp_path / "b"
+    )
+    assert beam["returns"] == greedy["returns"]
+    sampled = evaluate_run(tiny_run, overrides=[*SMALL, "plan.mode=beam"], out=tmp_path / "s")
+    assert sampled["returns"] != greedy["returns"]  # the check has teeth: sampling changes actions
