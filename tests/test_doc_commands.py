@@ -43,11 +43,10 @@ def test_the_docs_show_commands() -> None:
 def test_doc_command_parses(doc: str, line: str) -> None:
     args = shlex.split(line)[1:]
     try:
-        parse_args(args)
+        parsed = parse_args(args)
     except SystemExit as err:
         pytest.fail(f"{doc}: `{line}` does not parse (exit {err.code})")
     # commands that build a config from a preset and overrides: every key must exist and validate
-    parsed = parse_args(args)
     if parsed.command in ("train", "collect", "config", "quickstart") and not getattr(
         parsed, "resume", None
     ):
