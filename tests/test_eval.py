@@ -176,6 +176,48 @@ def test_render_run(tiny_run: Path) -> None:
     assert np.asarray(next(iter(iio.imiter(path, plugin="FFMPEG")))).ndim == 3
 
 
+def test_replay_films_the_scored_episode_and_refuses_one_it_cannot_retrace(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    """The quickstart's video replays an evaluated episode's actions instead of planning again:
+    the film must be that episode (same length, bit-equal return) or no film at all."""
+    import imageio.v3 as iio
+
+    try:
+        env = gym.make("Pendulum-v1", render_mode="rgb_array")
+        env.reset(seed=0)
+        env.render()
+    except gym.error.DependencyNotInstalled as err:
+        pytest.skip(f"Pendulum-v1 cannot render here: {err}")
+
+    from trajectory_transformer.evaluation.video import EpisodeActions, ReplayDiverged, replay_run
+
+    log = EpisodeActions(episode=1)  # ran in the second env slot, beside episode 0
+    summary = evaluate_run(tiny_run, overrides=SMALL, out=tmp_path / "eval", observe=log)
+    assert len(log.actions) == summary["lengths"][1] == 8
+    seed = summary["seed"] + 1
+    episode = replay_run(tiny_run, log, seed, summary["returns"][1], overrides=SMALL)
+    assert episode.path == tiny_run / "videos" / "episode_1.mp4"
+    assert (episode.episode_return, episode.length) == (summary["returns"][1], 8)
+    assert sum(1 for _ in iio.imiter(episode.path, plugin="FFMPEG")) == 9  # reset + 8 steps
+    episode.path.unlink()
+
+    log.actions[3] = -log.actions[3]  # not the episode that was scored any more
+    with pytest.raises(ReplayDiverged, match=r"cannot replay episode 1 of .*not the evaluated"):
+        replay_run(tiny_run, log, seed, summary["returns"][1], overrides=SMALL)
+    log.actions[3] = -log.actions[3]
+    short = EpisodeActions(episode=1)
+    short.actions = log.actions[:7]
+    with pytest.raises(ReplayDiverged, match="outlived its 7 logged actions"):
+        replay_run(tiny_run, short, seed, summary["returns"][1], overrides=SMALL)
+    with pytest.raises(ReplayDiverged, match="no actions were logged for episode 1"):
+        replay_run(tiny_run, EpisodeActions(episode=1), seed, 0.0, overrides=SMALL)
+    left = [
+        p.name for p in (tiny_run / "videos").iterdir()
+    ]  # test_render_run's episode_0 may be there
+    assert not [name for name in left if "episode_1" in name]  # neither a film nor a temporary file
+
+
 def test_training_eval_hook_returns_headline_numbers(tiny_run: Path) -> None:
     from trajectory_transformer.evaluation.evaluate import training_eval_hook
 

@@ -63,6 +63,23 @@ def test_quickstart_writes_a_complete_run(tmp_path: Path) -> None:
     assert "collect_s" not in json.loads((tmp_path / "qs2" / "phases.json").read_text())
 
 
+def test_quickstart_films_its_first_scored_episode_without_planning_it_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import imageio.v3 as iio
+
+    from trajectory_transformer.evaluation import video
+
+    def no_planning(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the video planned its episode again instead of replaying it")
+
+    monkeypatch.setattr(video, "render_run", no_planning)
+    results = run_quickstart(load_config("quickstart", TINY), tmp_path / "qs")
+    film = tmp_path / "qs" / "videos" / "episode_0.mp4"
+    assert results["TT (beam search)"]["lengths"][0] == 5
+    assert sum(1 for _ in iio.imiter(film, plugin="FFMPEG")) == 6  # reset + the episode's 5 steps
+
+
 def test_quickstart_cli_rejects_unknown_keys(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["quickstart", "train.max_stepz=3"]) == 2
     assert "did you mean 'train.max_steps'" in capsys.readouterr().err

@@ -11,12 +11,15 @@ import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import runs
 from .config import RunConfig, load_config
 from .errors import TTError
 from .utils import atomic_write_json
+
+if TYPE_CHECKING:
+    from .evaluation.video import EpisodeActions
 
 __all__ = ["run_quickstart"]
 
@@ -90,12 +93,24 @@ def _summary_table(
     console.print(f"report: {run_dir / runs.REPORT_FILE}")
 
 
+def _video(run_dir: Path, filmed: EpisodeActions, summary: dict[str, Any]) -> None:
+    """Film the beam evaluation's first episode by replaying its actions; plan one only when the
+    env cannot be replayed (randomness beyond its reset seed)."""
+    from .evaluation.video import ReplayDiverged, render_run, replay_run
+
+    try:
+        replay_run(run_dir, filmed, seed=summary["seed"], episode_return=summary["returns"][0])
+    except ReplayDiverged as err:
+        print(f"{err}; planning the video's episode again")
+        render_run(run_dir, episodes=1)
+
+
 def run_quickstart(cfg: RunConfig | None = None, run_dir: Path | None = None) -> dict[str, Any]:
     """Run the whole pipeline on the default (or given) config; returns the summaries."""
     from .data.collect import collect_dataset
     from .evaluation.evaluate import evaluate_run
     from .evaluation.report import write_report
-    from .evaluation.video import render_run
+    from .evaluation.video import EpisodeActions
     from .training.trainer import train
 
     cfg = cfg or load_config("quickstart")
@@ -112,7 +127,9 @@ def run_quickstart(cfg: RunConfig | None = None, run_dir: Path | None = None) ->
     _timed(phases, "train", lambda: train(cfg, run_dir, overwrite=True))
 
     results: dict[str, dict[str, Any]] = {}
-    results["TT (beam search)"] = _timed(phases, "eval", lambda: evaluate_run(run_dir))
+    filmed = EpisodeActions(episode=0)  # the video replays this scored episode (no new planning)
+    beam = functools.partial(evaluate_run, run_dir, observe=filmed)
+    results["TT (beam search)"] = _timed(phases, "eval", beam)
     # the same model without search (RUN_DIR/eval/eval_greedy.json): what planning adds
     greedy = functools.partial(evaluate_run, run_dir, ["plan.mode=greedy"], name="eval_greedy")
     results["TT (greedy, no search)"] = _timed(phases, "eval_greedy", greedy)
@@ -125,7 +142,7 @@ def run_quickstart(cfg: RunConfig | None = None, run_dir: Path | None = None) ->
             print(f"{kind} baseline skipped: {err}")
 
     try:
-        _timed(phases, "video", lambda: render_run(run_dir, episodes=1))
+        _timed(phases, "video", lambda: _video(run_dir, filmed, results["TT (beam search)"]))
     except TTError as err:  # rendering needs system libraries; the report says it is missing
         print(f"video skipped: {err}")
     phases["total_s"] = round(time.perf_counter() - start, 2)

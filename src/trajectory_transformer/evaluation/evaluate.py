@@ -62,6 +62,7 @@ def evaluate_agent(
     ref_max_score: float | None = None,
     stop_on_success: bool | None = None,
     termination_penalty: float = 0.0,
+    observe: Callable[[StepInfo], None] | None = None,
 ) -> dict[str, Any]:
     """Roll out `agent` as `eval_cfg` says and summarize (normalized with the dataset's references).
 
@@ -74,6 +75,7 @@ def evaluate_agent(
     A planner that predicts returns is audited (`plan_audit`, evaluation/plan_audit.py);
     `termination_penalty` is the run's data.termination_penalty, which the model's predicted
     returns include and the audit's realized ones therefore do too (scores never do).
+    `observe` sees every vector step too (e.g. `video.EpisodeActions`, to film a scored episode).
     """
     if stop_on_success is None:
         stop_on_success = bool(eval_cfg.stop_on_success)
@@ -88,6 +90,8 @@ def evaluate_agent(
         slow_warning(step)
         if audit is not None:
             audit(step)
+        if observe is not None:
+            observe(step)
 
     result = rollout(
         make_env,
@@ -324,6 +328,7 @@ def evaluate_run(
     verify: bool = True,
     checkpoint: int | None = None,
     name: str | None = None,
+    observe: Callable[[StepInfo], None] | None = None,
 ) -> dict[str, Any]:
     """Evaluate a trained run folder; returns the summary also written to eval.json.
 
@@ -334,6 +339,7 @@ def evaluate_run(
     the weights of the checkpoint at that optimizer step (the summary's `checkpoint` says which).
     `name`: the output files' stem instead of the agent's (e.g. eval_greedy for the model decoded
     greedily beside the planner's eval.json; the report shows every eval*.json of RUN_DIR/eval).
+    `observe`: called after every vector step (`evaluate_agent`).
     """
     run_dir = Path(run_dir)
     prep = prepare_run(run_dir, overrides, agent_kind, verify=verify, checkpoint=checkpoint)
@@ -348,6 +354,7 @@ def evaluate_run(
         ref_max_score=cfg.data.ref_max_score,
         stop_on_success=cfg.stop_on_success,
         termination_penalty=cfg.data.termination_penalty,
+        observe=observe,
     )
     summary["policy"] = prep.policy
     summary["run_dir"] = str(run_dir)

@@ -19,10 +19,17 @@ import numpy as np
 
 from .. import runs
 from ..envs.agents import Agent
-from ..envs.loop import RolloutResult, rollout
+from ..envs.loop import RolloutResult, StepInfo, rollout
 from ..utils import TTError
 
-__all__ = ["RecordedEpisode", "record_episodes", "render_run"]
+__all__ = [
+    "EpisodeActions",
+    "RecordedEpisode",
+    "ReplayDiverged",
+    "record_episodes",
+    "render_run",
+    "replay_run",
+]
 
 _MUJOCO_HINT = (
     "MuJoCo needs an OpenGL backend for headless rendering: set MUJOCO_GL=egl (apt-get install -y "
@@ -189,3 +196,90 @@ def render_run(
         )
         recorded.append(RecordedEpisode(path, float(result.returns[0]), int(result.lengths[0])))
     return recorded
+
+
+class EpisodeActions:
+    """An `on_step` observer that keeps the actions of one episode of an evaluation.
+
+    Replaying them in a rendering env (`replay_run`) films the very episode the evaluation scored,
+    for the cost of rendering: planning it again with one env cost the quickstart ~28 s of its
+    ~14 min on the AMD CPU kind, and showed a different episode (the planner samples per batch).
+    """
+
+    def __init__(self, episode: int = 0) -> None:
+        self.episode = episode
+        self.actions: list[np.ndarray] = []  # (act_dim,) flat actions as the agent chose them
+
+    def __call__(self, step: StepInfo) -> None:
+        hit = np.flatnonzero(step.episodes == self.episode)
+        if hit.size:
+            self.actions.append(step.actions[int(hit[0])].copy())
+
+
+class ReplayDiverged(TTError):
+    """The replay did not retrace the logged episode (an env that is random beyond its seed)."""
+
+
+class _ReplayAgent:
+    """Plays logged actions back in order (one env): an `Agent` for `rollout`."""
+
+    def __init__(self, actions: list[np.ndarray]) -> None:
+        self.actions = actions
+        self.t = 0
+
+    def reset(self, slots: np.ndarray) -> None:
+        pass
+
+    def act(self, slots: np.ndarray, observations: np.ndarray) -> np.ndarray:
+        if self.t >= len(self.actions):
+            raise ReplayDiverged(
+                f"the replayed episode outlived its {len(self.actions)} logged actions"
+            )
+        action = self.actions[self.t]
+        self.t += 1
+        return action[None, :]  # (1, act_dim)
+
+    def record(self, slots: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
+        pass
+
+
+def replay_run(
+    run_dir: str | Path,
+    log: EpisodeActions,
+    seed: int,
+    episode_return: float,
+    overrides: list[str] | None = None,
+    verify: bool = True,
+) -> RecordedEpisode:
+    """Film a scored episode of `evaluate_run(run_dir, observe=log)` to RUN_DIR/videos/.
+
+    `seed` is the episode's reset seed (eval.seed + log.episode) and `episode_return` the return
+    the evaluation recorded for it; `overrides` the evaluation's. The replay must retrace it exactly (same length, bit-equal
+    return), else `ReplayDiverged` says so and no video is left: an env whose steps draw randomness
+    beyond its reset seed cannot be replayed, and its video must be planned again (`render_run`).
+    """
+    from .evaluate import prepare_run
+
+    if not log.actions:
+        raise ReplayDiverged(f"no actions were logged for episode {log.episode}: nothing to replay")
+    _default_gl_backend()
+    # the env exactly as the evaluation made it (the run's eval settings); the agent is unused
+    prep = prepare_run(Path(run_dir), overrides, "random", render_mode="rgb_array", verify=verify)
+    path = Path(run_dir) / runs.VIDEOS_DIR / f"episode_{log.episode}.mp4"
+    tmp = path.with_name(f".replay-{path.name}")
+    try:
+        _, result = record_episodes(prep.make_env, _ReplayAgent(log.actions), 1, tmp,
+                                    seed=seed, stop_on_success=prep.config.stop_on_success)  # fmt: skip
+    except ReplayDiverged as err:
+        tmp.unlink(missing_ok=True)
+        raise ReplayDiverged(f"cannot replay episode {log.episode} of {run_dir}: {err}") from err
+    length, replayed = int(result.lengths[0]), float(result.returns[0])
+    if length != len(log.actions) or replayed != episode_return:
+        tmp.unlink(missing_ok=True)
+        raise ReplayDiverged(
+            f"cannot replay episode {log.episode} of {run_dir}: it gave return {replayed} over "
+            f"{length} steps, not the evaluated {episode_return} over {len(log.actions)} (the env "
+            "is random beyond its reset seed); plan the video instead (`tt render`)"
+        )
+    os.replace(tmp, path)
+    return RecordedEpisode(path, replayed, length)
