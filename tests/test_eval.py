@@ -154,15 +154,19 @@ def test_evaluate_run_rejects_bad_input(tiny_run: Path, tmp_path: Path) -> None:
         evaluate_run(other, overrides=SMALL)
 
 
-def test_render_run(tiny_run: Path) -> None:
-    import imageio.v3 as iio
-
+def _skip_unless_pendulum_renders() -> None:
     try:
         env = gym.make("Pendulum-v1", render_mode="rgb_array")
         env.reset(seed=0)
         env.render()
     except gym.error.DependencyNotInstalled as err:
         pytest.skip(f"Pendulum-v1 cannot render here: {err}")
+
+
+def test_render_run(tiny_run: Path) -> None:
+    import imageio.v3 as iio
+
+    _skip_unless_pendulum_renders()
 
     from trajectory_transformer.evaluation.video import render_run
 
@@ -183,12 +187,7 @@ def test_replay_films_the_scored_episode_and_refuses_one_it_cannot_retrace(
     the film must be that episode (same length, bit-equal return) or no film at all."""
     import imageio.v3 as iio
 
-    try:
-        env = gym.make("Pendulum-v1", render_mode="rgb_array")
-        env.reset(seed=0)
-        env.render()
-    except gym.error.DependencyNotInstalled as err:
-        pytest.skip(f"Pendulum-v1 cannot render here: {err}")
+    _skip_unless_pendulum_renders()
 
     from trajectory_transformer.evaluation.video import EpisodeActions, ReplayDiverged, replay_run
 
