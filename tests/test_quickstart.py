@@ -80,6 +80,20 @@ def test_quickstart_films_its_first_scored_episode_without_planning_it_again(
     assert sum(1 for _ in iio.imiter(film, plugin="FFMPEG")) == 6  # reset + the episode's 5 steps
 
 
+def test_quickstart_plans_the_video_again_when_its_episode_cannot_be_replayed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from trajectory_transformer.evaluation import video
+
+    def diverged(*args: object, **kwargs: object) -> None:
+        raise video.ReplayDiverged("cannot replay episode 0 of the run: it gave another return")
+
+    monkeypatch.setattr(video, "replay_run", diverged)
+    run_quickstart(load_config("quickstart", TINY), tmp_path / "qs")
+    assert (tmp_path / "qs" / "videos" / "episode_0.mp4").is_file()  # planned by render_run
+    assert "it gave another return; planning the video's episode again" in capsys.readouterr().out
+
+
 def test_quickstart_cli_rejects_unknown_keys(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["quickstart", "train.max_stepz=3"]) == 2
     assert "did you mean 'train.max_steps'" in capsys.readouterr().err
