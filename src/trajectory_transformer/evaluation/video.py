@@ -253,10 +253,11 @@ def replay_run(
 ) -> RecordedEpisode:
     """Film a scored episode of `evaluate_run(run_dir, observe=log)` to RUN_DIR/videos/.
 
-    `seed` is the episode's reset seed (eval.seed + log.episode) and `episode_return` the return
-    the evaluation recorded for it; `overrides` the evaluation's. The replay must retrace it exactly (same length, bit-equal
-    return), else `ReplayDiverged` says so and no video is left: an env whose steps draw randomness
-    beyond its reset seed cannot be replayed, and its video must be planned again (`render_run`).
+    `seed` is the episode's reset seed (eval.seed + log.episode), `episode_return` the return the
+    evaluation recorded for it and `overrides` the evaluation's. The replay must retrace it exactly
+    (same length, bit-equal return), else `ReplayDiverged` says so and no video is left: an env
+    whose steps draw randomness beyond its reset seed cannot be replayed, and its video must be
+    planned again (`render_run`).
     """
     from .evaluate import prepare_run
 
@@ -267,19 +268,21 @@ def replay_run(
     prep = prepare_run(Path(run_dir), overrides, "random", render_mode="rgb_array", verify=verify)
     path = Path(run_dir) / runs.VIDEOS_DIR / f"episode_{log.episode}.mp4"
     tmp = path.with_name(f".replay-{path.name}")
+    where = f"cannot replay episode {log.episode} of {run_dir}"
     try:
-        _, result = record_episodes(prep.make_env, _ReplayAgent(log.actions), 1, tmp,
-                                    seed=seed, stop_on_success=prep.config.stop_on_success)  # fmt: skip
-    except ReplayDiverged as err:
-        tmp.unlink(missing_ok=True)
-        raise ReplayDiverged(f"cannot replay episode {log.episode} of {run_dir}: {err}") from err
-    length, replayed = int(result.lengths[0]), float(result.returns[0])
-    if length != len(log.actions) or replayed != episode_return:
-        tmp.unlink(missing_ok=True)
-        raise ReplayDiverged(
-            f"cannot replay episode {log.episode} of {run_dir}: it gave return {replayed} over "
-            f"{length} steps, not the evaluated {episode_return} over {len(log.actions)} (the env "
-            "is random beyond its reset seed); plan the video instead (`tt render`)"
-        )
-    os.replace(tmp, path)
+        try:
+            _, result = record_episodes(prep.make_env, _ReplayAgent(log.actions), 1, tmp,
+                                        seed=seed, stop_on_success=prep.config.stop_on_success)  # fmt: skip
+        except ReplayDiverged as err:
+            raise ReplayDiverged(f"{where}: {err}") from err
+        length, replayed = int(result.lengths[0]), float(result.returns[0])
+        if length != len(log.actions) or replayed != episode_return:
+            raise ReplayDiverged(
+                f"{where}: it gave return {replayed} over {length} steps, not the evaluated "
+                f"{episode_return} over {len(log.actions)} (the env is random beyond its reset "
+                "seed); plan the video instead (`tt render`)"
+            )
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # gone already after a successful replace
     return RecordedEpisode(path, replayed, length)
