@@ -33,6 +33,7 @@ import gymnasium as gym
 import numpy as np
 
 from ..config import CollectConfig
+from ..envs.mujoco_log import quiet_mujoco_deprecations
 from ..utils import TTError
 from .episodes import (
     COLLECT_RECORD_KEY,
@@ -156,7 +157,8 @@ def make_env(
     with_kwargs = f" with collect.env_kwargs={kwargs}" if kwargs else ""
     try:
         try:
-            return gym.make(env_id, **kwargs)
+            with quiet_mujoco_deprecations():
+                return gym.make(env_id, **kwargs)
         except gym.error.UnregisteredEnv:
             if ":" in env_id:  # an explicit module:Env-vN: gym.make already imported it
                 raise
@@ -164,7 +166,8 @@ def make_env(
                 raise TTError(
                     f"{key}={env_id}: no such registered Gymnasium env; {unregistered_hint()}"
                 ) from None
-            return gym.make(env_id, **kwargs)
+            with quiet_mujoco_deprecations():
+                return gym.make(env_id, **kwargs)
     except TTError:
         raise
     except gym.error.UnregisteredEnv as err:

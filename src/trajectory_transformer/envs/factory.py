@@ -24,6 +24,7 @@ import gymnasium as gym
 import numpy as np
 
 from ..errors import TTError
+from .mujoco_log import quiet_mujoco_deprecations
 
 if TYPE_CHECKING:
     from ..data.episodes import DatasetInfo
@@ -85,9 +86,10 @@ def env_factory(
 
     def make_env() -> gym.Env[Any, Any]:
         try:
-            return gym.make(
-                env_id, max_episode_steps=max_episode_steps, render_mode=render_mode, **kwargs
-            )
+            with quiet_mujoco_deprecations():
+                return gym.make(
+                    env_id, max_episode_steps=max_episode_steps, render_mode=render_mode, **kwargs
+                )
         except Exception as err:  # the env's own constructor may raise anything for bad kwargs
             # gym.make appends "was raised from the environment creator for <id> with kwargs ..."
             text = str(err).split(" was raised from the environment creator", 1)[0]
@@ -201,9 +203,13 @@ def _trusted_factory(
 
     def make_env() -> gym.Env[Any, Any]:
         try:
-            return gym.make(
-                target, max_episode_steps=max_episode_steps, render_mode=render_mode, **env_kwargs
-            )
+            with quiet_mujoco_deprecations():
+                return gym.make(
+                    target,
+                    max_episode_steps=max_episode_steps,
+                    render_mode=render_mode,
+                    **env_kwargs,
+                )
         except (gym.error.Error, ImportError, AttributeError) as err:
             raise TTError(f"cannot make env '{name}': {err.__class__.__name__}: {err}") from err
 
