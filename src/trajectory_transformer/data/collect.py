@@ -156,17 +156,16 @@ def make_env(
     kwargs = dict(env_kwargs or {})
     with_kwargs = f" with collect.env_kwargs={kwargs}" if kwargs else ""
     try:
-        try:
-            with quiet_mujoco_deprecations():
+        with quiet_mujoco_deprecations():
+            try:
                 return gym.make(env_id, **kwargs)
-        except gym.error.UnregisteredEnv:
-            if ":" in env_id:  # an explicit module:Env-vN: gym.make already imported it
-                raise
-            if registered_env_spec(env_id, key) is None:
-                raise TTError(
-                    f"{key}={env_id}: no such registered Gymnasium env; {unregistered_hint()}"
-                ) from None
-            with quiet_mujoco_deprecations():
+            except gym.error.UnregisteredEnv:
+                if ":" in env_id:  # an explicit module:Env-vN: gym.make already imported it
+                    raise
+                if registered_env_spec(env_id, key) is None:
+                    raise TTError(
+                        f"{key}={env_id}: no such registered Gymnasium env; {unregistered_hint()}"
+                    ) from None
                 return gym.make(env_id, **kwargs)
     except TTError:
         raise
