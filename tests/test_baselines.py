@@ -15,15 +15,6 @@ import yaml
 from gymnasium import spaces
 
 from test_quality import TINY_PRESET, _fake_cell
-from trajectory_transformer.bench import baselines, quality
-from trajectory_transformer.bench.baselines import (
-    BASELINES,
-    BaselinesUnavailable,
-    baselines_python,
-    budget_for,
-)
-from trajectory_transformer.bench.published import d4rl_task, published_score
-from trajectory_transformer.bench.quality import Layout, load_suite, run_suite
 from trajectory_transformer.cli import main as cli_main
 from trajectory_transformer.data.episodes import (
     dataset_returns,
@@ -33,6 +24,15 @@ from trajectory_transformer.data.episodes import (
 from trajectory_transformer.data.mdp import episode_bounds, load_mdp_arrays, mdp_arrays
 from trajectory_transformer.data.spaces import flatten
 from trajectory_transformer.errors import ConfigError, TTError
+from trajectory_transformer.lab import baselines, quality
+from trajectory_transformer.lab.baselines import (
+    BASELINES,
+    BaselinesUnavailable,
+    baselines_python,
+    budget_for,
+)
+from trajectory_transformer.lab.published import d4rl_task, published_score
+from trajectory_transformer.lab.quality import Layout, load_suite, run_suite
 
 OBS = spaces.Dict(
     {"pos": spaces.Box(-np.inf, np.inf, (2,), np.float32), "mode": spaces.Discrete(3)}

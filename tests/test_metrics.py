@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from trajectory_transformer.envs.loop import RolloutResult
+from trajectory_transformer.errors import TTError
 from trajectory_transformer.evaluation.metrics import (
     Reference,
     confidence_interval,
@@ -16,7 +17,6 @@ from trajectory_transformer.evaluation.metrics import (
     pick_reference,
     summarize,
 )
-from trajectory_transformer.utils import TTError
 
 
 def make_result(returns: list[float], terminated: list[bool] | None = None) -> RolloutResult:

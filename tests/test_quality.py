@@ -14,8 +14,6 @@ import torch
 import yaml
 
 from trajectory_transformer import runs
-from trajectory_transformer.bench import quality
-from trajectory_transformer.bench.quality import Layout, load_suite, run_suite
 from trajectory_transformer.cli import build_parser
 from trajectory_transformer.cli import main as cli_main
 from trajectory_transformer.config import (
@@ -25,8 +23,10 @@ from trajectory_transformer.config import (
     list_presets,
     load_config,
 )
-from trajectory_transformer.data.recipes import recipe_dataset_id
 from trajectory_transformer.errors import ConfigError, TTError
+from trajectory_transformer.lab import quality
+from trajectory_transformer.lab.quality import Layout, load_suite, run_suite
+from trajectory_transformer.sources.recipes import recipe_dataset_id
 
 TINY_PRESET = {
     "data": {"n_bins": 20, "n_transitions": 4},
@@ -136,8 +136,8 @@ def test_behaviour_on_data_without_one_policy_is_not_applicable_and_not_retried(
     pendulum_dataset: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from trajectory_transformer.config import CollectConfig
-    from trajectory_transformer.data.collect import collect_dataset
-    from trajectory_transformer.data.episodes import minari_root
+    from trajectory_transformer.sources.collect import collect_dataset
+    from trajectory_transformer.store import minari_root
 
     # a dataset made elsewhere (or a mixture such as medium-replay): no collection record
     mixed = collect_dataset(

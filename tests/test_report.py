@@ -23,9 +23,9 @@ from trajectory_transformer import runs
 from trajectory_transformer.config import config_to_dict, load_config
 from trajectory_transformer.data.episodes import DatasetInfo
 from trajectory_transformer.envs.loop import RolloutResult
+from trajectory_transformer.errors import TTError
 from trajectory_transformer.evaluation.metrics import Reference, summarize
 from trajectory_transformer.evaluation.report import write_report
-from trajectory_transformer.utils import TTError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SECTIONS = (

@@ -34,7 +34,7 @@ from .. import runs
 from ..config import RunConfig, apply_overrides, config_to_dict, list_presets
 from ..errors import TTError
 from ..model.gpt import GPTConfig, TrajectoryGPT
-from ..utils import atomic_write_json, resolve_device, seed_everything
+from ..utils import atomic_write_json, lock_run_dir, resolve_device, seed_everything
 from . import checkpoint as ckpt
 from . import distributed as dist_utils
 from .distributed import DistInfo
@@ -163,7 +163,7 @@ def train(
     try:
         with contextlib.ExitStack() as held:
             if info.is_main:  # rank 0 writes the folder; it holds the lock for the whole run
-                held.enter_context(runs.lock_run_dir(run_dir, "tt train"))
+                held.enter_context(lock_run_dir(run_dir, "tt train"))
             dist_utils.barrier(info)
             if not resume:
                 claim_run_dir(run_dir, cfg, overwrite, info)

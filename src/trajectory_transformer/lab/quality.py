@@ -7,7 +7,7 @@ preset), methods, seeds and evaluation episodes; its comments state the budget p
 - `tt-greedy`: the same trained model decoding greedily (`plan.mode=greedy`): a BC-like baseline;
 - `behaviour`: the policy that made the dataset (`evaluate_run(..., agent_kind="behaviour")`);
 - `bc`, `td3bc`, `cql`, `iql`, `dt`: d3rlpy's BC, TD3+BC, CQL, IQL and Decision Transformer on the
-  same data, trained and scored by a worker in their own venv (bench/baselines.py; `make
+  same data, trained and scored by a worker in their own venv (lab/baselines.py; `make
   baselines`), with the budget the suite's `baseline_budget:` names (published | quick | smoke).
   They run only in suites that list them.
 
@@ -41,7 +41,7 @@ Layout (paths relative to where the command runs; both folders are options)::
 Resumable: a cell whose JSON exists is skipped; a run folder with checkpoints but no finished
 training continues from its last checkpoint (`train(None, run_dir, resume=True)`), so an
 interrupted suite loses at most `train.save_every` steps; a baseline cell continues from its
-worker's last checkpoint (every 1/10 of its steps; bench/baselines_worker.py). Every score is the
+worker's last checkpoint (every 1/10 of its steps; lab/baselines_worker.py). Every score is the
 LAST checkpoint's (the weights at the end of training), not the best one. The table and plot are
 rebuilt after each cell, and from the JSONs alone with `report_only=true`.
 
@@ -83,14 +83,15 @@ from ..config import (
     find_yaml,
     load_config,
 )
-from ..data.episodes import collect_record, dataset_returns
-from ..data.recipes import make_if_recipe, recipe_to_make
+from ..data.episodes import dataset_returns
 from ..errors import ConfigError, TTError
 from ..evaluation.evaluate import evaluate_run
 from ..evaluation.metrics import (
     Reference,
     normalized_score,
 )
+from ..sources.recipes import make_if_recipe, recipe_to_make
+from ..store import collect_record
 from ..training.trainer import StepCallback, train
 from ..utils import atomic_write_bytes, atomic_write_json, read_json, resolve_device
 from .baselines import (
@@ -147,7 +148,7 @@ METHODS: dict[str, tuple[str, tuple[str, ...]]] = {
     "behaviour": ("behaviour", ()),
 }
 ALL_METHODS: tuple[str, ...] = (*METHODS, *BASELINES)
-"""Every method a suite may list: TT's (above) and the d3rlpy baselines (bench/baselines.py)."""
+"""Every method a suite may list: TT's (above) and the d3rlpy baselines (lab/baselines.py)."""
 TABLE_FILE, PLOT_FILE = "results.md", "results.png"
 CHECKPOINT_NOTE = "the LAST checkpoint's weights (the end of training), not the best checkpoint"
 QUICK_OVERRIDES = (
@@ -192,7 +193,7 @@ class Suite:
     quick: bool = False
     """The `--quick` smoke-size version (first seed, 2 episodes, QUICK_OVERRIDES)."""
     baseline_budget: str = "quick"
-    """Budget level of the d3rlpy baselines: published, quick or smoke (bench/baselines.py)."""
+    """Budget level of the d3rlpy baselines: published, quick or smoke (lab/baselines.py)."""
 
     def cells(self) -> list[tuple[SuiteDataset, int, str]]:
         return [(d, s, m) for d in self.datasets for s in self.seeds for m in self.methods]
@@ -733,7 +734,7 @@ def baseline_cell(
     python: Path,
     extra: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Train and score one d3rlpy baseline in its venv (bench/baselines.py); the cell's result.
+    """Train and score one d3rlpy baseline in its venv (lab/baselines.py); the cell's result.
 
     The worker gets this cell's data selection and evaluation config (the same as TT's cells of
     this dataset and seed: episodes, eval seed, env settings) and the suite's baseline budget.
