@@ -304,7 +304,7 @@ def test_recorded_total_time_is_not_added_to_the_phases(tmp_path: Path) -> None:
 
 def test_discretization_dims_are_named_with_the_goal_last() -> None:
     """A goal run's discretizer: per-step observation, action, reward, value, then the goal."""
-    from trajectory_transformer.evaluation.report import _dim_names
+    from trajectory_transformer.evaluation.report.sections import _dim_names
 
     pointmaze = {"observation_dim": 8, "action_dim": 2}  # the env's observation, goal included
     assert _dim_names(pointmaze, 12, goal_dim=2) == [
