@@ -19,7 +19,7 @@ from trajectory_transformer.errors import TTError
 from trajectory_transformer.runs import load_run
 from trajectory_transformer.training import train
 from trajectory_transformer.training.loss import target_parts, weighted_loss
-from trajectory_transformer.training.trainer import auto_epochs
+from trajectory_transformer.training.setup import auto_epochs
 from trajectory_transformer.utils import LOCK_FILE, lock_run_dir
 
 TINY = [
@@ -330,23 +330,10 @@ def test_a_second_writer_is_refused_and_a_killed_holder_leaves_no_stale_lock(
         ("hopper-medium-cpu", "hopper-medium-cpu is sized for about an hour", "GPU settings"),
     ],
 )
-def test_the_slow_run_warning_fits_the_preset(
-    name: str, want: str, not_want: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_the_slow_run_warning_fits_the_preset(name: str, want: str, not_want: str) -> None:
     """A CPU preset running slow is told the machine is busy, not to use a CPU preset."""
-    from types import SimpleNamespace
+    from trajectory_transformer.training.guards import slow_run_warning
 
-    from trajectory_transformer.training.trainer import _Trainer
-
-    fake = SimpleNamespace(
-        _slow_warned=False,
-        info=SimpleNamespace(is_main=True),
-        total_steps=4500,
-        pos=SimpleNamespace(step=10),
-        device=torch.device("cpu"),
-        cfg=SimpleNamespace(name=name),
-    )
-    _Trainer._warn_if_slow(fake, elapsed=30.0, steps_done=10)  # type: ignore[arg-type]
-    err = capsys.readouterr().err
+    err = slow_run_warning(name, per_step=3.0, steps_left=4490) or ""
     assert "needs about 3.7 h more" in err and "train.max_steps=1200" in err
     assert want in err and not_want not in err

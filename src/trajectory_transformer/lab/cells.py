@@ -28,7 +28,8 @@ from ..evaluation.metrics import (
     normalized_score,
 )
 from ..store import collect_record
-from ..training.trainer import StepCallback, train
+from ..training.setup import StepCallback
+from ..training.trainer import train
 from ..utils import atomic_write_json, read_json, resolve_device
 from .baselines import (
     BASELINES,

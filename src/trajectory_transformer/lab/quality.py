@@ -71,7 +71,7 @@ import yaml
 
 from ..errors import TTError
 from ..sources.recipes import make_if_recipe, recipe_to_make
-from ..training.trainer import StepCallback
+from ..training.setup import StepCallback
 from ..utils import atomic_write_json
 from .baselines import (
     BASELINES,
