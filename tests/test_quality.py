@@ -31,7 +31,7 @@ from trajectory_transformer.lab import suite as suites
 from trajectory_transformer.lab.ledger import Layout
 from trajectory_transformer.lab.quality import run_suite
 from trajectory_transformer.lab.suite import load_suite
-from trajectory_transformer.sources.recipes import recipe_dataset_id
+from trajectory_transformer.sources.recipe_catalog import recipe_dataset_id
 
 TINY_PRESET = {
     "data": {"n_bins": 20, "n_transitions": 4},

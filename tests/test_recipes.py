@@ -23,6 +23,8 @@ pytest.importorskip("stable_baselines3")
 from trajectory_transformer.cli import main as tt_main
 from trajectory_transformer.config import CollectConfig, RecipeConfig, config_from_dict
 from trajectory_transformer.errors import ConfigError, TTError
+from trajectory_transformer.sources import recipe_catalog as catalog
+from trajectory_transformer.sources import recipe_levels as levels
 from trajectory_transformer.sources import recipes
 from trajectory_transformer.sources.behaviour import (
     Checkpoint,
@@ -252,7 +254,7 @@ def tiny_recipe(
     minari_tmp: Path, trained: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[CollectConfig]:
     """A recipe env `invpend` whose PPO run is the module's trained one (copied into place)."""
-    monkeypatch.setitem(recipes.RECIPE_ENVS, "invpend", recipes.RecipeEnv(ENV, STEPS, "test", TINY))
+    monkeypatch.setitem(catalog.RECIPE_ENVS, "invpend", catalog.RecipeEnv(ENV, STEPS, "test", TINY))
     shutil.copytree(trained, policy_dir(ENV, 0))
     yield CollectConfig(
         recipe=RecipeConfig(ppo_checkpoint_every=EVERY, eval_episodes=EVAL, transitions=600)
@@ -273,7 +275,7 @@ def test_recipe_makes_the_levels_with_true_references_and_reruns_do_nothing(
     assert (cfg.recipe.medium_action_noise, cfg.recipe.expert_action_noise) == (0.1, 0.0)
     cfg.recipe.expert_action_noise = 0.1  # noise on both levels here, checked on the expert's
     [summary] = recipes.run_recipe("invpend-quick", cfg)
-    ids = [f"tt/invpend/{level}-quick-v1" for level in recipes.LEVELS]
+    ids = [f"tt/invpend/{level}-quick-v1" for level in catalog.LEVELS]
     assert summary["written"] == ids and summary["existing"] == []
     folder = policy_dir(ENV, 0)
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -302,7 +304,7 @@ def test_recipe_makes_the_levels_with_true_references_and_reruns_do_nothing(
         assert meta["ref_max_score"] == pytest.approx(expert_return)
         assert f"checkpoint at step {expert.steps}" in meta["ref_scores_from"]
         assert "uniform random policy" in meta["ref_scores_from"]
-        assert meta["tt_recipe"]["level"] in recipes.LEVELS
+        assert meta["tt_recipe"]["level"] in catalog.LEVELS
     assert manifest["references"]["ref_max_score"] == pytest.approx(expert_return)
 
     # sizes: exactly `transitions` for random/medium/expert; medium-replay at most that many
@@ -353,7 +355,7 @@ def test_recipe_makes_the_levels_with_true_references_and_reruns_do_nothing(
         ),
         env,
     )
-    replayed = run_episodes(ENV, rebuilt, 1, recipes._LEVEL_SEED["expert"])[0]
+    replayed = run_episodes(ENV, rebuilt, 1, catalog._LEVEL_SEED["expert"])[0]
     np.testing.assert_array_equal(first_episode.actions, replayed.actions[: len(first_episode)])
 
     # medium-replay: the PPO run's own data up to the medium checkpoint (subsampled to the size)
@@ -381,8 +383,8 @@ def test_recipe_makes_the_levels_with_true_references_and_reruns_do_nothing(
     def must_not_run(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("a rerun did work")
 
-    monkeypatch.setattr(recipes, "train_behaviour", must_not_run)
-    monkeypatch.setattr(recipes, "run_transitions", must_not_run)
+    monkeypatch.setattr(levels, "train_behaviour", must_not_run)
+    monkeypatch.setattr(levels, "run_transitions", must_not_run)
     before = {p: p.stat().st_mtime_ns for p in minari_tmp.rglob("*")}
     capsys.readouterr()
     assert tt_main(["collect", "--recipe", "invpend-quick", *_overrides(cfg)]) == 0
@@ -444,19 +446,19 @@ def test_a_second_recipe_on_the_same_policy_is_refused(tiny_recipe: CollectConfi
 
 
 def test_recipe_names_and_config_errors(capsys: pytest.CaptureFixture[str]) -> None:
-    assert recipes.parse_recipe("hopper-medium-replay-quick") == [
+    assert catalog.parse_recipe("hopper-medium-replay-quick") == [
         ("hopper", ("medium-replay",), True)
     ]
-    assert recipes.parse_recipe("walker2d") == [("walker2d", recipes.LEVELS, False)]
-    assert recipes.parse_recipe("halfcheetah-all-quick") == [("halfcheetah", recipes.LEVELS, True)]
-    assert [p[0] for p in recipes.parse_recipe("all-quick")] == list(recipes.RECIPE_ENVS)
-    assert recipes.recipe_dataset_id("hopper", "medium-replay", True) == (
+    assert catalog.parse_recipe("walker2d") == [("walker2d", catalog.LEVELS, False)]
+    assert catalog.parse_recipe("halfcheetah-all-quick") == [("halfcheetah", catalog.LEVELS, True)]
+    assert [p[0] for p in catalog.parse_recipe("all-quick")] == list(catalog.RECIPE_ENVS)
+    assert catalog.recipe_dataset_id("hopper", "medium-replay", True) == (
         "tt/hopper/medium-replay-quick-v1"
     )
     with pytest.raises(TTError, match="unknown recipe 'hopper-meduim'"):
-        recipes.parse_recipe("hopper-meduim")
+        catalog.parse_recipe("hopper-meduim")
     with pytest.raises(ConfigError, match=r"collect\.policy does not apply with --recipe"):
-        recipes.check_recipe_config(CollectConfig(policy="random"))
+        catalog.check_recipe_config(CollectConfig(policy="random"))
     with pytest.raises(ConfigError, match=r"collect\.recipe\.transitions"):
         RecipeConfig(transitions=0)
     with pytest.raises(ConfigError, match=r"recipe\.medium_action_noise.*stochastic=true"):
@@ -498,7 +500,7 @@ def test_a_quality_suite_makes_its_missing_recipe_dataset_first(
         "datasets": [{"dataset": dataset, "preset": "tiny.yaml"}],
         "methods": ["tt-greedy"], "seeds": [0], "episodes": 2, "eval_seed": 1000,
     }))  # fmt: skip
-    assert not recipes.dataset_exists(dataset)
+    assert not levels.dataset_exists(dataset)
     where = [f"work_dir={tmp_path / 'work'}", f"results_dir={tmp_path / 'results'}"]
     assert tt_main(["bench", "quality", f"suite={suite_path}", "dry_run=true", *where]) == 0
     assert (

@@ -59,9 +59,10 @@ def _cmd_config(args: argparse.Namespace) -> int:
 def _cmd_collect(args: argparse.Namespace) -> int:
     if args.recipe is not None:
         from .sources import pointmaze, recipes
+        from .sources.recipe_catalog import describe_recipes
 
         if args.recipe == "list":
-            print("\n".join([*recipes.describe_recipes(), *pointmaze.describe_pointmaze_recipes()]))
+            print("\n".join([*describe_recipes(), *pointmaze.describe_pointmaze_recipes()]))
             return 0
         cfg = _config(args)
         if pointmaze.is_pointmaze_recipe(args.recipe):

@@ -11,7 +11,7 @@ from ..config import list_presets, load_config
 from .collect import default_dataset_id
 from .pointmaze import pointmaze_recipe_making
 from .policies import SCRIPTED
-from .recipes import recipe_making
+from .recipe_catalog import recipe_making
 
 __all__ = ["collect_hint"]
 

@@ -56,7 +56,8 @@ from ..store import COLLECT_RECORD_KEY, minari_root, recover_interrupted
 from .collect import REF_SEED_OFFSET, check_target, collect_record, rollout_returns, write_dataset
 from .maze import maze_policy
 from .policies import NoisyPolicy, Policy, RandomPolicy
-from .recipes import check_recipe_config, dataset_exists
+from .recipe_catalog import check_recipe_config
+from .recipe_levels import dataset_exists
 
 __all__ = [
     "EVAL_GOALS",
