@@ -58,8 +58,7 @@ def test_a_run_against_its_expert(checkpointed_run: Path) -> None:
     found = expert_agreement(checkpointed_run, [*SMALL, "plan.mode=greedy"], episodes=2, seed=5)
     assert found["episodes"] == 2 and found["states"] == 12  # 2 episodes of 6 steps
     assert len(found["rmse_per_episode"]) == 2 and len(found["rmse_per_dim"]) == 1
-    assert found["rmse"] == pytest.approx(np.sqrt(np.mean(np.square(found["rmse_per_episode"]))))
-    assert 0 < found["rmse"] < 4 and 0 < found["floor_rmse"] < found["rmse"] + 1
+    assert 0 < found["mae"] <= found["rmse"] < 4 and 0 < found["floor_rmse"] < found["rmse"] + 1
     assert "expert" in found["expert"] and len(found["expert_returns"]) == 2
 
 
@@ -103,3 +102,22 @@ def test_sweep_adds_agreement_to_points_without_reevaluating(
     assert sweep.run_sweep(plan, echo=lambda _m: None) == []  # done: nothing runs again
     with pytest.raises(sweep.TTError, match="agreement=x"):
         sweep.parse_sweep([*base, "agreement=x"])
+
+
+def test_an_agent_that_is_the_expert_agrees_exactly(
+    checkpointed_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the behaviour policy asked in the planner's place, every error is zero: the run's
+    actions are paired with the expert's of the same state and step, and nothing else is added."""
+    from trajectory_transformer.evaluation import agreement
+
+    real = agreement.prepare_run
+    monkeypatch.setattr(
+        agreement,
+        "prepare_run",
+        lambda run, overrides, kind, **kw: real(run, overrides, "behaviour"),
+    )
+    found = expert_agreement(checkpointed_run, SMALL, episodes=2, seed=5)
+    assert found["states"] == 12
+    assert found["rmse"] == found["mae"] == 0.0 and found["rmse_per_dim"] == [0.0]
+    assert found["floor_rmse"] > 0  # the floor is the expert's actions at their bin centers

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from trajectory_transformer import quickstart
 from trajectory_transformer.cli import main
 from trajectory_transformer.config import load_config
 from trajectory_transformer.quickstart import run_quickstart
@@ -68,12 +69,10 @@ def test_quickstart_films_its_first_scored_episode_without_planning_it_again(
 ) -> None:
     import imageio.v3 as iio
 
-    from trajectory_transformer.evaluation import video
-
     def no_planning(*args: object, **kwargs: object) -> None:
         raise AssertionError("the video planned its episode again instead of replaying it")
 
-    monkeypatch.setattr(video, "render_run", no_planning)
+    monkeypatch.setattr(quickstart, "render_run", no_planning)
     results = run_quickstart(load_config("quickstart", TINY), tmp_path / "qs")
     film = tmp_path / "qs" / "videos" / "episode_0.mp4"
     assert results["TT (beam search)"]["lengths"][0] == 5
@@ -88,7 +87,7 @@ def test_quickstart_plans_the_video_again_when_its_episode_cannot_be_replayed(
     def diverged(*args: object, **kwargs: object) -> None:
         raise video.ReplayDiverged("cannot replay episode 0 of the run: it gave another return")
 
-    monkeypatch.setattr(video, "replay_run", diverged)
+    monkeypatch.setattr(quickstart, "replay_run", diverged)
     run_quickstart(load_config("quickstart", TINY), tmp_path / "qs")
     assert (tmp_path / "qs" / "videos" / "episode_0.mp4").is_file()  # planned by render_run
     assert "it gave another return; planning the video's episode again" in capsys.readouterr().out

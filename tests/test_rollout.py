@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from trajectory_transformer.envs.agents import Agent, RandomAgent
+from trajectory_transformer.envs.agents import Agent, PolicyAgent, RandomAgent
 from trajectory_transformer.envs.loop import StepInfo, rollout
 
 GOAL = 5
@@ -100,9 +100,27 @@ class ScriptedAgent:
             self.t[s] += 1
 
 
-def test_agent_classes_satisfy_protocol() -> None:
-    assert isinstance(ScriptedAgent(), Agent)
-    assert isinstance(RandomAgent(Corridor.action_space, 0), Agent)
+@pytest.mark.parametrize("kind", ["random", "policy"])
+def test_agents_keep_the_contract(kind: str) -> None:
+    """For any subset of slots, `act` returns one float32 row per slot that the env accepts, and
+    the loop runs the agent to the end of every episode (not just: the methods exist)."""
+    env = gym.make("Pendulum-v1")
+    obs_space, act_space = env.observation_space, env.action_space
+    agent: Agent = (
+        RandomAgent(act_space, 0)
+        if kind == "random"
+        else PolicyAgent(lambda obs: -np.clip(obs[:, 2:3], -2, 2), obs_space, act_space)
+    )
+    slots = np.array([0, 2])
+    agent.reset(slots)
+    obs = np.stack([env.reset(seed=s)[0] for s in (1, 2)]).astype(np.float32)  # (2, 3)
+    actions = agent.act(slots, obs)
+    assert actions.shape == (2, 1) and actions.dtype == np.float32
+    assert all(act_space.contains(a) for a in actions)
+    agent.record(slots, actions, np.zeros(2, np.float32))
+    result = rollout(lambda: gym.make("Pendulum-v1"), agent, 3, n_envs=2, seed=0,
+                     max_episode_steps=5, progress=False)  # fmt: skip
+    assert result.lengths.tolist() == [5, 5, 5] and np.isfinite(result.returns).all()
 
 
 @pytest.mark.parametrize(("episodes", "n_envs"), [(1, 1), (7, 3), (12, 4), (4, 10)])
@@ -125,11 +143,8 @@ def test_corridor_exact(episodes: int, n_envs: int) -> None:
     # on_step sees terminated and truncated separately
     assert sum(int(s.terminated.sum()) for s in steps) == sum(w[2] for w in want)
     assert sum(int(s.truncated.sum()) for s in steps) == sum(not w[2] for w in want)
-
-
-def test_both_outcomes_occur_in_corridor() -> None:
-    outcomes = {expected(10 + i)[2] for i in range(12)}
-    assert outcomes == {True, False}  # the exact test above covers terminations and truncations
+    if episodes >= 7:  # these seeds end some episodes at the goal and time the others out
+        assert 0 < int(result.terminated.sum()) < episodes
 
 
 def test_results_do_not_depend_on_n_envs() -> None:

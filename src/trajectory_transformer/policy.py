@@ -32,9 +32,11 @@ import torch
 from gymnasium import spaces
 
 from .config import PlanConfig, RunConfig, apply_overrides, config_from_dict, config_to_dict
+from .data.goals import goal_layout
 from .data.spaces import executed_action, flat_dim, flatten, space_from_json, stack, unflatten
 from .errors import ConfigError, TTError
 from .plan.agent import PlannerAgent
+from .runs import load_run
 from .utils import resolve_device
 
 if TYPE_CHECKING:
@@ -208,7 +210,6 @@ class TTPolicy:
         eval mode (on `device`) and used as is, not copied. A goal-conditioned model (trained with
         data.goal_key) needs the same `goal_key` (and `achieved_key`): the goal is read from that
         key of every observation."""
-        from .data.goals import goal_layout
 
         plan = plan if plan is not None else PlanConfig()
         mcfg = model.config
@@ -265,7 +266,6 @@ class TTPolicy:
         `verify=False` skips the checksums of the weights and the discretizer (a file you
         changed on purpose); by default a changed or unchecked file is a TTError.
         """
-        from .runs import load_run
 
         loaded = load_run(
             run_dir,

@@ -16,6 +16,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import runs
 from .config import RunConfig, load_config
 from .errors import TTError
+from .evaluation.evaluate import evaluate_run
+from .evaluation.report import write_report
+from .evaluation.video import EpisodeActions, ReplayDiverged, render_run, replay_run
+from .sources.collect import collect_dataset, default_dataset_id
+from .store import load_minari, minari_root
+from .training.trainer import train
 from .utils import atomic_write_json
 
 if TYPE_CHECKING:
@@ -33,8 +39,6 @@ def _dataset_for(cfg: RunConfig) -> bool:
     names another env, so the env part of the id is replaced, and an existing dataset whose env
     differs from collect.env is refused rather than trained on.
     """
-    from .sources.collect import default_dataset_id
-    from .store import load_minari, minari_root
 
     env_part = default_dataset_id(cfg.collect.env, cfg.collect.policy).split("/")[1]
     parts = cfg.data.dataset.split("/")
@@ -96,7 +100,6 @@ def _summary_table(
 def _video(run_dir: Path, filmed: EpisodeActions, summary: dict[str, Any]) -> None:
     """Film the beam evaluation's first episode by replaying its actions; plan one only when the
     env cannot be replayed (randomness beyond its reset seed)."""
-    from .evaluation.video import ReplayDiverged, render_run, replay_run
 
     try:
         replay_run(run_dir, filmed, seed=summary["seed"], episode_return=summary["returns"][0])
@@ -107,11 +110,6 @@ def _video(run_dir: Path, filmed: EpisodeActions, summary: dict[str, Any]) -> No
 
 def run_quickstart(cfg: RunConfig | None = None, run_dir: Path | None = None) -> dict[str, Any]:
     """Run the whole pipeline on the default (or given) config; returns the summaries."""
-    from .evaluation.evaluate import evaluate_run
-    from .evaluation.report import write_report
-    from .evaluation.video import EpisodeActions
-    from .sources.collect import collect_dataset
-    from .training.trainer import train
 
     cfg = cfg or load_config("quickstart")
     run_dir = Path(run_dir or Path("runs") / cfg.name)

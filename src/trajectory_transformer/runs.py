@@ -35,10 +35,20 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .config import RunConfig, config_from_dict
+from .config import RunConfig, config_from_dict, config_to_dict
+from .data.discretizer import Discretizer
+from .data.episodes import DatasetInfo
 from .errors import TTError
 from .model.gpt import GPTConfig, TrajectoryGPT
-from .utils import atomic_path, atomic_write_json, read_json
+from .utils import (
+    DIGEST_KEY,
+    IGNORE_CHECKSUMS_HINT,
+    atomic_path,
+    atomic_write_json,
+    check_tensor_digest,
+    read_json,
+    tensor_digest,
+)
 
 if TYPE_CHECKING:
     from .data.discretizer import Discretizer
@@ -99,7 +109,6 @@ def save_weights(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor])
     Copies to contiguous CPU tensors first; the checksum (`utils.tensor_digest`, metadata key
     "sha256") is what `load_weights` verifies.
     """
-    from .utils import DIGEST_KEY, tensor_digest
 
     flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
     with atomic_path(path) as tmp:
@@ -114,7 +123,6 @@ def load_weights(
     With `verify` (the default) the tensors must match the checksum `save_weights` stored: a
     mismatch or a missing checksum is a TTError. The file is read on the CPU, checked, then moved.
     """
-    from .utils import IGNORE_CHECKSUMS_HINT, check_tensor_digest
 
     p = Path(path)
     if not p.is_file():
@@ -176,7 +184,6 @@ def write_run_files(
     discretizer: Discretizer,
 ) -> None:
     """The files that describe a run (everything but weights, checkpoints and logs)."""
-    from .config import config_to_dict
 
     atomic_write_json(run_dir / CONFIG_FILE, config_to_dict(cfg))
     atomic_write_json(run_dir / MODEL_CONFIG_FILE, gpt.to_dict())
@@ -206,8 +213,6 @@ def load_gpt_config(path: str | os.PathLike[str]) -> GPTConfig:
 
 
 def read_dataset_info(run_dir: Path) -> DatasetInfo:
-    from .data.episodes import DatasetInfo
-
     path = Path(run_dir) / DATASET_FILE
     raw = read_json(path, "dataset info")
     try:
@@ -269,7 +274,6 @@ def load_run(
     `checkpoint`: load the weights of the checkpoint at this optimizer step instead of the final
     ones (score against training budget without retraining).
     """
-    from .data.discretizer import Discretizer
 
     root = Path(run_dir)
     if not root.is_dir():

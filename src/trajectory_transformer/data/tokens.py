@@ -30,6 +30,9 @@ from ..store import load_minari, minari_root
 from ..utils import atomic_path, atomic_write_json
 from .discretizer import Discretizer, tokens_dtype
 from .episodes import DatasetInfo, Transitions, load_transitions
+from .goals import goal_layout, window_goals
+from .spaces import space_from_json
+from .windows import TokenWindows
 
 if TYPE_CHECKING:
     from .windows import TokenWindows
@@ -72,8 +75,6 @@ class TokenizedDataset:
         return int(self.tokens.shape[0])
 
     def windows(self, n_transitions: int) -> TokenWindows:
-        from .windows import TokenWindows
-
         return TokenWindows(self.tokens, self.episode_starts, n_transitions, self.goal_tokens)
 
 
@@ -249,8 +250,6 @@ def split_goals(
     transitions: Transitions, info: DatasetInfo, cfg: DataConfig
 ) -> tuple[Transitions, np.ndarray]:
     """Take the goal out of the observations -> (transitions without it, window goals (N, G))."""
-    from .goals import goal_layout, window_goals
-    from .spaces import space_from_json
 
     if not info.observation_space:
         raise TTError(f"dataset '{info.dataset}' records no observation space for data.goal_key")

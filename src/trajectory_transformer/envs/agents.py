@@ -13,6 +13,8 @@ from typing import Any, Protocol, runtime_checkable
 import gymnasium as gym
 import numpy as np
 
+from ..data.spaces import flat_dim, flatten, unflatten
+
 __all__ = ["Agent", "PolicyAgent", "RandomAgent"]
 
 
@@ -35,8 +37,6 @@ class RandomAgent:
     """Uniform actions from the env's action space: the 0 of the normalized score."""
 
     def __init__(self, action_space: gym.Space[Any], seed: int = 0) -> None:
-        from ..data.spaces import flat_dim, flatten
-
         self.action_space = action_space
         self.act_dim = flat_dim(action_space)
         self._flatten = flatten
@@ -78,7 +78,6 @@ class PolicyAgent:
         observation_space: gym.Space[Any],
         action_space: gym.Space[Any],
     ) -> None:
-        from ..data.spaces import flatten, unflatten
 
         self.policy = policy
         self.observation_space = observation_space

@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 import gymnasium as gym
 import numpy as np
 
+from ..data.spaces import flat_dim, space_from_json
 from ..errors import TTError
+from .make import registered_env_spec, unregistered_hint
 from .mujoco_log import quiet_mujoco_deprecations
 
 if TYPE_CHECKING:
@@ -148,7 +150,6 @@ def _registered_spec(
     env_id: str, where: str, field: str, stored_entry_point: str | None
 ) -> gym.envs.registration.EnvSpec:
     """The registered spec for a stored id; an unregistered or module-qualified id is refused."""
-    from .make import registered_env_spec, unregistered_hint
 
     if ":" in env_id:
         raise TTError(
@@ -253,7 +254,6 @@ def _space_diff(want: gym.Space[Any], got: gym.Space[Any], where: str) -> str | 
 
 def check_env_spaces(env: gym.Env[Any, Any], info: DatasetInfo, where: str = "the run") -> None:
     """TTError naming the run (`where`), the env and the first difference between their spaces."""
-    from ..data.spaces import flat_dim, space_from_json
 
     name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
     for label, text, dim, got in (

@@ -29,6 +29,7 @@ import numpy as np
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 from tqdm.auto import tqdm
 
+from ..data.spaces import executed_action, flat_dim, flatten
 from ..errors import TTError
 from .agents import Agent
 
@@ -153,7 +154,6 @@ def _run(
     on_frame: FrameFn | None,
     stop_on_success: bool = False,
 ) -> RolloutResult:
-    from ..data.spaces import executed_action, flat_dim, flatten
 
     n = venv.num_envs
     obs_space, act_space = venv.single_observation_space, venv.single_action_space

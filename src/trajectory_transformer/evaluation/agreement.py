@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data.spaces import executed_action
+from ..data.spaces import executed_action, flat_dim
 from ..envs.agents import Agent
 from ..envs.loop import StepInfo, rollout
 from .evaluate import prepare_run
@@ -49,8 +49,6 @@ class ShadowAgent:
     _student_actions: dict[int, np.ndarray] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        from ..data.spaces import flat_dim
-
         act_dim = flat_dim(self.action_space)
         self.squared = np.zeros((self.episodes, act_dim), dtype=np.float64)
         self.absolute = np.zeros((self.episodes, act_dim), dtype=np.float64)

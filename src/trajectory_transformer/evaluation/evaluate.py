@@ -21,12 +21,20 @@ import gymnasium as gym
 import torch
 
 from .. import runs
-from ..config import EvalConfig, RunConfig, apply_overrides, config_to_dict
+from ..config import (
+    CollectConfig,
+    EvalConfig,
+    RunConfig,
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+)
 from ..envs.agents import Agent, PolicyAgent, RandomAgent
 from ..envs.factory import check_env_spaces, env_factory
 from ..envs.loop import StepInfo, rollout
 from ..errors import TTError
 from ..plan.agent import PlannerAgent, make_agent
+from ..sources.collect import behaviour_policy
 from ..utils import atomic_write_json, resolve_device
 from .metrics import pick_reference, summarize
 from .outputs import write_eval_outputs
@@ -204,8 +212,6 @@ def _behaviour_policy(
     The record is the dataset's own (`tt collect` stores it in the Minari metadata), not the run
     config's collect section, which is only a default for `tt collect`.
     """
-    from ..config import CollectConfig, config_from_dict
-    from ..sources.collect import behaviour_policy
 
     if not info.collect_settings:
         raise TTError(

@@ -21,6 +21,7 @@ from .. import runs
 from ..envs.agents import Agent
 from ..envs.loop import RolloutResult, StepInfo, rollout
 from ..errors import TTError
+from .evaluate import prepare_run
 
 __all__ = [
     "EpisodeActions",
@@ -176,7 +177,6 @@ def render_run(
 
     `verify=False` skips the checksums of the weights and the discretizer (`--ignore-checksums`).
     """
-    from .evaluate import prepare_run
 
     run_dir = Path(run_dir)
     if episodes < 1:
@@ -259,7 +259,6 @@ def replay_run(
     whose steps draw randomness beyond its reset seed cannot be replayed, and its video must be
     planned again (`render_run`).
     """
-    from .evaluate import prepare_run
 
     if not log.actions:
         raise ReplayDiverged(f"no actions were logged for episode {log.episode}: nothing to replay")

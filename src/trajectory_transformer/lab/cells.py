@@ -28,6 +28,7 @@ from ..evaluation.metrics import (
     normalized_score,
 )
 from ..store import collect_record
+from ..training.checkpoint import STATE_FILE
 from ..training.setup import StepCallback
 from ..training.trainer import train
 from ..utils import atomic_write_json, read_json, resolve_device
@@ -131,8 +132,6 @@ def ensure_trained(
 
 
 def _train_summary(run_dir: Path, ledger: dict[str, Any]) -> dict[str, Any]:
-    from ..training.checkpoint import STATE_FILE
-
     last = runs.latest_checkpoint(run_dir)
     if last is None:
         raise TTError(f"{run_dir}: no checkpoint after training")

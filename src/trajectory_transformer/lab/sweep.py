@@ -40,6 +40,7 @@ from ..config import apply_overrides
 from ..errors import TTError
 from ..evaluation.agreement import expert_agreement
 from ..evaluation.evaluate import evaluate_run
+from ..training.checkpoint import STATE_FILE
 from ..utils import atomic_write_bytes, atomic_write_json, read_json, resolve_device
 from .records import (
     ci95,
@@ -157,7 +158,6 @@ def dataset_slug(checkpoint: int | None, settings: dict[str, str]) -> str:
 
 def _training_at(run_dir: Path, checkpoint: int | None) -> dict[str, Any]:
     """Optimizer step and target tokens the weights were trained for."""
-    from ..training.checkpoint import STATE_FILE
 
     folder = (
         runs.latest_checkpoint(run_dir)

@@ -50,7 +50,7 @@ import numpy as np
 
 from ..config import CollectConfig
 from ..data.spaces import stack
-from ..envs.make import make_env
+from ..envs.make import make_env, registered_env_spec
 from ..errors import TTError
 from ..store import COLLECT_RECORD_KEY, minari_root, recover_interrupted
 from .collect import REF_SEED_OFFSET, check_target, collect_record, rollout_returns, write_dataset
@@ -149,7 +149,6 @@ def describe_pointmaze_recipes() -> list[str]:
 
 def eval_env_kwargs(maze: str, dense: bool) -> dict[str, Any]:
     """gym.make kwargs of the evaluation env: the registered map with one goal cell ("g")."""
-    from ..envs.make import registered_env_spec
 
     name = maze_env_id(maze, dense)
     spec = registered_env_spec(name)

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import TTError
 from ..utils import lazy_import
+from .maze import maze_policy
 
 __all__ = [
     "EXPERTS",
@@ -174,8 +175,6 @@ def make_policy(name: str, env: gym.Env[Any, Any], seed: int = 0) -> Policy:
     if name == "random":
         return RandomPolicy(env.action_space, seed)
     if name == "maze":
-        from .maze import maze_policy
-
         return maze_policy(env)
     if name in SCRIPTED:
         shipped = SCRIPTED[name]

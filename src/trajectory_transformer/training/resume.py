@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import runs
 from ..config import RunConfig, apply_overrides, config_to_dict
+from ..data.discretizer import Discretizer
 from ..errors import TTError
 from ..model.gpt import GPTConfig
 from ..utils import atomic_write_bytes, read_json
@@ -122,8 +123,6 @@ def dataset_differences(
             ) != new_info.get(key):
                 diffs.append(f"dataset '{key}'")
     if not diffs:
-        from ..data.discretizer import Discretizer
-
         saved = Discretizer.load(run_dir / runs.DISCRETIZER_FILE, verify=verify)
         new = data.discretizer
         if saved.edges.shape != new.edges.shape or not np.array_equal(saved.edges, new.edges):
