@@ -31,7 +31,14 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from .config import PlanConfig, RunConfig, apply_overrides, config_from_dict, config_to_dict
+from .config import (
+    PlanConfig,
+    RunConfig,
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+    split_override,
+)
 from .data.goals import goal_layout
 from .data.spaces import executed_action, flat_dim, flatten, space_from_json, stack, unflatten
 from .errors import ConfigError, TTError
@@ -63,11 +70,11 @@ def plan_config_with(
     """
     strings = []
     for item in overrides or []:
+        key, value = split_override(item)
         text = item[2:] if item.startswith("--") else item
-        key = text.split("=", 1)[0].strip()
-        if "=" in text and "." not in key:
+        if value is not None and "." not in key:
             text = f"plan.{text.strip()}"
-        elif "=" in text and not key.startswith("plan."):
+        elif value is not None and not key.startswith("plan."):
             raise ConfigError(
                 f"override '{item}': a policy takes plan.* settings only "
                 "(the rest of the config belongs to the trained run)"

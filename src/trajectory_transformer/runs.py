@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .config import RunConfig, config_from_dict, config_to_dict
@@ -45,8 +44,8 @@ from .utils import (
     IGNORE_CHECKSUMS_HINT,
     atomic_path,
     atomic_write_json,
-    check_tensor_digest,
     read_json,
+    read_safetensors,
     tensor_digest,
 )
 
@@ -125,26 +124,22 @@ def load_weights(
     """
 
     p = Path(path)
-    if not p.is_file():
-        raise TTError(f"{p}: missing weights file")
-    try:
-        with safe_open(str(p), framework="pt", device="cpu") as handle:
-            metadata = handle.metadata() or {}
-            tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
-    except Exception as err:  # safetensors raises its own error types for bad headers
-        raise TTError(
-            f"{p}: corrupt or truncated safetensors file ({err.__class__.__name__}); "
-            "restore it or delete this checkpoint"
-        ) from err
-    if verify:
-        in_checkpoint = _STEP_DIR.match(p.parent.name) and p.parent.parent.name == CHECKPOINT_DIR
-        hint = (
-            f"delete {p.parent} to resume from the checkpoint before it, restore the file, or "
-            "pass --ignore-checksums to tt train --resume if you changed it on purpose"
-            if in_checkpoint
-            else IGNORE_CHECKSUMS_HINT
-        )
-        check_tensor_digest(p, tensors, metadata, hint)
+    in_checkpoint = _STEP_DIR.match(p.parent.name) and p.parent.parent.name == CHECKPOINT_DIR
+    hint = (
+        f"delete {p.parent} to resume from the checkpoint before it, restore the file, or "
+        "pass --ignore-checksums to tt train --resume if you changed it on purpose"
+        if in_checkpoint
+        else IGNORE_CHECKSUMS_HINT
+    )
+    tensors, _ = read_safetensors(
+        p,
+        "pt",
+        what="weights",
+        corrupt="{path}: corrupt or truncated safetensors file ({error}); restore it or delete "
+        "this checkpoint",
+        verify=verify,
+        hint=hint,
+    )
     if torch.device(device).type != "cpu":
         tensors = {k: v.to(device) for k, v in tensors.items()}
     return tensors

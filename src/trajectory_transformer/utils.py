@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
 
 from .errors import TTError
 
@@ -31,6 +32,7 @@ __all__ = [
     "lazy_import",
     "lock_run_dir",
     "read_json",
+    "read_safetensors",
     "resolve_device",
     "seed_everything",
     "tensor_digest",
@@ -125,6 +127,35 @@ def check_tensor_digest(
             f"{path}: checksum mismatch: its contents changed after it was written (a corrupt "
             f"or edited file); {hint}"
         )
+
+
+def read_safetensors(
+    path: str | os.PathLike[str],
+    framework: str,
+    *,
+    what: str,
+    corrupt: str,
+    verify: bool = True,
+    hint: str = IGNORE_CHECKSUMS_HINT,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The one safetensors read-and-verify (model weights, checkpoints, the discretizer).
+
+    Returns (tensors, metadata), read on the CPU. A missing file, a bad header or (with `verify`)
+    a checksum that is missing or does not match is a one-line TTError naming the file: "missing
+    {what} file", "{corrupt}" with the error type, or the checksum message ending in `hint`.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise TTError(f"{p}: missing {what} file")
+    try:
+        with safe_open(str(p), framework=framework, device="cpu") as handle:
+            metadata = dict(handle.metadata() or {})
+            tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+    except Exception as err:  # safetensors raises its own error types for bad headers
+        raise TTError(corrupt.format(path=p, error=err.__class__.__name__)) from err
+    if verify:
+        check_tensor_digest(p, tensors, metadata, hint)
+    return tensors, metadata
 
 
 def read_json(path: str | os.PathLike[str], what: str = "file") -> Any:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..config import split_override
 from ..data.episodes import DatasetInfo, Transitions, discounted_returns
 from ..data.tokens import build_tokenized
 from ..errors import TTError
@@ -40,7 +41,7 @@ def _parse(overrides: list[str], quick: bool) -> dict[str, Any]:
     if quick:
         params["transitions"] = 50_000
     for item in overrides:
-        key, _, value = item.lstrip("-").partition("=")
+        key, value = split_override(item)
         if key not in params or not value:
             raise TTError(
                 f"bench data: unknown override '{item}'; use {sorted(params)} as key=value"

@@ -3,7 +3,14 @@
 Library code takes these objects; files are read here (presets, run folders' config.json) only.
 """
 
-from .overrides import all_keys, apply_overrides, config_from_dict, config_to_dict, merge
+from .overrides import (
+    all_keys,
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+    merge,
+    split_override,
+)
 from .presets import PRESET_DIR, find_yaml, list_presets, load_config
 from .schema import (
     CollectConfig,
@@ -36,4 +43,5 @@ __all__ = [
     "list_presets",
     "load_config",
     "merge",
+    "split_override",
 ]

@@ -17,7 +17,14 @@ import yaml
 from ..errors import ConfigError
 from .schema import RunConfig
 
-__all__ = ["all_keys", "apply_overrides", "config_from_dict", "config_to_dict", "merge"]
+__all__ = [
+    "all_keys",
+    "apply_overrides",
+    "config_from_dict",
+    "config_to_dict",
+    "merge",
+    "split_override",
+]
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
@@ -137,18 +144,27 @@ def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def split_override(item: str) -> tuple[str, str | None]:
+    """`key=value` (a leading `--` allowed) as (key, raw value); the value is None without `=`.
+
+    The one tokenizer of every entry point's `key=value` arguments (`tt` subcommands, `tt bench`
+    options, a policy's plan settings): what each accepts differs, how it is read does not.
+    """
+    text = item[2:] if item.startswith("--") else item
+    key, has_value, value = text.partition("=")
+    return key.strip(), (value if has_value else None)
+
+
 def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
     """Apply `section.key=value` strings (a leading `--` is allowed) and re-validate."""
     update: dict[str, Any] = {}
     valid = set(all_keys(RunConfig))
     for item in overrides:
-        text = item[2:] if item.startswith("--") else item
-        if "=" not in text:
+        key, raw = split_override(item)
+        if raw is None:
             raise ConfigError(
                 f"override '{item}' is not of the form key=value (e.g. train.lr=3e-4)"
             )
-        key, raw = text.split("=", 1)
-        key = key.strip()
         if key not in valid:
             raise _unknown_key(key, RunConfig)
         node = update

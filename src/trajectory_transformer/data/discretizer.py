@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ..errors import TTError
-from ..utils import DIGEST_KEY, atomic_path, check_tensor_digest, tensor_digest
+from ..utils import DIGEST_KEY, atomic_path, read_safetensors, tensor_digest
 
 __all__ = ["Dims", "Discretizer", "tokens_dtype"]
 
@@ -276,22 +276,15 @@ class Discretizer:
         With `verify` (the default) the stored checksum must match the arrays and metadata: a
         mismatch or a missing checksum is a one-line TTError naming the file.
         """
-        from safetensors import safe_open
-
         p = Path(path)
-        if not p.is_file():
-            raise TTError(f"{p}: missing discretizer file")
-        try:
-            with safe_open(str(p), framework="numpy") as handle:
-                meta = dict(handle.metadata() or {})
-                arrays = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
-        except Exception as err:  # safetensors raises its own error types for bad headers
-            raise TTError(
-                f"{p}: corrupt discretizer file ({err.__class__.__name__}); re-run training data "
-                "preparation or restore the file"
-            ) from err
-        if verify:
-            check_tensor_digest(p, arrays, meta)
+        arrays, meta = read_safetensors(
+            p,
+            "numpy",
+            what="discretizer",
+            corrupt="{path}: corrupt discretizer file ({error}); re-run training data "
+            "preparation or restore the file",
+            verify=verify,
+        )
         return cls.from_state_dict(arrays, meta, where=str(p))
 
     def to_json(self) -> str:

@@ -28,6 +28,7 @@ from ..config import (
     apply_overrides,
     config_from_dict,
     config_to_dict,
+    split_override,
 )
 from ..envs.agents import Agent, PolicyAgent, RandomAgent
 from ..envs.factory import check_env_spaces, env_factory
@@ -191,7 +192,7 @@ class _SlowEvalWarning:
 def _apply_eval_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
     """plan.*, eval.* and the reference returns; the saved config cannot trust env code itself."""
     for item in overrides:
-        key = (item[2:] if item.startswith("--") else item).split("=", 1)[0].strip()
+        key = split_override(item)[0]
         if not (key.startswith(_EVAL_SECTIONS) or key in _EVAL_KEYS):
             raise TTError(
                 f"override '{item}': tt eval only takes plan.*, eval.*, data.ref_min_score and "

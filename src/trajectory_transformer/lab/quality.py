@@ -69,6 +69,7 @@ from typing import Any
 
 import yaml
 
+from ..config import split_override
 from ..errors import TTError
 from ..sources.recipes import make_if_recipe, recipe_to_make
 from ..training.setup import StepCallback
@@ -248,11 +249,11 @@ def parse_options(items: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
     queue = list(items)
     while queue:
         item = queue.pop(0)
-        text = item[2:] if item.startswith("--") else item
-        key, has_value, value = text.partition("=")
+        key, raw = split_override(item)
+        has_value, value = raw is not None, raw or ""
         name = key.replace("-", "_")
         if "." in key and has_value:
-            overrides.append(text)
+            overrides.append(f"{key}={value}")
         elif name in _FLAGS:
             flag = yaml.safe_load(value) if has_value else True
             if not isinstance(flag, bool):

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from .. import runs
-from ..config import apply_overrides
+from ..config import apply_overrides, split_override
 from ..errors import TTError
 from ..evaluation.agreement import expert_agreement
 from ..evaluation.evaluate import evaluate_run
@@ -110,9 +110,9 @@ def parse_sweep(items: Sequence[str], quick: bool = False) -> SweepPlan:
         key, _, value = item.partition("=")
         axes[key] = [value]
     for item in items:
-        text = item[2:] if item.startswith("--") else item
-        key, has_value, value = text.partition("=")
-        if not has_value or not value:
+        key, raw = split_override(item)
+        value = raw or ""
+        if not value:
             raise TTError(f"tt bench sweep: '{item}' needs a value (KEY=VALUE)")
         if key in ("run", "out", "checkpoints", "agreement"):
             options[key] = value

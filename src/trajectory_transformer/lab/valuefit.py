@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import runs
+from ..config import split_override
 from ..errors import TTError
 from ..evaluation.value_fit import value_fit
 from ..utils import atomic_write_json
@@ -28,8 +29,8 @@ def parse(items: list[str]) -> dict[str, Any]:
     """`key=value` options into typed values; an unknown or malformed one is a one-line TTError."""
     options: dict[str, Any] = {"windows": 2000, "seed": 0}
     for item in items:
-        key, has_value, value = item.partition("=")
-        if key not in _OPTIONS or not has_value:
+        key, value = split_override(item)
+        if key not in _OPTIONS or value is None:
             raise TTError(f"'{item}': tt bench valuefit takes run=DIR, windows=N and seed=N")
         try:
             options[key] = _OPTIONS[key](value)
