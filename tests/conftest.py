@@ -14,17 +14,14 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from tiny import TINY_TRAIN
+
 # CI runs a fixed set of generated examples (no flaky red builds); locally they vary run to run.
 settings.register_profile("ci", derandomize=True, deadline=None)
 settings.register_profile("dev", deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 PENDULUM_ID = "tt/pendulum/expert-v0"
-TINY_TRAIN = [
-    "data.n_bins=16", "data.n_transitions=4", "model.n_embd=16", "model.n_layer=1",
-    "model.n_head=2", "train.batch_size=16", "train.device=cpu", "train.progress=false",
-]  # fmt: skip
-"""A 1-layer, 16-wide model on 16 bins and 4-transition windows: the fixtures' runs."""
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -13,13 +13,12 @@ from pathlib import Path
 import torch
 import torch.multiprocessing as mp
 
+from tiny import TINY_MODEL
 from trajectory_transformer import runs
 from trajectory_transformer.config import RunConfig, apply_overrides
 
 OVERRIDES = [
-    "model.n_embd=16",
-    "model.n_layer=1",
-    "model.n_head=2",
+    *TINY_MODEL,
     "data.n_bins=20",
     "data.n_transitions=4",
     "train.batch_size=32",

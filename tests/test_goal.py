@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from test_kv_cache import tiny_model
+from tiny import TINY_DATA, TINY_MODEL
 from trajectory_transformer.cli import main as tt_main
 from trajectory_transformer.config import DataConfig, PlanConfig, load_config
 from trajectory_transformer.data.episodes import Transitions
@@ -353,11 +354,8 @@ def test_pointmaze_dict_data_trains_with_the_goal_and_the_policy_reaches_for_it(
     overrides = [
         "--preset",
         "pointmaze-umaze-cpu",
-        "data.n_bins=16",
-        "data.n_transitions=4",
-        "model.n_embd=16",
-        "model.n_layer=1",
-        "model.n_head=2",
+        *TINY_DATA,
+        *TINY_MODEL,
         "train.batch_size=8",
         "train.max_steps=4",
         "train.device=cpu",

@@ -16,6 +16,7 @@ import minari
 import numpy as np
 import pytest
 
+from tiny import TINY_DATA, TINY_MODEL
 from trajectory_transformer.cli import main as tt_main
 from trajectory_transformer.config import CollectConfig, RecipeConfig
 from trajectory_transformer.data.episodes import load_transitions
@@ -242,11 +243,8 @@ def test_dict_dataset_trains_and_the_policy_acts_in_pointmaze(
     assert rc == 0
     overrides = [
         f"data.dataset={dataset_id}",
-        "data.n_bins=16",
-        "data.n_transitions=4",
-        "model.n_embd=16",
-        "model.n_layer=1",
-        "model.n_head=2",
+        *TINY_DATA,
+        *TINY_MODEL,
         "train.batch_size=8",
         "train.max_steps=6",
         "train.device=cpu",

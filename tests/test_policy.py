@@ -15,6 +15,7 @@ import pytest
 import torch
 from gymnasium import spaces
 
+from tiny import TINY_DATA, TINY_MODEL
 from trajectory_transformer.config import CollectConfig, PlanConfig, RunConfig, load_config
 from trajectory_transformer.data.tokens import TokenizedDataset, prepare_tokens
 from trajectory_transformer.errors import ConfigError, TTError
@@ -107,11 +108,8 @@ def _train(env_id: str, root: Path) -> Trained:
         None,
         [
             f"data.dataset={dataset_id}",
-            "data.n_bins=16",
-            "data.n_transitions=4",
-            "model.n_embd=16",
-            "model.n_layer=1",
-            "model.n_head=2",
+            *TINY_DATA,
+            *TINY_MODEL,
             "train.batch_size=16",
             "train.max_steps=30",
             "train.device=cpu",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tiny import TINY_MODEL
 from trajectory_transformer import quickstart
 from trajectory_transformer.cli import main
 from trajectory_transformer.config import load_config
@@ -17,9 +18,7 @@ TINY = [
     "collect.episodes=4",
     "collect.ref_episodes=2",
     "data.dataset=tt/pendulum/quickstart-test-v0",
-    "model.n_embd=16",
-    "model.n_layer=1",
-    "model.n_head=2",
+    *TINY_MODEL,
     "train.max_steps=3",
     "train.batch_size=8",
     "train.progress=false",

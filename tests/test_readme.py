@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from tiny import TINY_MODEL
 from trajectory_transformer.cli import main
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-TINY_MODEL = ["model.n_embd=16", "model.n_layer=1", "model.n_head=2"]
 TINY_EVAL = [
     "plan.beam_width=2",
     "plan.horizon=2",

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import torch
 
+from tiny import TINY_MODEL
 from trajectory_transformer import runs
 from trajectory_transformer.config import RunConfig, apply_overrides
 from trajectory_transformer.data.tokens import prepare_tokens
@@ -23,9 +24,7 @@ from trajectory_transformer.training.setup import auto_epochs
 from trajectory_transformer.utils import LOCK_FILE, lock_run_dir
 
 TINY = [
-    "model.n_embd=16",
-    "model.n_layer=1",
-    "model.n_head=2",
+    *TINY_MODEL,
     "model.dropout=0.1",
     "data.n_bins=20",
     "data.n_transitions=4",

@@ -21,6 +21,7 @@ import pytest
 import torch
 from gymnasium.envs.classic_control.pendulum import PendulumEnv
 
+from tiny import TINY_TRAIN
 from trajectory_transformer import runs
 from trajectory_transformer.cli import main
 from trajectory_transformer.config import CollectConfig, load_config
@@ -39,16 +40,6 @@ SMALL = [
     "eval.max_episode_steps=5",
     "eval.progress=false",
     "eval.device=cpu",
-]
-TINY_TRAIN = [
-    "data.n_bins=16",
-    "data.n_transitions=4",
-    "model.n_embd=16",
-    "model.n_layer=1",
-    "model.n_head=2",
-    "train.batch_size=16",
-    "train.device=cpu",
-    "train.progress=false",
 ]
 PENDULUM_ENTRY = "gymnasium.envs.classic_control.pendulum:PendulumEnv"
 
