@@ -19,36 +19,27 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-# public name -> (module, attribute)
+# public name -> (module, attribute): the verbs and the few types a user holds; everything else is
+# imported from its own module (e.g. trajectory_transformer.model.gpt.TrajectoryGPT)
 _EXPORTS: dict[str, tuple[str, str]] = {
     "RunConfig": ("config", "RunConfig"),
     "load_config": ("config", "load_config"),
-    "apply_overrides": ("config", "apply_overrides"),
     "TTError": ("errors", "TTError"),
     "ConfigError": ("errors", "ConfigError"),
     "collect": ("sources.collect", "collect_dataset"),
-    "prepare_tokens": ("data.tokens", "prepare_tokens"),
-    "Discretizer": ("data.discretizer", "Discretizer"),
     "train": ("training.trainer", "train"),
     "evaluate": ("evaluation.evaluate", "evaluate_run"),
     "load_run": ("runs", "load_run"),
     "LoadedRun": ("runs", "LoadedRun"),
-    "GPTConfig": ("model.gpt", "GPTConfig"),
-    "TrajectoryGPT": ("model.gpt", "TrajectoryGPT"),
-    "BeamPlanner": ("plan.beam", "BeamPlanner"),
     "TTPolicy": ("policy", "TTPolicy"),
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
 if TYPE_CHECKING:
-    from .config import RunConfig, apply_overrides, load_config  # noqa: F401
-    from .data.discretizer import Discretizer  # noqa: F401
-    from .data.tokens import prepare_tokens  # noqa: F401
+    from .config import RunConfig, load_config  # noqa: F401
     from .errors import ConfigError, TTError  # noqa: F401
     from .evaluation.evaluate import evaluate_run as evaluate  # noqa: F401
-    from .model.gpt import GPTConfig, TrajectoryGPT  # noqa: F401
-    from .plan.beam import BeamPlanner  # noqa: F401
     from .policy import TTPolicy  # noqa: F401
     from .runs import LoadedRun, load_run  # noqa: F401
     from .sources.collect import collect_dataset as collect  # noqa: F401
