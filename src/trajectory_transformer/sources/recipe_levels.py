@@ -226,7 +226,7 @@ def _behaviour_record(ctx: RecipeContext, level: str) -> dict[str, str]:
     medium-expert: two policies) and for sampled actions (`sb3:` policies rebuild deterministic).
     The checkpoint path is absolute: it lies under this machine's Minari root, next to the data.
     With action noise the record is the noisy policy with the data's seed, so it rebuilds the
-    data's first episode action for action (tests/test_recipes.py).
+    data's first episode action for action (tests/sources/test_recipes.py).
     """
     if level not in ("random", "medium", "expert") or (level != "random" and ctx.rc.stochastic):
         return {}

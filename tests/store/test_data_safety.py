@@ -69,7 +69,7 @@ def run_child(root: Path, body: str) -> int:
     ) + textwrap.dedent(body)
     env = {**os.environ, "MINARI_DATASETS_PATH": str(root)}
     env["PYTHONPATH"] = os.pathsep.join(
-        [str(Path(__file__).parents[1] / "src"), env.get("PYTHONPATH", "")]
+        [str(Path(__file__).parents[2] / "src"), env.get("PYTHONPATH", "")]
     )
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=300)
     return proc.returncode

@@ -465,7 +465,7 @@ def _base_chain(name: str) -> list[str]:
 def test_every_preset_loads_and_its_base_chain_resolves(name: str) -> None:
     cfg = load_config(name)
     chain = _base_chain(name)
-    if name.startswith("pointmaze-"):  # goal-conditioned: their own chain (tests/test_goal.py)
+    if name.startswith("pointmaze-"):  # goal-conditioned: their own chain (tests/plan/test_goal.py)
         assert chain[1:] == ([] if name == "pointmaze-umaze-cpu" else ["pointmaze-umaze-cpu"])
         assert cfg.data.goal_key == "desired_goal" and cfg.plan.mode == "goal"
         return

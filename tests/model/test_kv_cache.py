@@ -7,27 +7,9 @@ import itertools
 import pytest
 import torch
 
-from trajectory_transformer.model.gpt import GPTConfig, TrajectoryGPT, value_attention_mask
+from tiny import tiny_model
+from trajectory_transformer.model.gpt import value_attention_mask
 from trajectory_transformer.model.kv_cache import FullRecomputeDecoder, KVCacheDecoder
-
-
-def tiny_model(
-    separate_heads: bool = True, seed: int = 0, n_transitions: int = 4, goal_dim: int = 0
-) -> TrajectoryGPT:
-    torch.manual_seed(seed)
-    cfg = GPTConfig(
-        vocab_size=13,
-        observation_dim=3,
-        action_dim=2,
-        n_transitions=n_transitions,
-        goal_dim=goal_dim,
-        n_embd=32,
-        n_layer=2,
-        n_head=4,
-        dropout=0.1,
-        separate_heads=separate_heads,
-    )
-    return TrajectoryGPT(cfg).eval()
 
 
 def test_value_mask_hides_value_tokens_only() -> None:

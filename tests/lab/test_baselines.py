@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import yaml
 from gymnasium import spaces
-
 from test_quality import TINY_PRESET, _fake_cell
+
 from trajectory_transformer.cli import main as cli_main
 from trajectory_transformer.data.episodes import (
     dataset_returns,

@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from test_kv_cache import tiny_model
-from tiny import TINY_DATA, TINY_MODEL
+from tiny import TINY_DATA, TINY_MODEL, tiny_model
 from trajectory_transformer.cli import main as tt_main
 from trajectory_transformer.config import DataConfig, PlanConfig, load_config
 from trajectory_transformer.data.episodes import Transitions
