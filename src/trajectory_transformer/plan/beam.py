@@ -214,7 +214,7 @@ class BeamPlanner:
         """No search: sample (or take greedily) the next action tokens. (G, Lp) → (G, act_dim)."""
         cfg = self.model.config
         dec = self.decoder(prompt.shape[0])
-        logits = dec.start(prompt.to(self.model.pos_emb.device))
+        logits = dec.start(prompt.to(self.model.pos_emb.device))  # (G, V)
         actions = []
         for j in range(cfg.action_dim):
             token = self.sample_act(logits, self.generator)
@@ -276,14 +276,15 @@ class BeamPlanner:
                 raise ValueError("plan.mode=goal: plan() needs the goal position of every prompt")
             goal_f = goal.to(device, torch.float32).repeat_interleave(W * E, dim=0)  # (M, K)
 
-        logits = dec.start(prompt.to(device))  # (G, V) predicts the first action token
+        prompt = prompt.to(device)  # the agent builds prompts on the host
+        logits = dec.start(prompt)  # (G, V) predicts the first action token
         rows = torch.arange(G, device=device).repeat_interleave(W)  # (G*W,)
         dec.reorder(rows)
         logits = logits[rows]
         # imagined tokens; goal mode imagines one more observation (after the last action)
         plan = torch.zeros(G * W, H + by_goal, td, dtype=torch.long, device=device)
         # the first imagined transition starts from the real observation
-        plan[:, 0, :O] = prompt[rows, -O:].to(device)
+        plan[:, 0, :O] = prompt[rows, -O:]
         rewards = torch.zeros(G * W, H, device=device)  # expected rewards per imagined step
         env_offset = torch.arange(G, device=device)[:, None] * (W * E)  # (G, 1)
         returns = torch.zeros(G * W, device=device)  # the survivors' predicted returns
