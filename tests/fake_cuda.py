@@ -153,6 +153,7 @@ def fake_cuda() -> Iterator[FakeCuda]:
         stack.enter_context(mock.patch("torch.cuda.synchronize", lambda *a, **k: None))
         stack.enter_context(mock.patch("torch.cuda.get_device_name", return_value="FakeCuda"))
         stack.enter_context(mock.patch("torch.cuda.set_device", lambda *a, **k: None))
+        stack.enter_context(mock.patch("torch.cuda.is_bf16_supported", return_value=True))
         stack.enter_context(mock.patch("torch.cuda.current_device", return_value=0))
         rng = mock.patch("torch.cuda.get_rng_state", lambda *a, **k: torch.get_rng_state())
         stack.enter_context(rng)

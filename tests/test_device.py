@@ -99,3 +99,33 @@ def test_training_on_cuda_keeps_batches_and_state_on_the_device(
     with fake_cuda() as gpu:
         train(cfg, tmp_path / "run")
     assert gpu.violations == []
+
+
+def test_bench_gpu_refuses_without_cuda(capsys: pytest.CaptureFixture[str]) -> None:
+    from trajectory_transformer.cli import main
+
+    assert main(["bench", "gpu"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needs a CUDA device" in err[0]
+
+
+def test_bench_gpu_runs_every_check_on_a_simulated_gpu(tmp_path: Path) -> None:
+    """`tt bench gpu --quick`'s checks, each on the (simulated) device: all pass, none mixes
+    devices, and the JSON lines file holds one row per check."""
+    import json
+
+    from trajectory_transformer.bench.gpu import run_checks
+
+    with fake_cuda() as gpu:
+        rows = run_checks(tmp_path / "work", "cuda", quick=True)
+    failed = [r for r in rows if not r["ok"]]
+    assert failed == []
+    assert gpu.violations == []
+    names = [r["check"] for r in rows]
+    for expected in ("collect", "train fp32", "train bf16", "resume fp32", "eval beam",
+                     "eval greedy", "eval likelihood", "TTPolicy.act/predict", "report",
+                     "plan goal mode", "bench train", "tt train (real, bf16)"):  # fmt: skip
+        assert expected in names
+    assert sum(n.startswith("plan (") for n in names) >= 3
+    lines = (tmp_path / "work" / "bench-gpu.jsonl").read_text().splitlines()
+    assert [json.loads(line)["check"] for line in lines] == names
