@@ -106,7 +106,12 @@ def run_checks(
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     out = (work / "bench-gpu.jsonl").open("w", encoding="utf-8")
-    checks = _Checks(lambda row: (out.write(json.dumps(row) + "\n"), out.flush()))
+
+    def write_row(row: dict[str, Any]) -> None:
+        out.write(json.dumps(row) + "\n")
+        out.flush()
+
+    checks = _Checks(write_row)
     steps = 4 if quick else 200
     dev = [f"train.device={device}"]
     runs: dict[str, Path] = {}
