@@ -237,7 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
         _cmd_bench,
         "speed, quality, planning-sweep and value-fit benchmarks (BENCHMARKS.md)",
     )
-    p.add_argument("what", choices=["data", "train", "plan", "gpu", "quality", "sweep", "valuefit"])
+    p.add_argument(
+        "what",
+        choices=["data", "train", "plan", "gpu", "quality", "sweep", "valuefit", "oracle"],
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--quick", action="store_true", help="smaller sizes, for smoke tests")
     p.add_argument("--device", default=None, help="plan, train: cpu | cuda | cuda:N | auto")

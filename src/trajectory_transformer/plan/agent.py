@@ -23,7 +23,7 @@ from ..config import PlanConfig
 from ..data.goals import GoalLayout
 from ..errors import ConfigError
 from ..model.gpt import TrajectoryGPT
-from .beam import BeamPlanner
+from .beam import BeamPlanner, PlanResult
 
 __all__ = ["PlannerAgent", "make_agent", "run_goal_layout"]
 
@@ -85,6 +85,7 @@ class PlannerAgent:
         # make no prediction): `last_plans` is empty otherwise
         self.audits_returns = cfg.mode in ("beam", "likelihood") and goal is None
         self._planned: list[tuple[np.ndarray, ...]] = []  # this act call's plans
+        self.last_result: PlanResult | None = None
         self._allocate(0)
 
     def _allocate(self, n_slots: int) -> None:
@@ -164,6 +165,7 @@ class PlannerAgent:
         if self.cfg.mode in ("sample", "greedy"):  # no search (beam, likelihood, goal search)
             return self.planner.act(prompt).cpu().numpy()
         result = self.planner.plan(prompt) if goal is None else self.planner.plan(prompt, goal)
+        self.last_result = result  # the latest batch's full result (bench/oracle.py reads it)
         actions = result.tokens[:, :, self.obs_dim : self.reward_dim].cpu().numpy()  # (G, H, A)
         steps = min(self.cfg.plan_every, actions.shape[1])
         self.queued[slots, :steps] = actions[:, :steps]

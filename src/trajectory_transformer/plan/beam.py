@@ -67,6 +67,11 @@ class PlanResult:
     log_likelihood: torch.Tensor | None = None
     """(G,) `likelihood` mode only: the winner's log-probability under the model (natural log, sum
     over every generated token, see `LikelihoodScore`), which is what chose it. None otherwise."""
+    first_actions: torch.Tensor | None = None
+    """(G, W·E, act_dim) the first step's sampled action tokens, and `first_returns` (G, W·E)
+    their predicted returns V_0 (before any pruning): what `tt bench oracle` checks against the
+    returns those actions really lead to. None in goal mode."""
+    first_returns: torch.Tensor | None = None
 
 
 class CandidateScore(Protocol):
@@ -291,6 +296,8 @@ class BeamPlanner:
         total = torch.zeros(G * W, device=device)  # the survivors' running score (self.score.add)
         score = self.score
         sampled: torch.Tensor | None = None  # (G,) see PlanResult.sampled_return
+        first_actions: torch.Tensor | None = None  # (G, W·E, A) see PlanResult.first_actions
+        first_returns: torch.Tensor | None = None  # (G, W·E)
 
         for t in range(H):
             # 1. expand every beam E times (the cache shares each beam's keys with its children)
@@ -329,7 +336,9 @@ class BeamPlanner:
                 # r_0..r_t + γ^(t+1) V with TT's value defined from t+1 on).
                 returns = rewards[:, :t] @ self.discounts[:t] + self.discounts[t] * value  # (M,)
                 if t == 0:  # the W beams start as copies: M = G·W·E sampled first actions
-                    sampled = returns.view(G, W * E).mean(dim=-1)  # (G,)
+                    first_returns = returns.view(G, W * E)  # (G, W·E)
+                    first_actions = plan[:, 0, O : O + A].view(G, W * E, A)
+                    sampled = first_returns.mean(dim=-1)  # (G,)
             # likelihood mode: the value token of step t is drawn only after this pruning (below),
             # so it counts from the next ranking on, and in the final choice after the loop
             top = score.rank(returns, total).view(G, W * E).topk(W, dim=-1)  # (G, W)
@@ -358,4 +367,6 @@ class BeamPlanner:
             predicted_return=returns[winners],
             sampled_return=sampled,
             log_likelihood=total[winners] if score.tracks_likelihood else None,
+            first_actions=first_actions,
+            first_returns=first_returns,
         )
