@@ -37,7 +37,10 @@ class PlannerAgent:
         discretizer: Any,
         cfg: PlanConfig,
         goal: GoalLayout | None = None,
+        termination_penalty: float = 0.0,
     ) -> None:
+        """`termination_penalty`: the run's data.termination_penalty; a reward bin whose center
+        lies below half of it marks an imagined termination (plan.absorbing)."""
         mcfg = model.config
         self.cfg = cfg
         self.discretizer = discretizer
@@ -72,6 +75,9 @@ class PlannerAgent:
         reward_centers, value_centers = (
             torch.as_tensor(np.asarray(c, dtype=np.float32)) for c in centers
         )
+        terminal_bins = None
+        if termination_penalty < 0:
+            terminal_bins = (reward_centers < termination_penalty / 2).float()  # (V,)
         self.planner = BeamPlanner(
             model,
             cfg,
@@ -79,6 +85,7 @@ class PlannerAgent:
             value_centers,
             achieved_dims=achieved_dims,
             achieved_centers=achieved_centers,
+            terminal_bins=terminal_bins,
         )
         self.context = max(cfg.context, 1)
         # whether plans carry a predicted RETURN (goal search predicts progress; greedy, sample
@@ -220,7 +227,10 @@ def make_agent(
 ) -> PlannerAgent:
     """An agent from a loaded run folder (runs.load_run) and planning settings."""
     model = loaded_run.model.to(device).eval()
-    return PlannerAgent(model, loaded_run.discretizer, plan_cfg, run_goal_layout(loaded_run))
+    penalty = loaded_run.config.data.termination_penalty
+    return PlannerAgent(
+        model, loaded_run.discretizer, plan_cfg, run_goal_layout(loaded_run), penalty
+    )
 
 
 def run_goal_layout(loaded_run: Any) -> GoalLayout | None:

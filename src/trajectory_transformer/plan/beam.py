@@ -178,8 +178,15 @@ class BeamPlanner:
         value_centers: torch.Tensor,
         achieved_dims: list[int] | None = None,
         achieved_centers: torch.Tensor | None = None,
+        terminal_bins: torch.Tensor | None = None,
     ) -> None:
+        """`terminal_bins` (V,) 1.0 for the reward bins that mark a termination (plan.absorbing)."""
         validate_plan_config(cfg, model)
+        if cfg.absorbing and terminal_bins is None:
+            raise ConfigError(
+                "plan.absorbing=true needs the reward bins of a termination: a run trained with "
+                "data.termination_penalty < 0"
+            )
         if cfg.mode == "goal" and (achieved_dims is None or achieved_centers is None):
             raise ConfigError(
                 "plan.mode=goal needs the achieved position in the observation (data.achieved_key "
@@ -207,6 +214,11 @@ class BeamPlanner:
             None if achieved_centers is None else achieved_centers.to(device, torch.float32)
         )
         self._decoder: KVCacheDecoder | FullRecomputeDecoder | None = None
+        self.terminal_bins = (
+            terminal_bins.to(device, model.pos_emb.dtype)
+            if cfg.absorbing and terminal_bins is not None
+            else None
+        )  # (V,)
 
     def decoder(self, rows: int) -> KVCacheDecoder | FullRecomputeDecoder:
         """One preallocated decoder, grown only when a larger batch arrives."""
@@ -291,6 +303,8 @@ class BeamPlanner:
         # the first imagined transition starts from the real observation
         plan[:, 0, :O] = prompt[rows, -O:]
         rewards = torch.zeros(G * W, H, device=device)  # expected rewards per imagined step
+        # P(no imagined termination before step t) (plan.absorbing; stays 1 otherwise)
+        alive = torch.ones(G * W, H + 1, device=device)
         env_offset = torch.arange(G, device=device)[:, None] * (W * E)  # (G, 1)
         returns = torch.zeros(G * W, device=device)  # the survivors' predicted returns
         total = torch.zeros(G * W, device=device)  # the survivors' running score (self.score.add)
@@ -304,13 +318,17 @@ class BeamPlanner:
             rows = torch.arange(G * W, device=device).repeat_interleave(E)  # (M,) M = G*W*E
             dec.expand(E)
             logits, plan, rewards, total = logits[rows], plan[rows], rewards[rows], total[rows]
+            alive = alive[rows]
             for j in range(A):
                 token = self.sample_act(logits, gen)  # (M,)
                 plan[:, t, O + j] = token
                 total = score.add(total, logits, token)
                 logits = dec.step(token)
             # 2. expected reward, then expected value (raw model distributions, as in TT)
-            rewards[:, t] = logits.softmax(dim=-1) @ self.reward_centers  # (M,)
+            reward_probs = logits.softmax(dim=-1)  # (M, V)
+            rewards[:, t] = reward_probs @ self.reward_centers  # (M,)
+            if self.terminal_bins is not None:  # the step ends the episode with this probability
+                alive[:, t + 1] = alive[:, t] * (1 - reward_probs @ self.terminal_bins)
             token = self.sample_reward(logits, gen)
             plan[:, t, O + A] = token
             total = score.add(total, logits, token)
@@ -334,7 +352,9 @@ class BeamPlanner:
                 # V_t is the reward-to-go from step t, r_t included (data.episodes), so the
                 # candidate's return is the rewards before t plus the discounted V_t (TT's
                 # r_0..r_t + γ^(t+1) V with TT's value defined from t+1 on).
-                returns = rewards[:, :t] @ self.discounts[:t] + self.discounts[t] * value  # (M,)
+                returns = (rewards[:, :t] * alive[:, :t]) @ self.discounts[:t] + self.discounts[
+                    t
+                ] * alive[:, t] * value  # (M,) alive ≡ 1 unless plan.absorbing
                 if t == 0:  # the W beams start as copies: M = G·W·E sampled first actions
                     first_returns = returns.view(G, W * E)  # (G, W·E)
                     first_actions = plan[:, 0, O : O + A].view(G, W * E, A)
@@ -344,7 +364,7 @@ class BeamPlanner:
             top = score.rank(returns, total).view(G, W * E).topk(W, dim=-1)  # (G, W)
             rows = (top.indices + env_offset).flatten()  # (G*W,)
             plan, rewards, logits = plan[rows], rewards[rows], logits[rows]
-            returns, total = returns[rows], total[rows]
+            returns, total, alive = returns[rows], total[rows], alive[rows]
             if goal_f is not None:  # its value token and next observation are drawn already
                 if t < H - 1:
                     dec.reorder(rows)
