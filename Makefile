@@ -5,7 +5,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test install lint typecheck bench clean system-deps baselines
+.PHONY: demo test install lint typecheck imports bench clean system-deps baselines
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,11 @@ system-deps:
 	      || echo "warning: could not install chromium; run: sudo apt-get install -y chromium"; \
 	  else echo "note: chromium missing; run: sudo apt-get install -y chromium"; fi; }
 
-test: $(STAMP) system-deps lint typecheck
+# The layer rules (pyproject.toml [tool.importlinter], docs/architecture.md): an import back up fails.
+imports: $(STAMP)
+	$(BIN)/lint-imports
+
+test: $(STAMP) system-deps lint typecheck imports
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
@@ -66,7 +70,7 @@ $(BASELINES_STAMP): pyproject.toml
 	gym_spec=$$($(MAIN_PYTHON) -c 'import gymnasium; print("gymnasium[mujoco,classic-control]==" + gymnasium.__version__)' 2>/dev/null || echo 'gymnasium[mujoco,classic-control]>=1.1,<2'); \
 	  echo "restoring $$gym_spec in $(BASELINES_VENV) (pip may warn that d3rlpy pins gymnasium==1.0.0)"; \
 	  $(BASELINES_VENV)/bin/python -m pip install -q --upgrade "$$gym_spec"
-	$(BASELINES_VENV)/bin/python -m trajectory_transformer.bench.baselines_worker --check
+	$(BASELINES_VENV)/bin/python -m trajectory_transformer.lab.baselines_worker --check
 	touch $(BASELINES_STAMP)
 
 baselines: $(BASELINES_STAMP)

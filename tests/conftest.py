@@ -54,7 +54,7 @@ def minari_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def pendulum_dataset(_session_dirs: Path) -> str:
     """Id of a 6-episode (1,200-step) Pendulum-v1 expert Minari dataset, collected once (~1 s)."""
     from trajectory_transformer.config import CollectConfig
-    from trajectory_transformer.data.collect import collect_dataset
+    from trajectory_transformer.sources.collect import collect_dataset
 
     cfg = CollectConfig(
         env="Pendulum-v1", policy="expert", episodes=6, ref_episodes=2, dataset_id=PENDULUM_ID

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from trajectory_transformer import runs
-from trajectory_transformer.bench import sweep
 from trajectory_transformer.envs.loop import rollout
 from trajectory_transformer.evaluation.agreement import ShadowAgent, expert_agreement
+from trajectory_transformer.lab import sweep
 
 SMALL = ["eval.episodes=2", "eval.n_envs=2", "eval.max_episode_steps=6", "eval.progress=false",
          "plan.beam_width=2", "plan.context=2"]  # fmt: skip

@@ -15,15 +15,6 @@ import yaml
 from gymnasium import spaces
 
 from test_quality import TINY_PRESET, _fake_cell
-from trajectory_transformer.bench import baselines, quality
-from trajectory_transformer.bench.baselines import (
-    BASELINES,
-    BaselinesUnavailable,
-    baselines_python,
-    budget_for,
-)
-from trajectory_transformer.bench.published import d4rl_task, published_score
-from trajectory_transformer.bench.quality import Layout, load_suite, run_suite
 from trajectory_transformer.cli import main as cli_main
 from trajectory_transformer.data.episodes import (
     dataset_returns,
@@ -33,6 +24,20 @@ from trajectory_transformer.data.episodes import (
 from trajectory_transformer.data.mdp import episode_bounds, load_mdp_arrays, mdp_arrays
 from trajectory_transformer.data.spaces import flatten
 from trajectory_transformer.errors import ConfigError, TTError
+from trajectory_transformer.lab import baselines, quality, tables
+from trajectory_transformer.lab import cells as qcells
+from trajectory_transformer.lab import ledger as ledgers
+from trajectory_transformer.lab import suite as suites
+from trajectory_transformer.lab.baselines import (
+    BASELINES,
+    BaselinesUnavailable,
+    baselines_python,
+    budget_for,
+)
+from trajectory_transformer.lab.ledger import Layout
+from trajectory_transformer.lab.published import d4rl_task, published_score
+from trajectory_transformer.lab.quality import run_suite
+from trajectory_transformer.lab.suite import load_suite
 
 OBS = spaces.Dict(
     {"pos": spaces.Box(-np.inf, np.inf, (2,), np.float32), "mode": spaces.Discrete(3)}
@@ -184,7 +189,7 @@ def test_the_table_puts_baselines_beside_tt_with_train_time_and_published_number
         cell["env_id"] = "Hopper-v5"
         path = tmp_path / f"{cell['method']}-{cell['seed']}.json"
         path.write_text(json.dumps(cell))
-    rows = quality.write_report("test", tmp_path)
+    rows = tables.write_report("test", tmp_path)
     assert [r["method"] for r in rows] == ["tt-beam", "td3bc"]  # TT first, then baselines
     assert rows[0]["published_d4rl"] == 61.1 and rows[1]["published_d4rl"] == 59.3
     assert rows[1]["train_wall_s"] == pytest.approx(600.0)
@@ -214,7 +219,7 @@ def test_suites_list_baselines_and_a_budget_level(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="listed twice"):
         load_suite(str(_suite(tmp_path, "d", ["bc", "bc"])))
     hopper = load_suite("hopper-cpu")  # the suite: TT and all five baselines, quick budget
-    assert set(hopper.methods) == set(quality.ALL_METHODS) and hopper.baseline_budget == "quick"
+    assert set(hopper.methods) == set(suites.ALL_METHODS) and hopper.baseline_budget == "quick"
 
 
 # ------------------------------------------------------------------------------ the venv
@@ -246,12 +251,12 @@ def test_a_missing_venv_is_one_line_and_tt_cells_still_run(
     assert f"not done: 1 baseline cell(s) left to do: {message}" in errors.splitlines()
     assert [p.name for p in (tmp_path / "r").rglob("*-seed0.json")] == ["tt-greedy-seed0.json"]
     layout = Layout(tmp_path / "w", tmp_path / "r")
-    assert quality.cell_status(layout, pendulum_dataset, "bc", 0) == "todo"
+    assert ledgers.cell_status(layout, pendulum_dataset, "bc", 0) == "todo"
     # an interrupted worker left a checkpoint: the cell resumes there (see the venv tests below)
     (layout.baseline_dir(pendulum_dataset, "bc", 0) / "checkpoints" / "step_4000").mkdir(
         parents=True
     )
-    assert quality.cell_status(layout, pendulum_dataset, "bc", 0) == "partial: resumes at step 4000"
+    assert ledgers.cell_status(layout, pendulum_dataset, "bc", 0) == "partial: resumes at step 4000"
 
 
 def test_a_failing_worker_fails_its_cell_only_with_its_last_log_line(
@@ -304,7 +309,7 @@ def test_the_worker_is_asked_for_the_tt_cells_episodes_and_its_result_becomes_a_
                 "data": {"episodes": 6}, "versions": {"d3rlpy": "fake"},
                 "machine": {"platform": "test", "cores": 2, "torch": "x", "eval_device": "cpu"}}  # fmt: skip
 
-    monkeypatch.setattr(quality, "run_worker", fake_worker)
+    monkeypatch.setattr(qcells, "run_worker", fake_worker)
     python = _executable(tmp_path / "python", "exit 0")  # never run: run_worker is faked
     suite = load_suite(str(_suite(tmp_path, pendulum_dataset, ["tt-greedy", "iql"], seeds=[0, 1])))
     layout = Layout(tmp_path / "w", tmp_path / "r")
@@ -383,7 +388,7 @@ def test_a_real_bc_cell_trains_in_the_venv_and_is_scored_by_our_loop(
     # the last checkpoint stays: a cell interrupted while scoring resumes there and only scores
     assert [p.name for p in (folder / "checkpoints").iterdir()] == [f"step_{baselines.SMOKE_STEPS}"]
     layout.cell_json(pendulum_dataset, "bc", 0).unlink()
-    assert quality.cell_status(layout, pendulum_dataset, "bc", 0) == (
+    assert ledgers.cell_status(layout, pendulum_dataset, "bc", 0) == (
         f"partial: resumes at step {baselines.SMOKE_STEPS}"
     )
     written = run_suite(suite, layout, echo=lambda _: None, baselines_python_path=str(python))

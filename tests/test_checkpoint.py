@@ -13,9 +13,10 @@ from trajectory_transformer import runs
 from trajectory_transformer.config import RunConfig, config_to_dict
 from trajectory_transformer.data.discretizer import Discretizer
 from trajectory_transformer.data.episodes import DatasetInfo
+from trajectory_transformer.errors import TTError
 from trajectory_transformer.model.gpt import GPTConfig, TrajectoryGPT
 from trajectory_transformer.training import checkpoint as ckpt
-from trajectory_transformer.utils import TTError, atomic_write_json
+from trajectory_transformer.utils import atomic_write_json
 
 GPT = GPTConfig(
     vocab_size=12, observation_dim=3, action_dim=1, n_transitions=3, n_embd=16, n_layer=1, n_head=2

@@ -11,15 +11,19 @@ import pytest
 
 from trajectory_transformer.cli import main as tt_main
 from trajectory_transformer.config import CollectConfig, DataConfig
-from trajectory_transformer.data.collect import collect_dataset, default_dataset_id, rollout_returns
-from trajectory_transformer.data.policies import (
+from trajectory_transformer.data.tokens import prepare_tokens
+from trajectory_transformer.errors import TTError
+from trajectory_transformer.sources.collect import (
+    collect_dataset,
+    default_dataset_id,
+    rollout_returns,
+)
+from trajectory_transformer.sources.policies import (
     NoisyPolicy,
     PendulumExpert,
     RandomPolicy,
     make_policy,
 )
-from trajectory_transformer.data.tokens import prepare_tokens
-from trajectory_transformer.utils import TTError
 
 
 def test_collect_writes_plain_minari_dataset(minari_tmp: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from trajectory_transformer.cli import main
-from trajectory_transformer.config import RunConfig, _all_keys, describe_keys, load_config
+from trajectory_transformer.config import RunConfig, all_keys, describe_keys, load_config
 from trajectory_transformer.errors import ConfigError
 
 
@@ -70,7 +70,7 @@ def test_preset_with_base_extends_it(tmp_path: Path) -> None:
 
 def test_every_key_is_documented(capsys: pytest.CaptureFixture[str]) -> None:
     rows = describe_keys()
-    assert [r[0] for r in rows] == _all_keys(RunConfig)
+    assert [r[0] for r in rows] == all_keys(RunConfig)
     undocumented = [key for key, _, _, doc in rows if not doc]
     assert undocumented == []
     assert main(["config", "keys"]) == 0

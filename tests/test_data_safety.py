@@ -22,12 +22,15 @@ import minari
 import numpy as np
 import pytest
 
-from trajectory_transformer.config import CollectConfig, ConfigError, DataConfig, load_config
-from trajectory_transformer.data import collect as collect_mod
-from trajectory_transformer.data import episodes as episodes_mod
-from trajectory_transformer.data.collect import collect_dataset, make_env
-from trajectory_transformer.data.episodes import collect_hint, load_minari, load_transitions
-from trajectory_transformer.utils import TTError
+from trajectory_transformer import store
+from trajectory_transformer.config import CollectConfig, DataConfig, load_config
+from trajectory_transformer.data.episodes import load_transitions
+from trajectory_transformer.envs.make import make_env
+from trajectory_transformer.errors import ConfigError, TTError
+from trajectory_transformer.sources import collect as collect_mod
+from trajectory_transformer.sources.collect import collect_dataset
+from trajectory_transformer.sources.hints import collect_hint
+from trajectory_transformer.store import load_minari
 
 ID = "tt/pendulum/safe-v0"
 
@@ -58,7 +61,7 @@ def run_child(root: Path, body: str) -> int:
         import os, signal
         import minari
         from trajectory_transformer.config import CollectConfig
-        from trajectory_transformer.data.collect import collect_dataset
+        from trajectory_transformer.sources.collect import collect_dataset
 
         def die():
             os.kill(os.getpid(), signal.SIGKILL)
@@ -162,7 +165,7 @@ def test_corrupt_dataset_left_by_an_old_version(minari_tmp: Path) -> None:
 
 
 def test_leftover_staging_of_a_live_process_is_left_alone(minari_tmp: Path) -> None:
-    mine = minari_tmp / f".tt-staging-{episodes_mod._host_tag()}-{os.getpid()}-abc"
+    mine = minari_tmp / f".tt-staging-{store._host_tag()}-{os.getpid()}-abc"
     other_host = minari_tmp / ".tt-staging-otherhost-1-abc"
     for folder in (mine, other_host):
         (folder / "root" / ID / "data").mkdir(parents=True)
@@ -175,7 +178,7 @@ def test_aside_copy_that_cannot_be_placed_is_kept(minari_tmp: Path) -> None:
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True
     )
-    stage = minari_tmp / f".tt-staging-{episodes_mod._host_tag()}-{int(dead.stdout)}-xyz"
+    stage = minari_tmp / f".tt-staging-{store._host_tag()}-{int(dead.stdout)}-xyz"
     (stage / "replaced" / "data").mkdir(parents=True)
     (stage / "owner.json").write_text("garbage")  # which dataset it was is unknown
     with pytest.warns(UserWarning, match=r"replaced: a dataset an interrupted tt collect moved"):
@@ -241,8 +244,8 @@ def test_target_folder_conflicts_are_refused_before_collecting(minari_tmp: Path)
 
 
 def test_default_dataset_ids_are_always_valid() -> None:
-    from trajectory_transformer.data.collect import default_dataset_id
-    from trajectory_transformer.data.episodes import dataset_id_problem
+    from trajectory_transformer.sources.collect import default_dataset_id
+    from trajectory_transformer.store import dataset_id_problem
 
     for env, policy in [
         ("gymnasium_robotics:PointMaze_UMaze-v3", "expert"),
@@ -305,7 +308,7 @@ def test_damage_found_while_reading_episodes_is_one_line(
 ) -> None:
     collect_dataset(small(), progress=False)
     main = minari_tmp / ID / "data" / "main_data.hdf5"
-    monkeypatch.setattr(episodes_mod, "dataset_problem", lambda folder: None)  # skip the probe
+    monkeypatch.setattr(store, "dataset_problem", lambda folder: None)  # skip the probe
     os.truncate(main, main.stat().st_size // 2)
     with pytest.raises(TTError) as err:
         load_transitions(ID)

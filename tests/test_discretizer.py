@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from trajectory_transformer.data.discretizer import Discretizer, tokens_dtype
-from trajectory_transformer.utils import TTError
+from trajectory_transformer.errors import TTError
 
 
 @pytest.fixture

@@ -84,7 +84,7 @@ def test_torchrun_entry_point_runs(pendulum_dataset: str, tmp_path: Path) -> Non
     run = tmp_path / "run"
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port", str(_free_port()),
-        "-m", "trajectory_transformer.training", "--run-dir", str(run),
+        "-m", "trajectory_transformer", "train", "--run-dir", str(run),
         *[o for o in OVERRIDES if not o.startswith("train.max_steps")], "train.max_steps=4",
         f"data.dataset={pendulum_dataset}",
     ]  # fmt: skip

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from trajectory_transformer.cli import parse_args
-from trajectory_transformer.config import ConfigError, load_config
+from trajectory_transformer.config import load_config
+from trajectory_transformer.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", ROOT / "BENCHMARKS.md", *sorted((ROOT / "docs").glob("*.md"))]

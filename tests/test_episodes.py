@@ -12,10 +12,10 @@ from gymnasium import spaces
 from trajectory_transformer.data.episodes import (
     discounted_returns,
     episodes_to_transitions,
-    load_minari,
     load_transitions,
 )
-from trajectory_transformer.utils import TTError
+from trajectory_transformer.errors import TTError
+from trajectory_transformer.store import load_minari
 
 OBS = spaces.Box(-np.inf, np.inf, (3,), np.float32)
 ACT = spaces.Box(-2, 2, (1,), np.float32)

@@ -13,13 +13,13 @@ import torch
 
 from trajectory_transformer.config import EvalConfig, load_config
 from trajectory_transformer.data.episodes import DatasetInfo
-from trajectory_transformer.data.policies import PendulumExpert
 from trajectory_transformer.data.spaces import space_to_json
 from trajectory_transformer.envs.agents import PolicyAgent, RandomAgent
 from trajectory_transformer.envs.factory import check_env_spaces, env_factory
+from trajectory_transformer.errors import TTError
 from trajectory_transformer.evaluation.evaluate import evaluate_agent, evaluate_run
 from trajectory_transformer.evaluation.outputs import format_summary, write_eval_outputs
-from trajectory_transformer.utils import TTError
+from trajectory_transformer.sources.policies import PendulumExpert
 
 
 def pendulum_info(**changes: Any) -> DatasetInfo:

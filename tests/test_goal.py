@@ -16,11 +16,12 @@ import torch
 
 from test_kv_cache import tiny_model
 from trajectory_transformer.cli import main as tt_main
-from trajectory_transformer.config import ConfigError, DataConfig, PlanConfig, load_config
+from trajectory_transformer.config import DataConfig, PlanConfig, load_config
 from trajectory_transformer.data.episodes import Transitions
 from trajectory_transformer.data.goals import goal_layout, window_goals
 from trajectory_transformer.data.tokens import tokenize_transitions
 from trajectory_transformer.data.windows import TokenWindows
+from trajectory_transformer.errors import ConfigError
 from trajectory_transformer.evaluation.metrics import wilson_interval
 from trajectory_transformer.model.gpt import GPTConfig, TrajectoryGPT
 from trajectory_transformer.model.kv_cache import FullRecomputeDecoder, KVCacheDecoder

@@ -18,17 +18,18 @@ import pytest
 
 from trajectory_transformer.cli import main as tt_main
 from trajectory_transformer.config import CollectConfig, RecipeConfig
-from trajectory_transformer.data.collect import behaviour_policy, collect_dataset, make_env
 from trajectory_transformer.data.episodes import load_transitions
-from trajectory_transformer.data.maze import MazeController, goal_distances
-from trajectory_transformer.data.pointmaze import (
+from trajectory_transformer.data.spaces import flatten, unflatten
+from trajectory_transformer.envs.make import make_env
+from trajectory_transformer.errors import TTError
+from trajectory_transformer.sources.collect import behaviour_policy, collect_dataset
+from trajectory_transformer.sources.maze import MazeController, goal_distances
+from trajectory_transformer.sources.pointmaze import (
     parse_pointmaze_recipe,
     pointmaze_dataset_id,
     run_pointmaze_recipe,
 )
-from trajectory_transformer.data.policies import NoisyPolicy, make_policy
-from trajectory_transformer.data.spaces import flatten, unflatten
-from trajectory_transformer.utils import TTError
+from trajectory_transformer.sources.policies import NoisyPolicy, make_policy
 
 needs_robotics = pytest.mark.skipif(
     importlib.util.find_spec("gymnasium_robotics") is None,
@@ -279,7 +280,7 @@ def test_importing_gymnasium_robotics_for_a_maze_prints_no_adroit_notice() -> No
     import sys
 
     code = (
-        "from trajectory_transformer.data.collect import registered_env_spec;"
+        "from trajectory_transformer.envs.make import registered_env_spec;"
         "import sys; print(registered_env_spec('PointMaze_UMaze-v3') is not None);"
         "print('stderr-works', file=sys.stderr)"
     )

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from trajectory_transformer.envs.loop import RolloutResult
+from trajectory_transformer.errors import TTError
 from trajectory_transformer.evaluation.metrics import (
     Reference,
     confidence_interval,
@@ -16,7 +18,6 @@ from trajectory_transformer.evaluation.metrics import (
     pick_reference,
     summarize,
 )
-from trajectory_transformer.utils import TTError
 
 
 def make_result(returns: list[float], terminated: list[bool] | None = None) -> RolloutResult:
@@ -128,3 +129,24 @@ def test_summary_reference_keeps_keys_and_adds_note() -> None:
     assert s["reference"]["expert_return"] == 3234.3
     assert s["reference"]["source"] == "D4RL published" and "D4RL" in s["reference"]["note"]
     assert s["normalized_score"] == pytest.approx(50.0)
+
+
+def test_eval_suite_and_report_give_the_same_score_and_interval() -> None:
+    """`tt eval`'s summary, a quality cell's record and the report (from returns alone) agree to
+    the last digit: one function computes the score and its t-interval for all three."""
+    from trajectory_transformer.evaluation.report.read import _Run
+    from trajectory_transformer.evaluation.report.scores import _score
+    from trajectory_transformer.lab.records import score_summary
+
+    returns = [-150.3, -120.7, -300.1, -95.2, -180.0]
+    reference = Reference(-1200.0, -140.0, "dataset")
+    summary = summarize(make_result(returns), reference)
+    record = score_summary(np.asarray(returns), reference)
+    assert record is not None
+    bare = {"returns": returns, "reference": summary["reference"]}  # nothing logged: computed
+    mean, ci = _score(_Run(root=Path(".")), bare)
+    assert summary["normalized_score"] == record["mean"] == mean
+    assert summary["normalized_score_ci95"] == record["ci95"] == list(ci or ())
+    # the report's interval is the t-interval (it was a normal approximation, narrower)
+    low, high = confidence_interval(normalized_score(np.asarray(returns), reference))
+    assert list(ci or ()) == [low, high]

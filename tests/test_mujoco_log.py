@@ -13,9 +13,9 @@ from pathlib import Path
 import gymnasium as gym
 import pytest
 
-from trajectory_transformer.data.collect import make_env
 from trajectory_transformer.data.episodes import DatasetInfo
 from trajectory_transformer.envs.factory import env_factory
+from trajectory_transformer.envs.make import make_env
 from trajectory_transformer.envs.mujoco_log import forward_warning
 
 mujoco = pytest.importorskip("mujoco")

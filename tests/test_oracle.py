@@ -8,8 +8,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from trajectory_transformer.bench.oracle import OracleOptions, _Snapshot, oracle_ranking, parse
 from trajectory_transformer.errors import TTError
+from trajectory_transformer.lab.oracle import OracleOptions, _Snapshot, oracle_ranking, parse
 
 
 @pytest.mark.parametrize("env_id", ["Pendulum-v1", "Hopper-v5"])

@@ -15,19 +15,13 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from trajectory_transformer.config import (
-    CollectConfig,
-    ConfigError,
-    PlanConfig,
-    RunConfig,
-    load_config,
-)
-from trajectory_transformer.data.collect import collect_dataset
+from trajectory_transformer.config import CollectConfig, PlanConfig, RunConfig, load_config
 from trajectory_transformer.data.tokens import TokenizedDataset, prepare_tokens
+from trajectory_transformer.errors import ConfigError, TTError
 from trajectory_transformer.model.gpt import GPTConfig, TrajectoryGPT
 from trajectory_transformer.policy import TTPolicy, plan_config_with, run_spaces
+from trajectory_transformer.sources.collect import collect_dataset
 from trajectory_transformer.training.trainer import train
-from trajectory_transformer.utils import TTError
 
 DICT_ID = "TTPolicyNestedDict-v0"
 CONTEXT = 2  # plan.context of the tiny runs

@@ -14,8 +14,6 @@ import torch
 import yaml
 
 from trajectory_transformer import runs
-from trajectory_transformer.bench import quality
-from trajectory_transformer.bench.quality import Layout, load_suite, run_suite
 from trajectory_transformer.cli import build_parser
 from trajectory_transformer.cli import main as cli_main
 from trajectory_transformer.config import (
@@ -25,8 +23,15 @@ from trajectory_transformer.config import (
     list_presets,
     load_config,
 )
-from trajectory_transformer.data.recipes import recipe_dataset_id
 from trajectory_transformer.errors import ConfigError, TTError
+from trajectory_transformer.lab import cells as qcells
+from trajectory_transformer.lab import ledger as ledgers
+from trajectory_transformer.lab import quality, tables
+from trajectory_transformer.lab import suite as suites
+from trajectory_transformer.lab.ledger import Layout
+from trajectory_transformer.lab.quality import run_suite
+from trajectory_transformer.lab.suite import load_suite
+from trajectory_transformer.sources.recipes import recipe_dataset_id
 
 TINY_PRESET = {
     "data": {"n_bins": 20, "n_transitions": 4},
@@ -64,7 +69,7 @@ def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
 def test_tiny_suite_end_to_end_then_a_rerun_skips_every_cell(
     pendulum_dataset: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    suite = load_suite(str(_suite_file(tmp_path, pendulum_dataset, list(quality.METHODS), [0, 1])))
+    suite = load_suite(str(_suite_file(tmp_path, pendulum_dataset, list(suites.METHODS), [0, 1])))
     layout = Layout(tmp_path / "work", tmp_path / "results")
     printed: list[str] = []
     written = run_suite(suite, layout, echo=printed.append)
@@ -74,9 +79,9 @@ def test_tiny_suite_end_to_end_then_a_rerun_skips_every_cell(
 
     assert len(written) == 6 and len(printed) == 6
     cells = {(c["method"], c["seed"]): c for c in map(lambda p: json.loads(p.read_text()), written)}
-    assert set(cells) == {(m, s) for m in quality.METHODS for s in (0, 1)}
+    assert set(cells) == {(m, s) for m in suites.METHODS for s in (0, 1)}
     for (method, seed), cell in cells.items():
-        assert cell["schema"] == quality.SCHEMA and cell["checkpoint"] == "last"
+        assert cell["schema"] == suites.SCHEMA and cell["checkpoint"] == "last"
         assert cell["dataset"] == pendulum_dataset and cell["episodes"] == 2
         assert cell["eval_seed"] == 1000 + 2 * seed  # seeds never share episodes
         assert cell["score_d4rl"] is None  # Pendulum has no D4RL reference
@@ -112,7 +117,7 @@ def test_tiny_suite_end_to_end_then_a_rerun_skips_every_cell(
     assert any(not torch.equal(w0[k], w1[k]) for k in w0)
 
     table = layout.table.read_text()
-    for method in quality.METHODS:
+    for method in suites.METHODS:
         assert f"| {pendulum_dataset} | {method} | 2 |" in table
     assert "last checkpoint" in table and "| dataset |" in table
     data_score = f"{cells[('tt-beam', 0)]['data']['score_dataset']:.1f}"
@@ -125,10 +130,10 @@ def test_tiny_suite_end_to_end_then_a_rerun_skips_every_cell(
     def fail(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("a finished cell ran again")
 
-    monkeypatch.setattr(quality, "train", fail)
-    monkeypatch.setattr(quality, "evaluate_run", fail)
+    monkeypatch.setattr(qcells, "train", fail)
+    monkeypatch.setattr(qcells, "evaluate_run", fail)
     assert run_suite(suite, layout, echo=printed.append) == []
-    statuses = {quality.cell_status(layout, pendulum_dataset, m, s) for m, s in cells}
+    statuses = {ledgers.cell_status(layout, pendulum_dataset, m, s) for m, s in cells}
     assert statuses == {"done"}
 
 
@@ -136,8 +141,8 @@ def test_behaviour_on_data_without_one_policy_is_not_applicable_and_not_retried(
     pendulum_dataset: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from trajectory_transformer.config import CollectConfig
-    from trajectory_transformer.data.collect import collect_dataset
-    from trajectory_transformer.data.episodes import minari_root
+    from trajectory_transformer.sources.collect import collect_dataset
+    from trajectory_transformer.store import minari_root
 
     # a dataset made elsewhere (or a mixture such as medium-replay): no collection record
     mixed = collect_dataset(
@@ -156,10 +161,10 @@ def test_behaviour_on_data_without_one_policy_is_not_applicable_and_not_retried(
     with monkeypatch.context() as m:
         m.setattr(quality, "ensure_trained", lambda *a, **k: pytest.fail("trained for nothing"))
         assert run_suite(alone, alone_layout, echo=lambda _: None) == []
-    assert quality.cell_status(alone_layout, mixed, "behaviour", 0) == "done"
+    assert ledgers.cell_status(alone_layout, mixed, "behaviour", 0) == "done"
     assert not alone_layout.run_dir(mixed, 0).exists()
     assert "no single behaviour policy" in alone_layout.table.read_text()  # and no plot to draw
-    assert not (alone_layout.results_dir / quality.PLOT_FILE).exists()
+    assert not (alone_layout.results_dir / ledgers.PLOT_FILE).exists()
 
     suite = load_suite(str(_suite_file(tmp_path, mixed, ["tt-greedy", "behaviour"], [0])))
     layout = Layout(tmp_path / "work", tmp_path / "results")
@@ -173,9 +178,9 @@ def test_behaviour_on_data_without_one_policy_is_not_applicable_and_not_retried(
     assert f"- behaviour on {mixed}: the dataset records no single behaviour policy" in table
     assert f"| {mixed} | behaviour |" not in table and f"| {mixed} | tt-greedy | 1 |" in table
 
-    monkeypatch.setattr(quality, "evaluate_run", lambda *a, **k: pytest.fail("ran again"))
+    monkeypatch.setattr(qcells, "evaluate_run", lambda *a, **k: pytest.fail("ran again"))
     assert run_suite(suite, layout, echo=printed.append) == []
-    assert quality.cell_status(layout, mixed, "behaviour", 0) == "done"
+    assert ledgers.cell_status(layout, mixed, "behaviour", 0) == "done"
 
 
 def _check_commands_reproduce(cell: dict[str, Any]) -> None:
@@ -210,7 +215,7 @@ def test_interrupted_training_resumes_to_the_same_weights(
     with pytest.raises(KeyboardInterrupt):
         run_suite(suite, killed, step_callback=kill_at_5, echo=lambda _: None)
     assert not killed.cell_json(pendulum_dataset, "tt-greedy", 0).exists()
-    status = quality.cell_status(killed, pendulum_dataset, "tt-greedy", 0)
+    status = ledgers.cell_status(killed, pendulum_dataset, "tt-greedy", 0)
     assert status == "partial: resumes at step 3"
     ledger = json.loads(killed.ledger(pendulum_dataset, 0).read_text())
     assert ledger["complete"] is False and ledger["sessions"][0]["to_step"] == 3
@@ -221,13 +226,13 @@ def test_interrupted_training_resumes_to_the_same_weights(
     killed.ledger(pendulum_dataset, 0).unlink()
 
     calls: list[bool] = []
-    real_train = quality.train
+    real_train = qcells.train
 
     def spy(*args: Any, **kwargs: Any) -> Path:
         calls.append(bool(kwargs.get("resume")))
         return real_train(*args, **kwargs)
 
-    monkeypatch.setattr(quality, "train", spy)
+    monkeypatch.setattr(qcells, "train", spy)
     [path] = run_suite(suite, killed, echo=lambda _: None)
     assert calls == [True]
     cell = json.loads(path.read_text())
@@ -264,7 +269,7 @@ def test_a_corrupt_cell_json_stops_the_suite_before_any_work(
     bad = layout.cell_json(pendulum_dataset, "bc", 0)
     bad.parent.mkdir(parents=True)
     bad.write_text('{"schema": "tt-quality-cell/1", "score')  # cut off by a crash or an edit
-    assert quality.cell_status(layout, pendulum_dataset, "bc", 0) == "corrupt: restore or delete it"
+    assert ledgers.cell_status(layout, pendulum_dataset, "bc", 0) == "corrupt: restore or delete it"
     monkeypatch.setattr(quality, "ensure_trained", lambda *a, **k: pytest.fail("trained"))
     with pytest.raises(TTError, match=rf"{bad}: corrupt quality cell result.*restore or delete"):
         run_suite(suite, layout, echo=lambda _: None)
@@ -277,7 +282,7 @@ def _fake_cell(
     score = {"mean": sum(scores) / len(scores), "per_episode": scores}
     train = {"wall_s": 60.0 * (seed + 1), "steps": 10, "window_tokens": 1e6}
     return {
-        "schema": quality.SCHEMA,
+        "schema": suites.SCHEMA,
         "dataset": dataset,
         "method": method,
         "seed": seed,
@@ -311,7 +316,7 @@ def test_aggregation_gives_the_t_interval_over_seeds_and_the_pooled_one(tmp_path
         path.write_text(json.dumps(cell))
     (tmp_path / "not-a-cell.json").write_text("{}")
 
-    rows = quality.write_report("test", tmp_path)
+    rows = tables.write_report("test", tmp_path)
     beam, behaviour = rows  # tt-beam before behaviour, whatever the file order
     assert beam["method"] == "tt-beam" and beam["seeds"] == [0, 1, 2]
     assert beam["score_mean"] == pytest.approx(20.0)
@@ -378,7 +383,7 @@ def test_cli_lists_cells_and_refuses_a_suite_override(
     assert cli_main([*args, "dry_run=true", "--json", "methods=behaviour", "seeds=1"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(r["method"], r["seed"]) for r in rows] == [("behaviour", 1)]
-    slug = quality._slug(pendulum_dataset)
+    slug = suites.dataset_slug(pendulum_dataset)
     assert cli_main([*args, "dry_run=true", "--json", f"datasets={slug}", "seeds=0"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 2
     assert cli_main([*args, "dry_run=true", "methods=bc"]) == 2
@@ -501,10 +506,10 @@ def test_every_locomotion_task_has_a_gpu_and_a_cpu_preset() -> None:
             assert {f"{env}-{level}", f"{env}-{level}-cpu"} <= names
 
 
-@pytest.mark.parametrize("name", quality.list_suites())
+@pytest.mark.parametrize("name", suites.list_suites())
 def test_shipped_suites_load_and_train_each_dataset_with_its_own_preset(name: str) -> None:
     suite = load_suite(name)
     assert suite.episodes >= 20 and len(suite.seeds) >= 3
-    assert set(quality.METHODS) <= set(suite.methods) <= set(quality.ALL_METHODS)
+    assert set(suites.METHODS) <= set(suite.methods) <= set(suites.ALL_METHODS)
     for ds in suite.datasets:  # the suite does not silently move a preset to another dataset
         assert load_config(ds.preset).data.dataset == ds.dataset

@@ -113,8 +113,8 @@ def test_quickstart_env_override_carries_through_to_the_data(tmp_path: Path) -> 
 
 def test_quickstart_refuses_data_from_another_env(tmp_path: Path, pendulum_dataset: str) -> None:
     from trajectory_transformer.config import CollectConfig
-    from trajectory_transformer.data.collect import collect_dataset
     from trajectory_transformer.errors import TTError
+    from trajectory_transformer.sources.collect import collect_dataset
 
     collect_dataset(
         CollectConfig(env="Pendulum-v1", policy="random", episodes=2, ref_episodes=1,

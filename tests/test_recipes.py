@@ -21,9 +21,10 @@ import pytest
 pytest.importorskip("stable_baselines3")
 
 from trajectory_transformer.cli import main as tt_main
-from trajectory_transformer.config import CollectConfig, ConfigError, RecipeConfig, config_from_dict
-from trajectory_transformer.data import recipes
-from trajectory_transformer.data.behaviour import (
+from trajectory_transformer.config import CollectConfig, RecipeConfig, config_from_dict
+from trajectory_transformer.errors import ConfigError, TTError
+from trajectory_transformer.sources import recipes
+from trajectory_transformer.sources.behaviour import (
     Checkpoint,
     PPOSettings,
     list_checkpoints,
@@ -33,15 +34,14 @@ from trajectory_transformer.data.behaviour import (
     select_checkpoints,
     train_behaviour,
 )
-from trajectory_transformer.data.collect import (
+from trajectory_transformer.sources.collect import (
     REF_SEED_OFFSET,
     behaviour_policy,
     rollout_returns,
     run_episodes,
     run_transitions,
 )
-from trajectory_transformer.data.policies import RandomPolicy, SB3Policy
-from trajectory_transformer.utils import TTError
+from trajectory_transformer.sources.policies import RandomPolicy, SB3Policy
 
 ENV = "InvertedPendulum-v5"
 TINY = PPOSettings(n_envs=2, n_steps=64, batch_size=64, n_epochs=2)
@@ -433,7 +433,7 @@ def test_recipe_makes_only_what_is_missing(
 
 
 def test_a_second_recipe_on_the_same_policy_is_refused(tiny_recipe: CollectConfig) -> None:
-    from trajectory_transformer.runs import lock_run_dir
+    from trajectory_transformer.utils import lock_run_dir
 
     with (
         lock_run_dir(policy_dir(ENV, 0), "tt collect --recipe invpend"),
@@ -478,7 +478,7 @@ def test_a_quality_suite_makes_its_missing_recipe_dataset_first(
     settings of its preset, then trains and scores on it; a Minari id is left to the loader."""
     import yaml
 
-    from trajectory_transformer.bench.quality import Layout, load_suite, run_suite
+    from trajectory_transformer.lab.quality import Layout, load_suite, run_suite
 
     dataset = "tt/invpend/medium-quick-v1"
     rc = tiny_recipe.recipe

@@ -23,9 +23,9 @@ from trajectory_transformer import runs
 from trajectory_transformer.config import config_to_dict, load_config
 from trajectory_transformer.data.episodes import DatasetInfo
 from trajectory_transformer.envs.loop import RolloutResult
+from trajectory_transformer.errors import TTError
 from trajectory_transformer.evaluation.metrics import Reference, summarize
 from trajectory_transformer.evaluation.report import write_report
-from trajectory_transformer.utils import TTError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SECTIONS = (
@@ -304,7 +304,7 @@ def test_recorded_total_time_is_not_added_to_the_phases(tmp_path: Path) -> None:
 
 def test_discretization_dims_are_named_with_the_goal_last() -> None:
     """A goal run's discretizer: per-step observation, action, reward, value, then the goal."""
-    from trajectory_transformer.evaluation.report import _dim_names
+    from trajectory_transformer.evaluation.report.sections import _dim_names
 
     pointmaze = {"observation_dim": 8, "action_dim": 2}  # the env's observation, goal included
     assert _dim_names(pointmaze, 12, goal_dim=2) == [

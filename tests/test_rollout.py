@@ -151,7 +151,7 @@ def test_bad_agent_output_shape_is_an_error() -> None:
         def act(self, slots: np.ndarray, observations: np.ndarray) -> np.ndarray:
             return np.zeros((len(slots), 3), dtype=np.float32)
 
-    from trajectory_transformer.utils import TTError
+    from trajectory_transformer.errors import TTError
 
     with pytest.raises(TTError, match="shape"):
         rollout(make_corridor, Broken(), 2, n_envs=2, seed=0, progress=False)

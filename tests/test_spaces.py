@@ -18,7 +18,7 @@ from trajectory_transformer.data.spaces import (
     stack,
     unflatten,
 )
-from trajectory_transformer.utils import TTError
+from trajectory_transformer.errors import TTError
 
 small_shape = st.lists(st.integers(1, 3), min_size=0, max_size=2).map(tuple)
 

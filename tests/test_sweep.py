@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from trajectory_transformer.bench import sweep
 from trajectory_transformer.cli import main as tt_main
 from trajectory_transformer.errors import ConfigError, TTError
+from trajectory_transformer.lab import sweep
 
 SMALL = ["eval.episodes=2", "eval.n_envs=2", "eval.max_episode_steps=6", "eval.progress=false",
          "plan.beam_width=2", "plan.context=2"]  # fmt: skip

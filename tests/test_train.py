@@ -15,11 +15,12 @@ import torch
 from trajectory_transformer import runs
 from trajectory_transformer.config import RunConfig, apply_overrides
 from trajectory_transformer.data.tokens import prepare_tokens
+from trajectory_transformer.errors import TTError
 from trajectory_transformer.runs import load_run
 from trajectory_transformer.training import train
 from trajectory_transformer.training.loss import target_parts, weighted_loss
-from trajectory_transformer.training.trainer import auto_epochs
-from trajectory_transformer.utils import TTError
+from trajectory_transformer.training.setup import auto_epochs
+from trajectory_transformer.utils import LOCK_FILE, lock_run_dir
 
 TINY = [
     "model.n_embd=16",
@@ -227,7 +228,7 @@ def _digest(folder: Path) -> dict[str, str]:
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and runs.TB_DIR not in p.parts and p.name != runs.LOCK_FILE  # who holds it
+        if p.is_file() and runs.TB_DIR not in p.parts and p.name != LOCK_FILE  # who holds it
     }
 
 
@@ -304,7 +305,7 @@ def test_a_second_writer_is_refused_and_a_killed_holder_leaves_no_stale_lock(
 
     run = tmp_path / "run"
     cfg = _cfg(pendulum_dataset, "train.max_steps=2")
-    with runs.lock_run_dir(run, "tt train"):  # as if another `tt train` were writing the folder
+    with lock_run_dir(run, "tt train"):  # as if another `tt train` were writing the folder
         with pytest.raises(TTError, match=rf"in use by pid {os.getpid()} on .*\(tt train, since"):
             train(cfg, run)
         with pytest.raises(TTError, match="in use by"):
@@ -312,7 +313,7 @@ def test_a_second_writer_is_refused_and_a_killed_holder_leaves_no_stale_lock(
     assert not (run / runs.WEIGHTS_FILE).exists()
     code = (
         "import os, sys\n"
-        "from trajectory_transformer.runs import lock_run_dir\n"
+        "from trajectory_transformer.utils import lock_run_dir\n"
         "with lock_run_dir(sys.argv[1], 'tt train'):\n"
         "    os.kill(os.getpid(), 9)\n"
     )
@@ -329,23 +330,10 @@ def test_a_second_writer_is_refused_and_a_killed_holder_leaves_no_stale_lock(
         ("hopper-medium-cpu", "hopper-medium-cpu is sized for about an hour", "GPU settings"),
     ],
 )
-def test_the_slow_run_warning_fits_the_preset(
-    name: str, want: str, not_want: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_the_slow_run_warning_fits_the_preset(name: str, want: str, not_want: str) -> None:
     """A CPU preset running slow is told the machine is busy, not to use a CPU preset."""
-    from types import SimpleNamespace
+    from trajectory_transformer.training.guards import slow_run_warning
 
-    from trajectory_transformer.training.trainer import _Trainer
-
-    fake = SimpleNamespace(
-        _slow_warned=False,
-        info=SimpleNamespace(is_main=True),
-        total_steps=4500,
-        pos=SimpleNamespace(step=10),
-        device=torch.device("cpu"),
-        cfg=SimpleNamespace(name=name),
-    )
-    _Trainer._warn_if_slow(fake, elapsed=30.0, steps_done=10)  # type: ignore[arg-type]
-    err = capsys.readouterr().err
+    err = slow_run_warning(name, per_step=3.0, steps_left=4490) or ""
     assert "needs about 3.7 h more" in err and "train.max_steps=1200" in err
     assert want in err and not_want not in err

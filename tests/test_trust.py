@@ -27,7 +27,8 @@ from trajectory_transformer.config import CollectConfig, load_config
 from trajectory_transformer.data.discretizer import Discretizer
 from trajectory_transformer.data.episodes import DatasetInfo, load_transitions
 from trajectory_transformer.envs.factory import env_factory
-from trajectory_transformer.utils import TTError, tensor_digest
+from trajectory_transformer.errors import TTError
+from trajectory_transformer.utils import tensor_digest
 
 SMALL = [
     "plan.beam_width=2",
@@ -158,7 +159,7 @@ def test_the_payload_is_real_with_trust_env_code(run: Path, victim: Path) -> Non
     set_env_spec(run, entry_point="logging:basicConfig", kwargs=payload(victim))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     subprocess.run(
-        [sys.executable, "-m", "trajectory_transformer.cli", "eval", str(run), *SMALL,
+        [sys.executable, "-m", "trajectory_transformer", "eval", str(run), *SMALL,
          "--trust-env-code"],
         env=env, capture_output=True, timeout=300, check=False,
     )  # fmt: skip
@@ -430,9 +431,9 @@ def test_behaviour_baseline_is_the_datasets_own_policy(
 ) -> None:
     """The run config's collect section is only tt collect's default; the dataset's record wins."""
     from trajectory_transformer.config import EvalConfig
-    from trajectory_transformer.data.policies import PendulumExpert
     from trajectory_transformer.envs.agents import PolicyAgent
     from trajectory_transformer.evaluation.evaluate import evaluate_agent
+    from trajectory_transformer.sources.policies import PendulumExpert
 
     config = json.loads((run / runs.CONFIG_FILE).read_text())
     config["collect"]["policy"] = "random"  # not what made the data
@@ -499,7 +500,7 @@ def test_behaviour_baseline_for_cartpole(
 ) -> None:
     """CartPole has no scripted expert: the old baseline (the config's collect.policy=expert)
     failed; the dataset's record says random."""
-    from trajectory_transformer.data.collect import collect_dataset
+    from trajectory_transformer.sources.collect import collect_dataset
 
     dataset = collect_dataset(
         CollectConfig(env="CartPole-v1", policy="random", episodes=4, ref_min_score=10.0,

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from trajectory_transformer.envs.agents import RandomAgent
+from trajectory_transformer.errors import TTError
 from trajectory_transformer.evaluation.video import record_episodes
-from trajectory_transformer.utils import TTError
 
 STEPS = 12
 

@@ -26,7 +26,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "apply_overrides": ("config", "apply_overrides"),
     "TTError": ("errors", "TTError"),
     "ConfigError": ("errors", "ConfigError"),
-    "collect": ("data.collect", "collect_dataset"),
+    "collect": ("sources.collect", "collect_dataset"),
     "prepare_tokens": ("data.tokens", "prepare_tokens"),
     "Discretizer": ("data.discretizer", "Discretizer"),
     "train": ("training.trainer", "train"),
@@ -43,7 +43,6 @@ __all__ = ["__version__", *sorted(_EXPORTS)]
 
 if TYPE_CHECKING:
     from .config import RunConfig, apply_overrides, load_config  # noqa: F401
-    from .data.collect import collect_dataset as collect  # noqa: F401
     from .data.discretizer import Discretizer  # noqa: F401
     from .data.tokens import prepare_tokens  # noqa: F401
     from .errors import ConfigError, TTError  # noqa: F401
@@ -52,6 +51,7 @@ if TYPE_CHECKING:
     from .plan.beam import BeamPlanner  # noqa: F401
     from .policy import TTPolicy  # noqa: F401
     from .runs import LoadedRun, load_run  # noqa: F401
+    from .sources.collect import collect_dataset as collect  # noqa: F401
     from .training.trainer import train  # noqa: F401
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from . import __version__
 from .config import RunConfig, config_to_dict, list_presets, load_config
 from .errors import ConfigError, TTError
+from .lab import EXPERIMENTS, run_experiment
 
 __all__ = ["main"]
 
@@ -57,7 +58,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 def _cmd_collect(args: argparse.Namespace) -> int:
     if args.recipe is not None:
-        from .data import pointmaze, recipes
+        from .sources import pointmaze, recipes
 
         if args.recipe == "list":
             print("\n".join([*recipes.describe_recipes(), *pointmaze.describe_pointmaze_recipes()]))
@@ -73,7 +74,7 @@ def _cmd_collect(args: argparse.Namespace) -> int:
             for dataset_id in summary["written"] + summary["existing"]:
                 print(dataset_id)
         return 0
-    from .data.collect import collect_dataset
+    from .sources.collect import collect_dataset
 
     cfg = _config(args)
     result = collect_dataset(cfg.collect, progress=not args.no_progress)
@@ -119,8 +120,17 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_bench(args: argparse.Namespace) -> int:
+def _bench_runner(what: str) -> Callable[..., int]:
+    """`tt bench quality|sweep|valuefit|oracle` run experiments (lab/); the others measure speed (bench/)."""
+    if what in EXPERIMENTS:
+        return run_experiment
     from .bench import run_benchmark
+
+    return run_benchmark
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    run_benchmark = _bench_runner(args.what)
 
     options = [f"suite={args.suite}"] if args.suite else []
     options += ["dry_run=true"] if args.dry_run else []
@@ -280,6 +290,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        from . import sources  # noqa: F401 - registers the producers' collect hints with the store
+
         return int(args.handler(args))
     except (TTError, ConfigError) as err:
         print(f"tt {args.command}: error: {err}", file=sys.stderr)

@@ -31,16 +31,9 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from .config import (
-    ConfigError,
-    PlanConfig,
-    RunConfig,
-    apply_overrides,
-    config_from_dict,
-    config_to_dict,
-)
+from .config import PlanConfig, RunConfig, apply_overrides, config_from_dict, config_to_dict
 from .data.spaces import executed_action, flat_dim, flatten, space_from_json, stack, unflatten
-from .errors import TTError
+from .errors import ConfigError, TTError
 from .plan.agent import PlannerAgent
 from .utils import resolve_device
 

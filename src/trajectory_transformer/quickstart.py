@@ -33,8 +33,8 @@ def _dataset_for(cfg: RunConfig) -> bool:
     names another env, so the env part of the id is replaced, and an existing dataset whose env
     differs from collect.env is refused rather than trained on.
     """
-    from .data.collect import default_dataset_id
-    from .data.episodes import load_minari, minari_root
+    from .sources.collect import default_dataset_id
+    from .store import load_minari, minari_root
 
     env_part = default_dataset_id(cfg.collect.env, cfg.collect.policy).split("/")[1]
     parts = cfg.data.dataset.split("/")
@@ -107,10 +107,10 @@ def _video(run_dir: Path, filmed: EpisodeActions, summary: dict[str, Any]) -> No
 
 def run_quickstart(cfg: RunConfig | None = None, run_dir: Path | None = None) -> dict[str, Any]:
     """Run the whole pipeline on the default (or given) config; returns the summaries."""
-    from .data.collect import collect_dataset
     from .evaluation.evaluate import evaluate_run
     from .evaluation.report import write_report
     from .evaluation.video import EpisodeActions
+    from .sources.collect import collect_dataset
     from .training.trainer import train
 
     cfg = cfg or load_config("quickstart")

@@ -25,12 +25,8 @@ the training package.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import socket
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,7 +65,6 @@ __all__ = [
     "load_gpt_config",
     "load_run",
     "load_weights",
-    "lock_run_dir",
     "read_eval_summaries",
     "read_run_config",
     "save_weights",
@@ -316,43 +311,3 @@ def load_run(
         discretizer=discretizer,
         info=info,
     )
-
-
-# ------------------------------------------------------------------------------ one writer at a time
-LOCK_FILE = ".tt-lock"
-
-
-@contextlib.contextmanager
-def lock_run_dir(run_dir: str | os.PathLike[str], purpose: str) -> Iterator[None]:
-    """Hold RUN_DIR/.tt-lock while this process writes the run folder; a second writer is refused.
-
-    An OS file lock (flock) is released by the kernel when its holder dies, so a killed run leaves
-    no stale lock; the file only records who holds it (pid, host, purpose, start) for the message.
-    """
-    root = Path(run_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / LOCK_FILE
-    try:
-        import fcntl
-    except ImportError:  # no flock (Windows): run unlocked rather than not at all
-        yield
-        return
-    handle = open(path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise TTError(
-                f"{root} is in use by {holder}; wait for it to finish or stop it "
-                "(two writers would interleave its metrics and checkpoints)"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        since = time.strftime("%Y-%m-%d %H:%M:%S")
-        handle.write(f"pid {os.getpid()} on {socket.gethostname()} ({purpose}, since {since})\n")
-        handle.flush()
-        yield
-    finally:
-        handle.close()  # releases the lock

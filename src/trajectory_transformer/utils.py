@@ -1,4 +1,4 @@
-"""Small shared helpers: atomic writes, tensor checksums, seeding, device choice, the user-facing error type."""
+"""Small shared helpers: atomic writes, tensor checksums, seeding, device choice, the folder lock."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import hashlib
 import json
 import os
 import random
+import socket
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,12 +22,14 @@ from .errors import TTError
 __all__ = [
     "DIGEST_KEY",
     "IGNORE_CHECKSUMS_HINT",
+    "LOCK_FILE",
     "TTError",
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_json",
     "check_tensor_digest",
     "lazy_import",
+    "lock_run_dir",
     "read_json",
     "resolve_device",
     "seed_everything",
@@ -163,3 +167,43 @@ def lazy_import(module: str, extra: str) -> Any:
         raise TTError(
             f"'{module}' is needed for this; install it with pip install 'trajectory-transformer[{extra}]'"
         ) from err
+
+
+# ------------------------------------------------------------------------------ one writer at a time
+LOCK_FILE = ".tt-lock"
+
+
+@contextlib.contextmanager
+def lock_run_dir(run_dir: str | os.PathLike[str], purpose: str) -> Iterator[None]:
+    """Hold RUN_DIR/.tt-lock while this process writes the run folder; a second writer is refused.
+
+    An OS file lock (flock) is released by the kernel when its holder dies, so a killed run leaves
+    no stale lock; the file only records who holds it (pid, host, purpose, start) for the message.
+    """
+    root = Path(run_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / LOCK_FILE
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): run unlocked rather than not at all
+        yield
+        return
+    handle = open(path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise TTError(
+                f"{root} is in use by {holder}; wait for it to finish or stop it "
+                "(two writers would interleave its metrics and checkpoints)"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        since = time.strftime("%Y-%m-%d %H:%M:%S")
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()} ({purpose}, since {since})\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # releases the lock

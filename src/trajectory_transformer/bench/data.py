@@ -19,7 +19,7 @@ import torch
 
 from ..data.episodes import DatasetInfo, Transitions, discounted_returns
 from ..data.tokens import build_tokenized
-from ..utils import TTError
+from ..errors import TTError
 
 __all__ = ["main", "run"]
 

@@ -29,7 +29,7 @@ from torch import nn
 from ..config import RunConfig, apply_overrides
 from ..model.gpt import MLP, GPTConfig, TrajectoryGPT, value_attention_mask
 from ..training.loss import target_parts, weighted_loss
-from ..training.trainer import gpt_config_for
+from ..training.setup import gpt_config_for
 from ..utils import resolve_device
 
 __all__ = ["BaselineGPT", "main", "measure"]

@@ -29,7 +29,8 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 import torch
 
-from ..utils import DIGEST_KEY, TTError, atomic_path, check_tensor_digest, tensor_digest
+from ..errors import TTError
+from ..utils import DIGEST_KEY, atomic_path, check_tensor_digest, tensor_digest
 
 __all__ = ["Dims", "Discretizer", "tokens_dtype"]
 

@@ -1,11 +1,11 @@
 """Our episodes as the flat arrays of d3rlpy's `MDPDataset`, without importing d3rlpy.
 
-The baselines of `tt bench quality` (bench/baselines.py) must learn from exactly the data TT
+The baselines of `tt bench quality` (lab/baselines.py) must learn from exactly the data TT
 learns from: the same episodes, observations and actions flattened by `data.spaces` as TT sees
 them, and termination kept apart from truncation. d3rlpy's `MDPDataset(observations, actions,
 rewards, terminals, timeouts)` cuts a flat array into episodes at every row where `terminals` or
 `timeouts` is set (its `EpisodeGenerator`); these arrays are built so that cut reproduces our
-episodes one for one. Only the worker (bench/baselines_worker.py, in the d3rlpy venv) wraps them
+episodes one for one. Only the worker (lab/baselines_worker.py, in the d3rlpy venv) wraps them
 in an `MDPDataset`, so this module and its tests run in the main environment.
 
 Conventions (and where they differ from `Transitions`):

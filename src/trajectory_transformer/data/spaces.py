@@ -22,7 +22,7 @@ import numpy as np
 from gymnasium import spaces
 from minari.serialization import deserialize_space, serialize_space
 
-from ..utils import TTError
+from ..errors import TTError
 
 __all__ = [
     "executed_action",

@@ -25,9 +25,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..config import DataConfig
-from ..utils import TTError, atomic_path, atomic_write_json
+from ..errors import TTError
+from ..store import load_minari, minari_root
+from ..utils import atomic_path, atomic_write_json
 from .discretizer import Discretizer, tokens_dtype
-from .episodes import DatasetInfo, Transitions, load_minari, load_transitions, minari_root
+from .episodes import DatasetInfo, Transitions, load_transitions
 
 if TYPE_CHECKING:
     from .windows import TokenWindows

@@ -148,7 +148,7 @@ def _registered_spec(
     env_id: str, where: str, field: str, stored_entry_point: str | None
 ) -> gym.envs.registration.EnvSpec:
     """The registered spec for a stored id; an unregistered or module-qualified id is refused."""
-    from ..data.collect import registered_env_spec, unregistered_hint
+    from .make import registered_env_spec, unregistered_hint
 
     if ":" in env_id:
         raise TTError(

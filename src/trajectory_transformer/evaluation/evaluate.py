@@ -34,7 +34,7 @@ from .plan_audit import PlanAudit
 
 if TYPE_CHECKING:
     from ..data.episodes import DatasetInfo
-    from ..data.policies import Policy
+    from ..sources.policies import Policy
 
 __all__ = [
     "AGENT_KINDS",
@@ -205,7 +205,7 @@ def _behaviour_policy(
     config's collect section, which is only a default for `tt collect`.
     """
     from ..config import CollectConfig, config_from_dict
-    from ..data.collect import behaviour_policy
+    from ..sources.collect import behaviour_policy
 
     if not info.collect_settings:
         raise TTError(

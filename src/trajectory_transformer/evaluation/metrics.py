@@ -23,9 +23,11 @@ __all__ = [
     "D4RL_REFERENCE",
     "D4RL_SOURCE",
     "Reference",
+    "Score",
     "confidence_interval",
     "normalized_score",
     "pick_reference",
+    "score",
     "summarize",
     "wilson_interval",
 ]
@@ -108,6 +110,26 @@ def normalized_score(returns: np.ndarray | float, reference: Reference) -> np.nd
     if span == 0:
         raise ValueError("reference expert and random returns are equal; cannot normalize")
     return 100.0 * (np.asarray(returns, dtype=np.float64) - reference.random) / span
+
+
+@dataclass(frozen=True)
+class Score:
+    """Normalized scores (x100) of a set of episodes: per episode, mean, spread, 95% t-interval."""
+
+    per_episode: np.ndarray
+    mean: float
+    std: float
+    """Sample standard deviation (ddof=1); 0.0 for one episode."""
+    ci95: tuple[float, float]
+    """`confidence_interval` of the per-episode scores; (nan, nan) for one episode."""
+
+
+def score(returns: np.ndarray, reference: Reference) -> Score:
+    """The one place a normalized score and its interval are computed: `tt eval`'s summary, the
+    quality suite's records and the report all call this, so they agree to the last digit."""
+    scores = normalized_score(returns, reference)
+    std = float(scores.std(ddof=1)) if scores.size > 1 else 0.0
+    return Score(scores, float(scores.mean()), std, confidence_interval(scores))
 
 
 def _t975(df: int) -> float:
@@ -210,12 +232,11 @@ def summarize(result: RolloutResult, reference: Reference | None) -> dict[str, A
     if result.success_step is not None:  # the env reports info["success"] (goal tasks)
         summary.update(_success_summary(result.success_step))
     if reference is not None:
-        scores = normalized_score(returns, reference)
-        s = _stats(scores)
+        s = score(returns, reference)
         summary.update(
-            normalized_score=s["mean"],
-            normalized_score_std=s["std"],
-            normalized_score_ci95=_ci_json(confidence_interval(scores)),
+            normalized_score=s.mean,
+            normalized_score_std=s.std,
+            normalized_score_ci95=_ci_json(s.ci95),
             reference={
                 "source": reference.source,
                 "random_return": reference.random,

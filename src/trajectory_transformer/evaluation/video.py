@@ -20,7 +20,7 @@ import numpy as np
 from .. import runs
 from ..envs.agents import Agent
 from ..envs.loop import RolloutResult, StepInfo, rollout
-from ..utils import TTError
+from ..errors import TTError
 
 __all__ = [
     "EpisodeActions",

@@ -13,7 +13,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from ..utils import TTError
+from ..errors import TTError
 
 __all__ = [
     "DistInfo",

@@ -149,7 +149,7 @@ def _overrides(settings: dict[str, str]) -> list[str]:
     return [f"{k}={v}" for k, v in settings.items()]
 
 
-def _slug(checkpoint: int | None, settings: dict[str, str]) -> str:
+def dataset_slug(checkpoint: int | None, settings: dict[str, str]) -> str:
     parts = [f"ckpt-{'final' if checkpoint is None else checkpoint}"]
     parts += [f"{k}-{v}" for k, v in sorted(settings.items())]
     return "_".join(parts).replace("/", "-")
@@ -172,7 +172,7 @@ def _training_at(run_dir: Path, checkpoint: int | None) -> dict[str, Any]:
 
 def _point(plan: SweepPlan, checkpoint: int | None, settings: dict[str, str]) -> dict[str, Any]:
     overrides = _overrides(settings)
-    slug = _slug(checkpoint, settings)
+    slug = dataset_slug(checkpoint, settings)
     out = plan.run_dir / runs.EVAL_DIR / "sweep" / slug
     summary = evaluate_run(plan.run_dir, overrides, out=out, checkpoint=checkpoint)
     returns = np.asarray(summary["returns"], dtype=np.float64)
@@ -228,7 +228,7 @@ def run_sweep(plan: SweepPlan, echo: Any = print) -> list[Path]:
     """Evaluate every missing point; returns the JSONs written now (results.md after each)."""
     written = []
     for checkpoint, settings in plan.points():
-        path = plan.out / f"{_slug(checkpoint, settings)}.json"
+        path = plan.out / f"{dataset_slug(checkpoint, settings)}.json"
         if path.is_file():
             done = read_json(path, "sweep point")
             if done.get("run") != str(plan.run_dir):

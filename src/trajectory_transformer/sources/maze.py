@@ -20,7 +20,7 @@ seeds 0-49, success = the ball within 0.45 of the goal before the time limit): 5
 each of PointMaze_UMaze-v3, _Medium-v3 and _Large-v3, both without noise and with collect.noise=0.5
 (D4RL's action noise); mean (max) steps to the goal 58 (125), 105 (218), 169 (356) without noise,
 63 (132), 112 (231), 181 (361) with it, against time limits of 300, 600 and 800 steps. 30 episodes
-each with noise 1.0 also all reached it. D4RL-style datasets made with it: data/pointmaze.py.
+each with noise 1.0 also all reached it. D4RL-style datasets made with it: sources/pointmaze.py.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """One baseline cell in the d3rlpy venv: train a d3rlpy method on our data, score it with our loop.
 
-Run by `tt bench quality` (bench/baselines.py) as
+Run by `tt bench quality` (lab/baselines.py) as
 
-    <.venv-baselines>/bin/python -m trajectory_transformer.bench.baselines_worker \
+    <.venv-baselines>/bin/python -m trajectory_transformer.lab.baselines_worker \
         --request REQUEST.json --result RESULT.json
 
 and by `make baselines` as `... --check` (every method builds, fits a few steps on synthetic data

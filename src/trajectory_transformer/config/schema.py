@@ -1,29 +1,23 @@
-"""Every knob of a run as typed dataclasses, built from defaults, a YAML preset and `key=value` overrides.
+"""Every knob of a run as typed dataclasses, each section validated in its `__post_init__`.
 
 One `RunConfig` describes a whole run (data, model, training, planning, evaluation). It is printed at
 start and saved as `config.json` beside every artifact, so a run folder rebuilds itself without guessing.
-Only the CLI reads config files; library code takes these objects.
+Built from defaults, a YAML preset (presets.py) and `key=value` overrides (overrides.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import json
 import math
 import re
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = [
     "CollectConfig",
-    "ConfigError",
     "DataConfig",
     "EvalConfig",
     "ModelConfig",
@@ -31,16 +25,8 @@ __all__ = [
     "RecipeConfig",
     "RunConfig",
     "TrainConfig",
-    "apply_overrides",
-    "config_from_dict",
-    "config_to_dict",
     "describe_keys",
-    "find_yaml",
-    "list_presets",
-    "load_config",
 ]
-
-PRESET_DIR = Path(__file__).parent / "configs"
 
 
 @dataclass
@@ -332,7 +318,7 @@ class EvalConfig:
 
 @dataclass
 class RecipeConfig:
-    """`tt collect --recipe`: D4RL-style datasets from a PPO behaviour policy (data/recipes.py)."""
+    """`tt collect --recipe`: D4RL-style datasets from a PPO behaviour policy (sources/recipes.py)."""
 
     ppo_steps: int | None = None
     """PPO env steps for the behaviour policy; null = the recipe's default, measured here to reach expert level (`tt collect --recipe list`). Raising it later resumes training."""
@@ -502,150 +488,6 @@ def _check_device(name: str, key: str) -> None:
     )
 
 
-def config_to_dict(config: Any) -> dict[str, Any]:
-    """Plain JSON-able dict of a config dataclass (tuples become lists)."""
-    return json.loads(json.dumps(dataclasses.asdict(config)))
-
-
-def _field_types(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _all_keys(cls: type, prefix: str = "") -> list[str]:
-    keys = []
-    for f in dataclasses.fields(cls):
-        hint = _field_types(cls)[f.name]
-        if dataclasses.is_dataclass(hint):
-            keys.extend(_all_keys(typing.cast(type, hint), f"{prefix}{f.name}."))
-        else:
-            keys.append(f"{prefix}{f.name}")
-    return keys
-
-
-def _unknown_key(key: str, cls: type) -> ConfigError:
-    choices = _all_keys(cls)
-    close = difflib.get_close_matches(key, choices, n=1, cutoff=0.5)
-    if not close:  # a bare leaf name ("lr") often matches a dotted key ("train.lr")
-        close = [c for c in choices if c.split(".")[-1] == key.split(".")[-1]][:1]
-    hint = f"; did you mean '{close[0]}'?" if close else "; `tt config show` lists the keys"
-    return ConfigError(f"unknown config key '{key}'{hint}")
-
-
-def _coerce(value: Any, hint: Any, key: str) -> Any:
-    """Convert a YAML/CLI value to the annotated type, with a clear error when it cannot be."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if value is None:
-        if type(None) in args or hint is Any:
-            return None
-        raise ConfigError(f"config key '{key}' cannot be null")
-    if origin is typing.Union or (origin is not None and type(None) in args):
-        inner = [a for a in args if a is not type(None)]
-        errors = []
-        for candidate in inner:
-            try:
-                return _coerce(value, candidate, key)
-            except ConfigError as err:
-                errors.append(str(err))
-        raise ConfigError(errors[0])
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"config key '{key}' must be one of {list(args)}, got {value!r}")
-        return value
-    if origin is tuple:
-        if not isinstance(value, list | tuple) or len(value) != len(args):
-            raise ConfigError(f"config key '{key}' needs {len(args)} values, got {value!r}")
-        return tuple(_coerce(v, a, key) for v, a in zip(value, args))
-    if origin is dict:  # only dict[str, YAML scalar] fields (collect.env_kwargs, eval.env_kwargs)
-        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            raise ConfigError(
-                f"config key '{key}' needs a mapping such as {{max_episode_steps: 100}}, got {value!r}"
-            )
-        return dict(value)  # values are checked in the dataclass's __post_init__
-    try:
-        if hint is bool:
-            if isinstance(value, bool):
-                return value
-            raise TypeError
-        if hint is int:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise TypeError
-            return int(value)
-        if hint is float:
-            if isinstance(value, bool):
-                raise TypeError
-            return float(value)
-        if hint is str:
-            return str(value)
-    except (TypeError, ValueError):
-        pass
-    else:
-        return value
-    raise ConfigError(
-        f"config key '{key}' expects {getattr(hint, '__name__', hint)}, got {value!r}"
-    )
-
-
-def config_from_dict(data: dict[str, Any], cls: type = RunConfig, prefix: str = "") -> Any:
-    """Build a config dataclass from a nested dict; unknown keys are errors naming the closest key."""
-    hints = _field_types(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        full = f"{prefix}{key}"
-        if key not in names:
-            raise _unknown_key(full, RunConfig if prefix or cls is RunConfig else cls)
-        hint = hints[key]
-        if dataclasses.is_dataclass(hint):
-            if not isinstance(value, dict):
-                raise ConfigError(f"config key '{full}' is a section; give it a mapping")
-            kwargs[key] = config_from_dict(value, typing.cast(type, hint), f"{full}.")
-        else:
-            kwargs[key] = _coerce(value, hint, full)
-    return cls(**kwargs)
-
-
-def _parse_value(text: str) -> Any:
-    """CLI values are YAML scalars: 3, 0.5, true, null, [0.9, 0.95], or plain strings."""
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-
-
-def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
-    """Apply `section.key=value` strings (a leading `--` is allowed) and re-validate."""
-    update: dict[str, Any] = {}
-    valid = set(_all_keys(RunConfig))
-    for item in overrides:
-        text = item[2:] if item.startswith("--") else item
-        if "=" not in text:
-            raise ConfigError(
-                f"override '{item}' is not of the form key=value (e.g. train.lr=3e-4)"
-            )
-        key, raw = text.split("=", 1)
-        key = key.strip()
-        if key not in valid:
-            raise _unknown_key(key, RunConfig)
-        node = update
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = _parse_value(raw)
-    merged = _merge(config_to_dict(config), update)
-    return typing.cast(RunConfig, config_from_dict(merged))
-
-
 def _field_docs(cls: type) -> dict[str, str]:
     """Attribute docstrings (a string literal right after a field) of a dataclass, from its source."""
     import ast
@@ -674,7 +516,7 @@ def _field_docs(cls: type) -> dict[str, str]:
 def describe_keys(cls: type = RunConfig, prefix: str = "") -> list[tuple[str, str, Any, str]]:
     """Every config key as (key, type, default, docstring), for `tt config keys`."""
     rows: list[tuple[str, str, Any, str]] = []
-    hints = _field_types(cls)
+    hints = typing.get_type_hints(cls)
     docs = _field_docs(cls)
     defaults = cls()
     for f in dataclasses.fields(cls):
@@ -689,53 +531,3 @@ def describe_keys(cls: type = RunConfig, prefix: str = "") -> list[tuple[str, st
             (f"{prefix}{f.name}", type_name, getattr(defaults, f.name), docs.get(f.name, ""))
         )
     return rows
-
-
-def list_presets() -> list[str]:
-    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
-
-
-def find_yaml(name_or_path: str, folder: Path, what: str) -> Path:
-    """A shipped YAML by name (folder/<name>.yaml) or a YAML path; a ConfigError lists the names."""
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = folder / f"{name_or_path}.yaml"
-    if not path.is_file():
-        names = sorted(p.stem for p in folder.glob("*.yaml"))
-        raise ConfigError(f"no {what} '{name_or_path}'; choose one of {names} or give a YAML path")
-    return path
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err.__class__.__name__})") from err
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections")
-    return data
-
-
-def load_config(
-    preset: str | None = None, overrides: list[str] | None = None, _seen: tuple[str, ...] = ()
-) -> RunConfig:
-    """Defaults, then a preset (a name under configs/ or a YAML path), then overrides.
-
-    A preset may name a `base` preset it extends, so presets stay small deltas over defaults.
-    """
-    data: dict[str, Any] = {}
-    if preset in _seen:
-        chain = " -> ".join([*_seen, str(preset)])
-        raise ConfigError(f"preset '{_seen[0]}': its base presets form a cycle ({chain})")
-    if preset:
-        path = find_yaml(preset, PRESET_DIR, "preset")
-        data = _read_yaml(path)
-        base = data.pop("base", None)
-        if base:
-            parent = load_config(str(base), None, (*_seen, str(preset)))
-            data = _merge(config_to_dict(parent), data)
-    try:
-        config = typing.cast(RunConfig, config_from_dict(data))
-    except ConfigError as err:
-        raise ConfigError(f"preset '{preset}': {err}") from err
-    return apply_overrides(config, overrides or [])

@@ -14,7 +14,8 @@ from typing import Any, Protocol
 import gymnasium as gym
 import numpy as np
 
-from ..utils import TTError, lazy_import
+from ..errors import TTError
+from ..utils import lazy_import
 
 __all__ = [
     "EXPERTS",
@@ -168,7 +169,7 @@ class NoisyPolicy:
 
 def make_policy(name: str, env: gym.Env[Any, Any], seed: int = 0) -> Policy:
     """`random`, `expert` / `medium` (the shipped scripted policies for this env), `maze` (the
-    PointMaze controller, data/maze.py: it reads the env's maze), or `sb3:ALGO:PATH`."""
+    PointMaze controller, sources/maze.py: it reads the env's maze), or `sb3:ALGO:PATH`."""
     env_id = env.spec.id if env.spec is not None else "?"
     if name == "random":
         return RandomPolicy(env.action_space, seed)

@@ -47,8 +47,11 @@ from typing import Any
 
 import numpy as np
 
-from ..config import CollectConfig, ConfigError, RecipeConfig
-from ..utils import TTError, atomic_write_json, read_json
+from ..config import CollectConfig, RecipeConfig
+from ..envs.make import make_env
+from ..errors import ConfigError, TTError
+from ..store import COLLECT_RECORD_KEY, dataset_problem, minari_root, recover_interrupted
+from ..utils import atomic_write_json, lock_run_dir, read_json
 from .behaviour import (
     Checkpoint,
     PPOSettings,
@@ -64,12 +67,10 @@ from .collect import (
     check_target,
     collect_record,
     cut_episode,
-    make_env,
     rollout_returns,
     run_transitions,
     write_dataset,
 )
-from .episodes import COLLECT_RECORD_KEY, dataset_problem, minari_root, recover_interrupted
 from .policies import NoisyPolicy, Policy, RandomPolicy, SB3Policy
 
 __all__ = [
@@ -565,7 +566,7 @@ def _write_level(ctx: _Context, level: str) -> None:
             description=(
                 f"D4RL-style {level} data for {ctx.spec.env_id}: {len(buffers)} episodes, {steps} "
                 f"transitions (tt collect --recipe {recipe}; the levels are defined in "
-                "trajectory_transformer/data/recipes.py)"
+                "trajectory_transformer/sources/recipes.py)"
             ),
             overwrite=bool(ctx.cfg.overwrite),
             extra_metadata={
@@ -632,8 +633,6 @@ def _one(
             )
         say(f"{name}: nothing to do (manifest: {_manifest_path(folder)})")
         return {"written": [], "existing": existing, "manifest": str(_manifest_path(folder))}
-    from ..runs import lock_run_dir
-
     # One writer per policy folder (a second `tt collect --recipe` for this env and seed is refused
     # while this one trains or collects); what is missing is decided again under the lock.
     with lock_run_dir(folder, f"tt collect --recipe {name}"):

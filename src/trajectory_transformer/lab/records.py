@@ -21,7 +21,7 @@ from ..evaluation.metrics import (
     D4RL_SOURCE,
     Reference,
     confidence_interval,
-    normalized_score,
+    score,
 )
 from ..utils import read_json
 
@@ -82,13 +82,13 @@ def score_summary(returns: np.ndarray, reference: Reference | None) -> dict[str,
     reference."""
     if reference is None:
         return None
-    scores = normalized_score(returns, reference)
+    s = score(returns, reference)
     return {
-        "mean": float(scores.mean()),
-        "std": float(scores.std(ddof=1)) if scores.size > 1 else 0.0,
-        "ci95": ci95(scores),
+        "mean": s.mean,
+        "std": s.std,
+        "ci95": None if math.isnan(s.ci95[0]) else [s.ci95[0], s.ci95[1]],
         "ci95_note": "t-interval over this cell's episodes",
-        "per_episode": [float(s) for s in scores],
+        "per_episode": [float(x) for x in s.per_episode],
         "random_return": reference.random,
         "expert_return": reference.expert,
         "source": reference.source,

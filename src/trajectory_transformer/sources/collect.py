@@ -16,14 +16,9 @@ once the new one is whole.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import importlib
-import importlib.util
-import io
 import json
 import re
-import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -33,9 +28,10 @@ import gymnasium as gym
 import numpy as np
 
 from ..config import CollectConfig
-from ..envs.mujoco_log import quiet_mujoco_deprecations
-from ..utils import TTError
-from .episodes import (
+from ..data.spaces import stack
+from ..envs.make import make_env
+from ..errors import TTError
+from ..store import (
     COLLECT_RECORD_KEY,
     check_dataset_id,
     dataset_problem,
@@ -47,30 +43,22 @@ from .episodes import (
     target_conflict,
 )
 from .policies import EXPERTS, NoisyPolicy, Policy, RandomPolicy, make_policy
-from .spaces import stack
 
 __all__ = [
-    "COLLECT_RECORD_KEY",
     "behaviour_policy",
     "check_target",
     "collect_dataset",
     "collect_record",
     "cut_episode",
     "default_dataset_id",
-    "make_env",
-    "registered_env_spec",
     "rollout_returns",
     "run_episodes",
     "run_transitions",
-    "unregistered_hint",
     "write_dataset",
 ]
 
 REF_SEED_OFFSET = 1_000_003
 """Reference (and recipe checkpoint evaluation) episodes use seeds seed + this: disjoint from data's."""
-
-
-_ROBOTICS = "gymnasium_robotics"
 
 
 def default_dataset_id(env_id: str, policy: str) -> str:
@@ -84,100 +72,6 @@ def default_dataset_id(env_id: str, policy: str) -> str:
     if policy.startswith("sb3:"):
         policy_name = "sb3-" + re.sub(r"[^a-z0-9]+", "-", policy.split(":")[1].lower()).strip("-")
     return f"tt/{env_name}/{policy_name or 'policy'}-v0"
-
-
-def registered_env_spec(
-    env_id: str, key: str = "collect.env"
-) -> gym.envs.registration.EnvSpec | None:
-    """The spec this process's Gymnasium registry holds for `env_id` (None: not registered).
-
-    gymnasium-robotics registers its envs (PointMaze_UMaze-v3, AntMaze_*, Fetch*, ...) only when
-    imported; we import it only when the id is not registered yet, so `collect.env=PointMaze_UMaze-v3`
-    works without the `gymnasium_robotics:` prefix and without importing it for other envs. Only
-    plain ids are looked up: a `module:Env-vN` id is not imported here. An installed but broken
-    gymnasium-robotics is a TTError (`key` names the setting), not "unregistered".
-    """
-    spec = gym.registry.get(env_id)
-    if spec is not None or ":" in env_id:
-        return spec
-    try:
-        module = _import_robotics()
-    except ImportError as err:
-        if isinstance(err, ModuleNotFoundError) and err.name == _ROBOTICS:
-            return None
-        raise TTError(
-            f"{key}={env_id}: not registered, and gymnasium-robotics, which may register "
-            f"it, is installed but cannot be imported ({err.__class__.__name__}: {err}); "
-            "reinstall it with `pip install gymnasium-robotics`"
-        ) from None
-    gym.register_envs(module)
-    return gym.registry.get(env_id)
-
-
-_ROBOTICS_NOTICE = "AdroitHandRelocateDense-v1, AdroitHandHammerDense-v1"
-"""The start of the notice gymnasium-robotics 1.2.1-1.4.2 prints to stderr on every import (its
-Adroit rewards changed without a version bump): about envs we never make, so not shown."""
-
-
-def _import_robotics() -> Any:
-    """Import gymnasium-robotics without its Adroit notice; anything else it prints still shows."""
-    captured = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(captured):
-            return importlib.import_module(_ROBOTICS)
-    finally:
-        kept = [
-            line
-            for line in captured.getvalue().splitlines()
-            if not line.startswith(_ROBOTICS_NOTICE)
-        ]
-        if kept:
-            print("\n".join(kept), file=sys.stderr)
-
-
-def unregistered_hint() -> str:
-    """What to do about an id the registry lacks (install gymnasium-robotics if it is missing)."""
-    if importlib.util.find_spec(_ROBOTICS) is None:
-        return (
-            "if it comes from gymnasium-robotics (PointMaze, AntMaze, Fetch, Adroit, ...), run "
-            "`pip install gymnasium-robotics`, else check the id"
-        )
-    return "check the id"
-
-
-def make_env(
-    env_id: str, env_kwargs: Mapping[str, Any] | None = None, key: str = "collect.env"
-) -> gym.Env[Any, Any]:
-    """gym.make with a one-line TTError; registers gymnasium-robotics envs on demand.
-
-    See `registered_env_spec`. Here `env_id` is the user's own setting (collect.env), so an
-    explicit `module:Env-vN` id is passed to gym.make, which imports that module.
-    """
-    kwargs = dict(env_kwargs or {})
-    with_kwargs = f" with collect.env_kwargs={kwargs}" if kwargs else ""
-    try:
-        with quiet_mujoco_deprecations():
-            try:
-                return gym.make(env_id, **kwargs)
-            except gym.error.UnregisteredEnv:
-                if ":" in env_id:  # an explicit module:Env-vN: gym.make already imported it
-                    raise
-                if registered_env_spec(env_id, key) is None:
-                    raise TTError(
-                        f"{key}={env_id}: no such registered Gymnasium env; {unregistered_hint()}"
-                    ) from None
-                return gym.make(env_id, **kwargs)
-    except TTError:
-        raise
-    except gym.error.UnregisteredEnv as err:
-        reason = str(err).splitlines()[0][:160]
-        raise TTError(f"{key}={env_id}: no such registered Gymnasium env ({reason})") from None
-    except Exception as err:
-        reason = str(err).splitlines()[0][:160] if str(err) else ""
-        raise TTError(
-            f"{key}={env_id}{with_kwargs}: cannot make this Gymnasium env "
-            f"({err.__class__.__name__}: {reason})"
-        ) from None
 
 
 def run_episodes(
@@ -434,7 +328,7 @@ def write_dataset(
 ) -> None:
     """Write EpisodeBuffers as the Minari dataset `dataset_id`: staged, then renamed into place.
 
-    The one writer behind `tt collect` and the recipes (data/recipes.py, data/pointmaze.py).
+    The one writer behind `tt collect` and the recipes (sources/recipes.py, sources/pointmaze.py).
     `ref_note` is stored as the metadata field `ref_scores_from` (which policies the reference
     returns came from); `extra_metadata` adds JSON-able fields to metadata.json; `eval_env` is
     stored as Minari's eval_env_spec (default: the data's env), which evaluation makes.

@@ -88,8 +88,14 @@ class _Snapshot:
 
     def __init__(self, env: gym.Env[Any, Any]) -> None:
         u = env.unwrapped
-        if hasattr(u, "set_state") and hasattr(u, "data"):
-            self.state: Any = (u.data.qpos.copy(), u.data.qvel.copy())
+        if hasattr(u, "model") and hasattr(u, "data") and hasattr(u, "set_state"):
+            import mujoco
+
+            # the whole integration state (qpos, qvel, act, warm start, ...): qpos and qvel
+            # alone replay a step only to ~1e-16, and the differences grow over a rollout
+            spec = mujoco.mjtState.mjSTATE_INTEGRATION
+            self.state: Any = np.empty(mujoco.mj_stateSize(u.model, spec))
+            mujoco.mj_getState(u.model, u.data, self.state, spec)
             self.kind = "mujoco"
         elif hasattr(u, "state"):
             self.state = np.array(u.state, copy=True)
@@ -103,7 +109,11 @@ class _Snapshot:
     def restore(self, env: gym.Env[Any, Any]) -> None:
         u = env.unwrapped
         if self.kind == "mujoco":
-            u.set_state(*self.state)  # type: ignore[attr-defined]
+            import mujoco
+
+            spec = mujoco.mjtState.mjSTATE_INTEGRATION
+            mujoco.mj_setState(u.model, u.data, self.state, spec)  # type: ignore[attr-defined]
+            mujoco.mj_forward(u.model, u.data)  # type: ignore[attr-defined]
         else:
             u.state = np.array(self.state, copy=True)  # type: ignore[attr-defined]
 

@@ -2,13 +2,13 @@
 
 Methods `bc`, `td3bc`, `cql`, `iql` and `dt` (d3rlpy 2.8's BC, TD3+BC, CQL, IQL and Decision
 Transformer) run on the same data as TT and are scored by the same episode loop, seeds and
-formula (bench/baselines_worker.py has the details); only the method differs.
+formula (lab/baselines_worker.py has the details); only the method differs.
 
 Isolation: d3rlpy 2.8.1 pins gymnasium==1.0.0 and pulls the old `gym`, so it lives in its own
 virtualenv (`make baselines` → `.venv-baselines`) and never in the main environment. The main
 process (`tt bench quality`) runs each baseline cell as a subprocess with that venv's Python:
 
-    <venv>/bin/python -m trajectory_transformer.bench.baselines_worker \
+    <venv>/bin/python -m trajectory_transformer.lab.baselines_worker \
         --request <cell folder>/request.json --result <cell folder>/result.json
 
 with PYTHONPATH set to a folder that holds only a link to the `trajectory_transformer` package the
@@ -60,7 +60,7 @@ __all__ = [
 
 REQUEST_SCHEMA = "tt-baseline-request/1"
 RESULT_SCHEMA = "tt-baseline-result/1"
-WORKER_MODULE = "trajectory_transformer.bench.baselines_worker"
+WORKER_MODULE = "trajectory_transformer.lab.baselines_worker"
 PYTHON_ENV = "TT_BASELINES_PYTHON"
 DEFAULT_VENV = ".venv-baselines"
 BUDGET_LEVELS: tuple[str, ...] = ("published", "quick", "smoke")

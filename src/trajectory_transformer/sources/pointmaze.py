@@ -20,7 +20,7 @@ generation script at github.com/rodrigodelazcano/d4rl-minari-dataset-generation,
   waypoint controller's.
 
 Ours, `tt/pointmaze/<maze>[-dense][-quick]-v0`, are made the same way with the Markovian controller
-of data/maze.py (Minari's follows Q-iteration waypoints and remembers the ones it passed), and with
+of sources/maze.py (Minari's follows Q-iteration waypoints and remembers the ones it passed), and with
 two deliberate differences: the first observation of each episode after the first carries the new
 goal (Minari's repeats the previous episode's last observation, whose desired_goal is the goal just
 reached), so every observation of an episode names that episode's goal and every recorded action
@@ -49,19 +49,14 @@ import gymnasium as gym
 import numpy as np
 
 from ..config import CollectConfig
-from ..utils import TTError
-from .collect import (
-    REF_SEED_OFFSET,
-    check_target,
-    collect_record,
-    make_env,
-    rollout_returns,
-    write_dataset,
-)
-from .episodes import COLLECT_RECORD_KEY, minari_root, recover_interrupted
+from ..data.spaces import stack
+from ..envs.make import make_env
+from ..errors import TTError
+from ..store import COLLECT_RECORD_KEY, minari_root, recover_interrupted
+from .collect import REF_SEED_OFFSET, check_target, collect_record, rollout_returns, write_dataset
 from .maze import maze_policy
 from .policies import NoisyPolicy, Policy, RandomPolicy
-from .spaces import stack
+from .recipes import check_recipe_config, dataset_exists
 
 __all__ = [
     "EVAL_GOALS",
@@ -153,7 +148,7 @@ def describe_pointmaze_recipes() -> list[str]:
 
 def eval_env_kwargs(maze: str, dense: bool) -> dict[str, Any]:
     """gym.make kwargs of the evaluation env: the registered map with one goal cell ("g")."""
-    from .collect import registered_env_spec
+    from ..envs.make import registered_env_spec
 
     name = maze_env_id(maze, dense)
     spec = registered_env_spec(name)
@@ -292,8 +287,6 @@ def _write_one(maze: str, dense: bool, quick: bool, cfg: CollectConfig, progress
 
 def run_pointmaze_recipe(recipe: str, cfg: CollectConfig, progress: bool = True) -> list[str]:
     """Make the recipe's datasets (kept if they exist, unless collect.overwrite); their ids."""
-    from .recipes import check_recipe_config, dataset_exists
-
     plan = parse_pointmaze_recipe(recipe)
     check_recipe_config(cfg)
     recover_interrupted(minari_root())

@@ -41,16 +41,11 @@ from typing import Any
 
 import numpy as np
 
-from ..utils import (
-    TTError,
-    atomic_path,
-    atomic_write_bytes,
-    atomic_write_json,
-    lazy_import,
-    read_json,
-)
-from .collect import REF_SEED_OFFSET, make_env, run_episodes
-from .episodes import minari_root
+from ..envs.make import make_env
+from ..errors import TTError
+from ..store import minari_root
+from ..utils import atomic_path, atomic_write_bytes, atomic_write_json, lazy_import, read_json
+from .collect import REF_SEED_OFFSET, run_episodes
 
 __all__ = [
     "Checkpoint",

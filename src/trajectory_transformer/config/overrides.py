@@ -1,0 +1,160 @@
+"""`key=value` overrides: the one parser every entry point uses, and dicts <-> config dataclasses.
+
+Values are YAML scalars (3, 0.5, true, null, [0.9, 0.95], plain strings); an unknown key is an
+error that names the nearest valid key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import typing
+from typing import Any, Literal
+
+import yaml
+
+from ..errors import ConfigError
+from .schema import RunConfig
+
+__all__ = ["all_keys", "apply_overrides", "config_from_dict", "config_to_dict", "merge"]
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """Plain JSON-able dict of a config dataclass (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def all_keys(cls: type, prefix: str = "") -> list[str]:
+    keys = []
+    for f in dataclasses.fields(cls):
+        hint = typing.get_type_hints(cls)[f.name]
+        if dataclasses.is_dataclass(hint):
+            keys.extend(all_keys(typing.cast(type, hint), f"{prefix}{f.name}."))
+        else:
+            keys.append(f"{prefix}{f.name}")
+    return keys
+
+
+def _unknown_key(key: str, cls: type) -> ConfigError:
+    choices = all_keys(cls)
+    close = difflib.get_close_matches(key, choices, n=1, cutoff=0.5)
+    if not close:  # a bare leaf name ("lr") often matches a dotted key ("train.lr")
+        close = [c for c in choices if c.split(".")[-1] == key.split(".")[-1]][:1]
+    hint = f"; did you mean '{close[0]}'?" if close else "; `tt config show` lists the keys"
+    return ConfigError(f"unknown config key '{key}'{hint}")
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Convert a YAML/CLI value to the annotated type, with a clear error when it cannot be."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if value is None:
+        if type(None) in args or hint is Any:
+            return None
+        raise ConfigError(f"config key '{key}' cannot be null")
+    if origin is typing.Union or (origin is not None and type(None) in args):
+        inner = [a for a in args if a is not type(None)]
+        errors = []
+        for candidate in inner:
+            try:
+                return _coerce(value, candidate, key)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0])
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"config key '{key}' must be one of {list(args)}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list | tuple) or len(value) != len(args):
+            raise ConfigError(f"config key '{key}' needs {len(args)} values, got {value!r}")
+        return tuple(_coerce(v, a, key) for v, a in zip(value, args))
+    if origin is dict:  # only dict[str, YAML scalar] fields (collect.env_kwargs, eval.env_kwargs)
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ConfigError(
+                f"config key '{key}' needs a mapping such as {{max_episode_steps: 100}}, got {value!r}"
+            )
+        return dict(value)  # values are checked in the dataclass's __post_init__
+    try:
+        if hint is bool:
+            if isinstance(value, bool):
+                return value
+            raise TypeError
+        if hint is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise TypeError
+            return int(value)
+        if hint is float:
+            if isinstance(value, bool):
+                raise TypeError
+            return float(value)
+        if hint is str:
+            return str(value)
+    except (TypeError, ValueError):
+        pass
+    else:
+        return value
+    raise ConfigError(
+        f"config key '{key}' expects {getattr(hint, '__name__', hint)}, got {value!r}"
+    )
+
+
+def config_from_dict(data: dict[str, Any], cls: type = RunConfig, prefix: str = "") -> Any:
+    """Build a config dataclass from a nested dict; unknown keys are errors naming the closest key."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if key not in names:
+            raise _unknown_key(full, RunConfig if prefix or cls is RunConfig else cls)
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key '{full}' is a section; give it a mapping")
+            kwargs[key] = config_from_dict(value, typing.cast(type, hint), f"{full}.")
+        else:
+            kwargs[key] = _coerce(value, hint, full)
+    return cls(**kwargs)
+
+
+def _parse_value(text: str) -> Any:
+    """CLI values are YAML scalars: 3, 0.5, true, null, [0.9, 0.95], or plain strings."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
+    """Apply `section.key=value` strings (a leading `--` is allowed) and re-validate."""
+    update: dict[str, Any] = {}
+    valid = set(all_keys(RunConfig))
+    for item in overrides:
+        text = item[2:] if item.startswith("--") else item
+        if "=" not in text:
+            raise ConfigError(
+                f"override '{item}' is not of the form key=value (e.g. train.lr=3e-4)"
+            )
+        key, raw = text.split("=", 1)
+        key = key.strip()
+        if key not in valid:
+            raise _unknown_key(key, RunConfig)
+        node = update
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = _parse_value(raw)
+    merged = merge(config_to_dict(config), update)
+    return typing.cast(RunConfig, config_from_dict(merged))

@@ -1,0 +1,61 @@
+"""Which `tt collect` command makes a dataset id: the producers' side of the store's hint.
+
+Registered with the store on import (the store cannot import its producers), so an error about a
+missing dataset names the recipe, preset or `tt collect` settings that make it.
+"""
+
+from __future__ import annotations
+
+from .. import store
+from ..config import list_presets, load_config
+from .collect import default_dataset_id
+from .pointmaze import pointmaze_recipe_making
+from .policies import SCRIPTED
+from .recipes import recipe_making
+
+__all__ = ["collect_hint"]
+
+_ENV_GUESS = {
+    "pendulum": "Pendulum-v1",
+    "hopper": "Hopper-v5",
+    "halfcheetah": "HalfCheetah-v5",
+    "walker2d": "Walker2d-v5",
+    "ant": "Ant-v5",
+    "invertedpendulum": "InvertedPendulum-v5",
+}
+
+
+def collect_hint(dataset_id: str) -> str:
+    """A `tt collect` command that really writes `dataset_id`, or one with a policy to choose.
+
+    A recipe's dataset (tt/hopper/medium-quick-v1) names its recipe; a shipped preset that
+    collects this id wins next (its noise/epsilon/episodes matter: the quickstart's medium-noisy
+    data is not `collect.policy=medium`); then an id that `tt collect` writes by default for an env
+    and policy; otherwise a generic command with a placeholder policy.
+    """
+    recipe = recipe_making(dataset_id) or pointmaze_recipe_making(dataset_id)
+    if recipe is not None:
+        return f"tt collect --recipe {recipe}"
+
+    for name in list_presets():
+        try:
+            preset = load_config(name)
+        except Exception:  # a broken preset must not hide the error being reported
+            continue
+        if preset.collect.dataset_id == dataset_id:
+            return f"tt collect --preset {name}"
+    parts = dataset_id.split("/")
+    env = next((_ENV_GUESS[p.lower()] for p in parts if p.lower() in _ENV_GUESS), None)
+    if env is not None:
+        for policy in ("random", "expert", "medium"):
+            if policy != "random" and env not in SCRIPTED[policy]:
+                continue
+            if default_dataset_id(env, policy) == dataset_id:
+                return f"tt collect collect.env={env} collect.policy={policy}"
+    return (
+        f"tt collect collect.env={env or '<GymEnvId>'} "
+        f"collect.policy=<random|expert|medium|sb3:ALGO:PATH> collect.dataset_id={dataset_id}"
+    )
+
+
+store.register_collect_hint(collect_hint)
