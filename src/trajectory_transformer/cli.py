@@ -122,7 +122,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _bench_runner(what: str) -> Callable[..., int]:
-    """`tt bench quality|sweep|valuefit` run experiments (lab/); the others measure speed (bench/)."""
+    """`tt bench quality|sweep|valuefit|oracle` run experiments (lab/); the others measure speed (bench/)."""
     if what in EXPERIMENTS:
         return run_experiment
     from .bench import run_benchmark
@@ -138,6 +138,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     options += ["report_only=true"] if args.report_only else []
     if options and args.what != "quality":
         raise TTError("--suite, --dry-run and --report-only belong to `tt bench quality`")
+    if args.device is not None:
+        if args.what not in ("plan", "train"):
+            raise TTError("--device belongs to `tt bench plan` and `tt bench train`")
+        options.append(f"{'eval' if args.what == 'plan' else 'train'}.device={args.device}")
     return run_benchmark(
         args.what, json_lines=args.json, quick=args.quick, overrides=[*options, *args.overrides]
     )
@@ -244,9 +248,13 @@ def build_parser() -> argparse.ArgumentParser:
         _cmd_bench,
         "speed, quality, planning-sweep and value-fit benchmarks (BENCHMARKS.md)",
     )
-    p.add_argument("what", choices=["data", "train", "plan", "quality", "sweep", "valuefit"])
+    p.add_argument(
+        "what",
+        choices=["data", "train", "plan", "gpu", "quality", "sweep", "valuefit", "oracle"],
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--quick", action="store_true", help="smaller sizes, for smoke tests")
+    p.add_argument("--device", default=None, help="plan, train: cpu | cuda | cuda:N | auto")
     p.add_argument("--suite", default=None, help="quality: the suite to run (configs/suites/)")
     p.add_argument("--dry-run", action="store_true", help="quality: list cells, run nothing")
     p.add_argument("--report-only", action="store_true", help="quality: rebuild the table/plot")

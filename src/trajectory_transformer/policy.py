@@ -212,11 +212,13 @@ class TTPolicy:
         device: str | torch.device | None = None,
         goal_key: str | None = None,
         achieved_key: str | None = "achieved_goal",
+        termination_penalty: float = 0.0,
     ) -> None:
         """Wrap a model in memory. `device` None keeps the model where it is; the model is put in
         eval mode (on `device`) and used as is, not copied. A goal-conditioned model (trained with
         data.goal_key) needs the same `goal_key` (and `achieved_key`): the goal is read from that
-        key of every observation."""
+        key of every observation. `termination_penalty`: the data.termination_penalty the model
+        was trained with (plan.absorbing reads imagined terminations from it)."""
 
         plan = plan if plan is not None else PlanConfig()
         mcfg = model.config
@@ -235,7 +237,7 @@ class TTPolicy:
             model.to(resolve_device(device) if isinstance(device, str) else device)
         model.eval()
         try:
-            self.agent = PlannerAgent(model, discretizer, plan, goal)
+            self.agent = PlannerAgent(model, discretizer, plan, goal, termination_penalty)
         except ValueError as err:  # the planner checks plan.* against the model's window
             if isinstance(err, TTError | ConfigError):
                 raise
@@ -309,6 +311,7 @@ class TTPolicy:
             device=device,
             goal_key=data.goal_key,
             achieved_key=data.achieved_key,
+            termination_penalty=data.termination_penalty,
         )
         policy.info, policy.run_dir = loaded.info, loaded.run_dir
         return policy

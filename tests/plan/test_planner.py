@@ -8,6 +8,8 @@ action is the trap; the values in the data say otherwise.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -106,3 +108,27 @@ def test_bad_settings_fail_before_work(trap_model: TrajectoryGPT) -> None:
         validate_plan_config(PlanConfig(context=0, k_act=9), trap_model)
     with pytest.raises(ConfigError, match="beam_width"):
         PlanConfig(beam_width=0)
+
+
+def test_absorbing_terminations_end_the_imagined_return(trap_model: TrajectoryGPT) -> None:
+    """plan.absorbing: no terminal bin changes nothing; every bin terminal leaves only r_0."""
+    cfg = PlanConfig(
+        context=0, discount=1.0, cdf_act=None, k_act=2, beam_width=8, expand=4, horizon=3
+    )  # actions: the two the data holds
+    centers = torch.arange(8, dtype=torch.float32)
+    prompt = torch.zeros(2, 1, dtype=torch.long)
+    plain = BeamPlanner(trap_model, cfg, centers, centers).plan(prompt)
+    assert (plain.tokens[:, 0, 1] == 1).all()  # without absorption: the good branch
+    absorbing = replace(cfg, absorbing=True)
+    never = BeamPlanner(trap_model, absorbing, centers, centers, terminal_bins=torch.zeros(8))
+    same = never.plan(prompt)
+    assert torch.equal(same.tokens, plain.tokens)
+    assert torch.equal(same.predicted_return, plain.predicted_return)
+    # every step "terminates": only the first reward counts, so the trap's immediate reward of 1
+    # beats the good branch's 0 (+ 2 + 2 that never come)
+    always = BeamPlanner(trap_model, absorbing, centers, centers, terminal_bins=torch.ones(8))
+    greedy_result = always.plan(prompt)
+    assert (greedy_result.tokens[:, 0, 1] == 0).all()
+    assert ((greedy_result.predicted_return > 0.5) & (greedy_result.predicted_return < 1.5)).all()
+    with pytest.raises(ConfigError, match=r"plan\.absorbing=true needs"):
+        BeamPlanner(trap_model, absorbing, centers, centers)

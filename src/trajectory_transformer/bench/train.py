@@ -32,7 +32,7 @@ from ..training.loss import target_parts, weighted_loss
 from ..training.setup import gpt_config_for
 from ..utils import resolve_device
 
-__all__ = ["BaselineGPT", "main"]
+__all__ = ["BaselineGPT", "main", "measure"]
 
 OBS_DIM, ACT_DIM, N_TRANSITIONS = 17, 6, 10
 PAPER_TOKENS = 50 * 1_000_000 * (N_TRANSITIONS * (OBS_DIM + ACT_DIM + 2) - 1)
@@ -142,8 +142,18 @@ def _measure(steps: dict[str, Callable[[], None]], warmup: int, reps: int) -> di
 
 
 def main(json_lines: bool = False, quick: bool = False, overrides: list[str] | None = None) -> int:
-    defaults = ["train.batch_size=16", "train.max_steps=3"] if quick else ["train.max_steps=5"]
-    cfg: RunConfig = apply_overrides(RunConfig(), [*defaults, *(overrides or [])])
+    defaults = ["train.batch_size=16", "train.max_steps=3"] if quick else []
+    _print(measure([*defaults, *(overrides or [])], warmup=1 if quick else 2), json_lines)
+    return 0
+
+
+def measure(
+    overrides: list[str], warmup: int = 2, compile_on_cuda: bool = True
+) -> list[dict[str, Any]]:
+    """The table's rows (one per model variant, then the ratios) for these overrides; on CUDA
+    (or with train.compile=true) also ours bf16 + torch.compile unless `compile_on_cuda` is
+    False (minutes of compiling)."""
+    cfg: RunConfig = apply_overrides(RunConfig(), ["train.max_steps=5", *overrides])
     device = resolve_device(cfg.train.device)
     batch, reps = cfg.train.batch_size, max(cfg.train.max_steps or 3, 1)
     gpt = gpt_config_for(cfg, OBS_DIM, ACT_DIM)  # 250-token HalfCheetah window by default
@@ -151,7 +161,7 @@ def main(json_lines: bool = False, quick: bool = False, overrides: list[str] | N
         ("ours", "fp32", False), ("baseline", "fp32", False),
         ("ours", "bf16", False), ("baseline", "bf16", False),
     ]  # fmt: skip
-    if cfg.train.compile or device.type == "cuda":
+    if cfg.train.compile or (device.type == "cuda" and compile_on_cuda):
         variants.append(("ours", "bf16", True))
     steps: dict[str, Callable[[], None]] = {}
     for name, precision, compiled in variants:
@@ -162,7 +172,7 @@ def main(json_lines: bool = False, quick: bool = False, overrides: list[str] | N
         if compiled:
             model = torch.compile(model)  # type: ignore[assignment]
         steps[_key(name, precision, compiled)] = _make_step(model, gpt, batch, device, precision)
-    seconds = _measure(steps, warmup=1 if quick else 2, reps=reps)
+    seconds = _measure(steps, warmup=warmup, reps=reps)
 
     tokens = batch * gpt.block_size
     rows: list[dict[str, Any]] = []
@@ -194,8 +204,7 @@ def main(json_lines: bool = False, quick: bool = False, overrides: list[str] | N
                     "target": 1.5,
                 }
             )
-    _print(rows, json_lines)
-    return 0
+    return rows
 
 
 def _key(name: str, precision: str, compiled: bool) -> str:

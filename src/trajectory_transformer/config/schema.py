@@ -238,6 +238,13 @@ class PlanConfig:
     """Key/value-cached decoding (False: a full forward pass per token, for checking)."""
     seed: int = 0
     """Seeds the planner's sampling."""
+    absorbing: bool = False
+    """Treat an imagined termination as absorbing: the probability that step t's reward token is
+    a terminal one (a bin below data.termination_penalty / 2) ends the imagined trajectory, so
+    later rewards and the value count only with the probability of still being alive. The
+    original TT gets this from stop tokens trained after every termination (their probability
+    is dropped from the expectations); this model masks the padding from the loss, so what it
+    imagines after a fall is untrained (issue 28, hypothesis 2). Off by default: measured first."""
 
     def __post_init__(self) -> None:
         _require(

@@ -9,7 +9,7 @@ import importlib
 
 __all__ = ["EXPERIMENTS", "run_experiment"]
 
-EXPERIMENTS = ("quality", "sweep", "valuefit")
+EXPERIMENTS = ("quality", "sweep", "valuefit", "oracle")
 
 
 def run_experiment(

@@ -23,7 +23,7 @@ from ..config import PlanConfig
 from ..data.goals import GoalLayout
 from ..errors import ConfigError
 from ..model.gpt import TrajectoryGPT
-from .beam import BeamPlanner
+from .beam import BeamPlanner, PlanResult
 
 __all__ = ["PlannerAgent", "make_agent", "run_goal_layout"]
 
@@ -37,7 +37,10 @@ class PlannerAgent:
         discretizer: Any,
         cfg: PlanConfig,
         goal: GoalLayout | None = None,
+        termination_penalty: float = 0.0,
     ) -> None:
+        """`termination_penalty`: the run's data.termination_penalty; a reward bin whose center
+        lies below half of it marks an imagined termination (plan.absorbing)."""
         mcfg = model.config
         self.cfg = cfg
         self.discretizer = discretizer
@@ -72,6 +75,9 @@ class PlannerAgent:
         reward_centers, value_centers = (
             torch.as_tensor(np.asarray(c, dtype=np.float32)) for c in centers
         )
+        terminal_bins = None
+        if termination_penalty < 0:
+            terminal_bins = (reward_centers < termination_penalty / 2).float()  # (V,)
         self.planner = BeamPlanner(
             model,
             cfg,
@@ -79,12 +85,14 @@ class PlannerAgent:
             value_centers,
             achieved_dims=achieved_dims,
             achieved_centers=achieved_centers,
+            terminal_bins=terminal_bins,
         )
         self.context = max(cfg.context, 1)
         # whether plans carry a predicted RETURN (goal search predicts progress; greedy, sample
         # make no prediction): `last_plans` is empty otherwise
         self.audits_returns = cfg.mode in ("beam", "likelihood") and goal is None
         self._planned: list[tuple[np.ndarray, ...]] = []  # this act call's plans
+        self.last_result: PlanResult | None = None
         self._allocate(0)
 
     def _allocate(self, n_slots: int) -> None:
@@ -164,6 +172,7 @@ class PlannerAgent:
         if self.cfg.mode in ("sample", "greedy"):  # no search (beam, likelihood, goal search)
             return self.planner.act(prompt).cpu().numpy()
         result = self.planner.plan(prompt) if goal is None else self.planner.plan(prompt, goal)
+        self.last_result = result  # the latest batch's full result (bench/oracle.py reads it)
         actions = result.tokens[:, :, self.obs_dim : self.reward_dim].cpu().numpy()  # (G, H, A)
         steps = min(self.cfg.plan_every, actions.shape[1])
         self.queued[slots, :steps] = actions[:, :steps]
@@ -218,7 +227,10 @@ def make_agent(
 ) -> PlannerAgent:
     """An agent from a loaded run folder (runs.load_run) and planning settings."""
     model = loaded_run.model.to(device).eval()
-    return PlannerAgent(model, loaded_run.discretizer, plan_cfg, run_goal_layout(loaded_run))
+    penalty = loaded_run.config.data.termination_penalty
+    return PlannerAgent(
+        model, loaded_run.discretizer, plan_cfg, run_goal_layout(loaded_run), penalty
+    )
 
 
 def run_goal_layout(loaded_run: Any) -> GoalLayout | None:

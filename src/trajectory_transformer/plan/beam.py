@@ -67,6 +67,11 @@ class PlanResult:
     log_likelihood: torch.Tensor | None = None
     """(G,) `likelihood` mode only: the winner's log-probability under the model (natural log, sum
     over every generated token, see `LikelihoodScore`), which is what chose it. None otherwise."""
+    first_actions: torch.Tensor | None = None
+    """(G, W·E, act_dim) the first step's sampled action tokens, and `first_returns` (G, W·E)
+    their predicted returns V_0 (before any pruning): what `tt bench oracle` checks against the
+    returns those actions really lead to. None in goal mode."""
+    first_returns: torch.Tensor | None = None
 
 
 class CandidateScore(Protocol):
@@ -173,8 +178,15 @@ class BeamPlanner:
         value_centers: torch.Tensor,
         achieved_dims: list[int] | None = None,
         achieved_centers: torch.Tensor | None = None,
+        terminal_bins: torch.Tensor | None = None,
     ) -> None:
+        """`terminal_bins` (V,) 1.0 for the reward bins that mark a termination (plan.absorbing)."""
         validate_plan_config(cfg, model)
+        if cfg.absorbing and terminal_bins is None:
+            raise ConfigError(
+                "plan.absorbing=true needs the reward bins of a termination: a run trained with "
+                "data.termination_penalty < 0"
+            )
         if cfg.mode == "goal" and (achieved_dims is None or achieved_centers is None):
             raise ConfigError(
                 "plan.mode=goal needs the achieved position in the observation (data.achieved_key "
@@ -202,6 +214,11 @@ class BeamPlanner:
             None if achieved_centers is None else achieved_centers.to(device, torch.float32)
         )
         self._decoder: KVCacheDecoder | FullRecomputeDecoder | None = None
+        self.terminal_bins = (
+            terminal_bins.to(device, model.pos_emb.dtype)
+            if cfg.absorbing and terminal_bins is not None
+            else None
+        )  # (V,)
 
     def decoder(self, rows: int) -> KVCacheDecoder | FullRecomputeDecoder:
         """One preallocated decoder, grown only when a larger batch arrives."""
@@ -214,7 +231,7 @@ class BeamPlanner:
         """No search: sample (or take greedily) the next action tokens. (G, Lp) → (G, act_dim)."""
         cfg = self.model.config
         dec = self.decoder(prompt.shape[0])
-        logits = dec.start(prompt.to(self.model.pos_emb.device))
+        logits = dec.start(prompt.to(self.model.pos_emb.device))  # (G, V)
         actions = []
         for j in range(cfg.action_dim):
             token = self.sample_act(logits, self.generator)
@@ -276,33 +293,42 @@ class BeamPlanner:
                 raise ValueError("plan.mode=goal: plan() needs the goal position of every prompt")
             goal_f = goal.to(device, torch.float32).repeat_interleave(W * E, dim=0)  # (M, K)
 
-        logits = dec.start(prompt.to(device))  # (G, V) predicts the first action token
+        prompt = prompt.to(device)  # the agent builds prompts on the host
+        logits = dec.start(prompt)  # (G, V) predicts the first action token
         rows = torch.arange(G, device=device).repeat_interleave(W)  # (G*W,)
         dec.reorder(rows)
         logits = logits[rows]
         # imagined tokens; goal mode imagines one more observation (after the last action)
         plan = torch.zeros(G * W, H + by_goal, td, dtype=torch.long, device=device)
         # the first imagined transition starts from the real observation
-        plan[:, 0, :O] = prompt[rows, -O:].to(device)
+        plan[:, 0, :O] = prompt[rows, -O:]
         rewards = torch.zeros(G * W, H, device=device)  # expected rewards per imagined step
+        # P(no imagined termination before step t) (plan.absorbing; stays 1 otherwise)
+        alive = torch.ones(G * W, H + 1, device=device)
         env_offset = torch.arange(G, device=device)[:, None] * (W * E)  # (G, 1)
         returns = torch.zeros(G * W, device=device)  # the survivors' predicted returns
         total = torch.zeros(G * W, device=device)  # the survivors' running score (self.score.add)
         score = self.score
         sampled: torch.Tensor | None = None  # (G,) see PlanResult.sampled_return
+        first_actions: torch.Tensor | None = None  # (G, W·E, A) see PlanResult.first_actions
+        first_returns: torch.Tensor | None = None  # (G, W·E)
 
         for t in range(H):
             # 1. expand every beam E times (the cache shares each beam's keys with its children)
             rows = torch.arange(G * W, device=device).repeat_interleave(E)  # (M,) M = G*W*E
             dec.expand(E)
             logits, plan, rewards, total = logits[rows], plan[rows], rewards[rows], total[rows]
+            alive = alive[rows]
             for j in range(A):
                 token = self.sample_act(logits, gen)  # (M,)
                 plan[:, t, O + j] = token
                 total = score.add(total, logits, token)
                 logits = dec.step(token)
             # 2. expected reward, then expected value (raw model distributions, as in TT)
-            rewards[:, t] = logits.softmax(dim=-1) @ self.reward_centers  # (M,)
+            reward_probs = logits.softmax(dim=-1)  # (M, V)
+            rewards[:, t] = reward_probs @ self.reward_centers  # (M,)
+            if self.terminal_bins is not None:  # the step ends the episode with this probability
+                alive[:, t + 1] = alive[:, t] * (1 - reward_probs @ self.terminal_bins)
             token = self.sample_reward(logits, gen)
             plan[:, t, O + A] = token
             total = score.add(total, logits, token)
@@ -326,15 +352,19 @@ class BeamPlanner:
                 # V_t is the reward-to-go from step t, r_t included (data.episodes), so the
                 # candidate's return is the rewards before t plus the discounted V_t (TT's
                 # r_0..r_t + γ^(t+1) V with TT's value defined from t+1 on).
-                returns = rewards[:, :t] @ self.discounts[:t] + self.discounts[t] * value  # (M,)
+                returns = (rewards[:, :t] * alive[:, :t]) @ self.discounts[:t] + self.discounts[
+                    t
+                ] * alive[:, t] * value  # (M,) alive ≡ 1 unless plan.absorbing
                 if t == 0:  # the W beams start as copies: M = G·W·E sampled first actions
-                    sampled = returns.view(G, W * E).mean(dim=-1)  # (G,)
+                    first_returns = returns.view(G, W * E)  # (G, W·E)
+                    first_actions = plan[:, 0, O : O + A].view(G, W * E, A)
+                    sampled = first_returns.mean(dim=-1)  # (G,)
             # likelihood mode: the value token of step t is drawn only after this pruning (below),
             # so it counts from the next ranking on, and in the final choice after the loop
             top = score.rank(returns, total).view(G, W * E).topk(W, dim=-1)  # (G, W)
             rows = (top.indices + env_offset).flatten()  # (G*W,)
             plan, rewards, logits = plan[rows], rewards[rows], logits[rows]
-            returns, total = returns[rows], total[rows]
+            returns, total, alive = returns[rows], total[rows], alive[rows]
             if goal_f is not None:  # its value token and next observation are drawn already
                 if t < H - 1:
                     dec.reorder(rows)
@@ -357,4 +387,6 @@ class BeamPlanner:
             predicted_return=returns[winners],
             sampled_return=sampled,
             log_likelihood=total[winners] if score.tracks_likelihood else None,
+            first_actions=first_actions,
+            first_returns=first_returns,
         )
