@@ -26,11 +26,10 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import shutil
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ import numpy as np
 import torch
 
 from ..errors import TTError
+from ..store import minari_datasets_path
 
 __all__ = ["main", "run_checks"]
 
@@ -50,19 +50,6 @@ TINY = [
 PLAN = ["plan.beam_width=8", "plan.horizon=3", "plan.context=2"]
 EVAL = ["eval.episodes=4", "eval.n_envs=4", "eval.max_episode_steps=20", "eval.device=cuda",
         "eval.progress=false"]  # fmt: skip
-
-
-@contextlib.contextmanager
-def _minari_root(path: Path) -> Iterator[None]:
-    saved = os.environ.get("MINARI_DATASETS_PATH")
-    os.environ["MINARI_DATASETS_PATH"] = str(path)
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("MINARI_DATASETS_PATH", None)
-        else:
-            os.environ["MINARI_DATASETS_PATH"] = saved
 
 
 class _Checks:
@@ -115,7 +102,7 @@ def run_checks(
     steps = 4 if quick else 200
     dev = [f"train.device={device}"]
     runs: dict[str, Path] = {}
-    with _minari_root(work / "minari"), out:
+    with minari_datasets_path(work / "minari"), out:
         pendulum = "tt/pendulum/expert-gpucheck-v0"
         cheetah = "tt/halfcheetah/random-gpucheck-v0"
 
