@@ -300,6 +300,7 @@ class TTPolicy:
         if seed is not None:
             plan_overrides["seed"] = seed
         plan = plan_config_with(loaded.config.plan, overrides, **plan_overrides)
+        plan = plan.for_run(loaded.config.data)
         observation_space, action_space = run_spaces(loaded.info)
         data = loaded.config.data
         policy = cls(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from trajectory_transformer.data.episodes import DatasetInfo
 from trajectory_transformer.data.spaces import space_to_json
 from trajectory_transformer.envs.agents import PolicyAgent, RandomAgent
 from trajectory_transformer.envs.factory import check_env_spaces, env_factory
-from trajectory_transformer.errors import TTError
+from trajectory_transformer.errors import ConfigError, TTError
 from trajectory_transformer.evaluation.evaluate import evaluate_agent, evaluate_run
 from trajectory_transformer.evaluation.outputs import format_summary, write_eval_outputs
 from trajectory_transformer.sources.policies import PendulumExpert
@@ -330,3 +331,25 @@ def test_beam_search_over_the_most_likely_action_only_is_greedy_decoding(
     assert beam["returns"] == greedy["returns"]
     sampled = evaluate_run(tiny_run, overrides=[*SMALL, "plan.mode=beam"], out=tmp_path / "s")
     assert sampled["returns"] != greedy["returns"]  # the check has teeth: sampling changes actions
+
+
+def test_the_planner_discounts_with_the_runs_data_discount_unless_plan_discount_is_set(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    # issue 28: a run trained with data.discount=0.999 used to be planned at plan.discount's 0.99
+    from trajectory_transformer.plan.agent import make_agent
+    from trajectory_transformer.policy import TTPolicy
+    from trajectory_transformer.runs import load_run
+
+    loaded = load_run(tiny_run)
+    loaded.config.data.discount = 0.9  # as if trained with it (the value tokens' discount)
+    assert loaded.config.plan.discount is None
+    plan = replace(loaded.config.plan, context=2)
+    assert make_agent(loaded, plan).cfg.gamma == 0.9
+    assert TTPolicy.from_loaded(loaded, context=2).agent.cfg.gamma == 0.9
+    explicit = replace(plan, discount=0.5)
+    assert make_agent(loaded, explicit).cfg.gamma == 0.5
+    summary = evaluate_run(tiny_run, SMALL, out=tmp_path / "e")
+    assert summary["config"]["plan"]["discount"] == 0.99  # the run's data.discount, recorded
+    with pytest.raises(ConfigError, match=r"plan\.discount"):
+        evaluate_run(tiny_run, [*SMALL, "plan.discount=0"], out=tmp_path / "bad")

@@ -211,8 +211,11 @@ class PlanConfig:
     """Past real transitions kept in the prompt (plus the current observation)."""
     plan_every: int = 1
     """Re-plan every N env steps; in between, the stored plan's next actions are used."""
-    discount: float = 0.99
-    """Discount of predicted rewards and the terminal value in a candidate's predicted return."""
+    discount: float | None = None
+    """Discount of predicted rewards and the terminal value in a candidate's predicted return.
+    None: the run's data.discount, the discount its value tokens were trained with (a planner
+    without a run uses data.discount's default). Set it only to plan with another horizon on
+    purpose: before this default, a run trained with data.discount=0.999 was planned at 0.99."""
     slide: Literal["multi", "single"] = "multi"
     """How the context slides past the model's window: multi re-encodes half a window at a time,
     single re-encodes at every transition (exact either way)."""
@@ -258,6 +261,11 @@ class PlanConfig:
         _require(self.context >= 0, "plan.context", "must be >= 0")
         _require(self.plan_every >= 1, "plan.plan_every", "must be >= 1")
         _require(self.temperature > 0, "plan.temperature", "must be > 0")
+        _require(
+            self.discount is None or 0.0 < self.discount <= 1.0,
+            "plan.discount",
+            "must be in (0, 1] or null (the run's data.discount)",
+        )
         _require(self.slide in ("multi", "single"), "plan.slide", "use multi or single")
         for name in ("cdf_obs", "cdf_act"):
             value = getattr(self, name)
@@ -268,6 +276,17 @@ class PlanConfig:
         for name in ("k_obs", "k_act", "k_reward", "k_value"):
             value = getattr(self, name)
             _require(value is None or value >= 1, f"plan.{name}", "must be >= 1 or null")
+
+    def for_run(self, data: DataConfig) -> PlanConfig:
+        """These settings as a run's planner uses them: an unset discount is data.discount."""
+        return (
+            self if self.discount is not None else dataclasses.replace(self, discount=data.discount)
+        )
+
+    @property
+    def gamma(self) -> float:
+        """The discount to plan with (data.discount's default when no run resolved it)."""
+        return DataConfig.discount if self.discount is None else self.discount
 
 
 @dataclass

@@ -89,7 +89,7 @@ def evaluate_agent(
     if stop_on_success is None:
         stop_on_success = bool(eval_cfg.stop_on_success)
     audit = (
-        PlanAudit(agent, agent.cfg.discount, termination_penalty)
+        PlanAudit(agent, agent.cfg.gamma, termination_penalty)
         if isinstance(agent, PlannerAgent) and agent.audits_returns
         else None
     )
@@ -300,6 +300,9 @@ def prepare_run(
         raise TTError(f"{run_dir}: no such run folder")
     # the saved config plus overrides picks the device, so weights are loaded once, in place
     cfg = _apply_eval_overrides(runs.read_run_config(run_dir), overrides or [])
+    cfg = dataclasses.replace(
+        cfg, plan=cfg.plan.for_run(cfg.data)
+    )  # the summary records the discount used
     device = resolve_device(cfg.eval.device)
     loaded = runs.load_run(run_dir, device, verify=verify, checkpoint=checkpoint)
     info = loaded.info

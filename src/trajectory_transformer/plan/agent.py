@@ -228,6 +228,7 @@ def make_agent(
     """An agent from a loaded run folder (runs.load_run) and planning settings."""
     model = loaded_run.model.to(device).eval()
     penalty = loaded_run.config.data.termination_penalty
+    plan_cfg = plan_cfg.for_run(loaded_run.config.data)
     return PlannerAgent(
         model, loaded_run.discretizer, plan_cfg, run_goal_layout(loaded_run), penalty
     )

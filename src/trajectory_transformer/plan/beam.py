@@ -208,7 +208,7 @@ class BeamPlanner:
         )
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(cfg.seed)
-        self.discounts = cfg.discount ** torch.arange(cfg.horizon + 1, device=device)
+        self.discounts = cfg.gamma ** torch.arange(cfg.horizon + 1, device=device)
         self.achieved_dims = achieved_dims
         self.achieved_centers = (
             None if achieved_centers is None else achieved_centers.to(device, torch.float32)
