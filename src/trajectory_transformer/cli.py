@@ -133,11 +133,7 @@ def _bench_runner(what: str) -> Callable[..., int]:
 def _cmd_bench(args: argparse.Namespace) -> int:
     run_benchmark = _bench_runner(args.what)
 
-    options = [f"suite={args.suite}"] if args.suite else []
-    options += ["dry_run=true"] if args.dry_run else []
-    options += ["report_only=true"] if args.report_only else []
-    if options and args.what != "quality":
-        raise TTError("--suite, --dry-run and --report-only belong to `tt bench quality`")
+    options: list[str] = []  # each command's own options and overrides: config.parse_options
     if args.device is not None:
         if args.what not in ("plan", "train"):
             raise TTError("--device belongs to `tt bench plan` and `tt bench train`")
@@ -255,10 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--quick", action="store_true", help="smaller sizes, for smoke tests")
     p.add_argument("--device", default=None, help="plan, train: cpu | cuda | cuda:N | auto")
-    p.add_argument("--suite", default=None, help="quality: the suite to run (configs/suites/)")
-    p.add_argument("--dry-run", action="store_true", help="quality: list cells, run nothing")
-    p.add_argument("--report-only", action="store_true", help="quality: rebuild the table/plot")
-    p.add_argument("overrides", nargs="*")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        help="the command's options and section.key=value overrides (`--name` or name=value; "
+        "quality: suite=NAME dry_run report_only ...)",
+    )
 
     p = add("report", _cmd_report, "write a self-contained HTML report for a run")
     p.add_argument("run_dir")
@@ -280,7 +278,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     # key=value overrides may come before or after options; argparse leaves the later ones over.
     args, extra = parser.parse_known_args(argv)
-    stray = [item for item in extra if "=" not in item]
+    # `tt bench` reads its own options (`--dry-run`, `--work-dir w`) with config.parse_options
+    stray = [] if args.command == "bench" else [item for item in extra if "=" not in item]
     if stray or (extra and not hasattr(args, "overrides")):
         parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
     if extra:

@@ -44,9 +44,9 @@ def test_oracle_scores_every_candidate_of_every_snapshot(tiny_run: Path) -> None
 
 
 def test_oracle_options_are_checked_in_one_line() -> None:
-    with pytest.raises(TTError, match="needs run=DIR"):
+    with pytest.raises(TTError, match="needs run="):
         parse(["episodes=2"])
-    with pytest.raises(TTError, match="rollout must be an integer"):
+    with pytest.raises(TTError, match="option rollout expects int, got 'ten'"):
         parse(["run=x", "rollout=ten"])
     with pytest.raises(TTError, match="'bogus=1'"):
         parse(["run=x", "bogus=1"])

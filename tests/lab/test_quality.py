@@ -356,16 +356,37 @@ def test_aggregation_gives_the_t_interval_over_seeds_and_the_pooled_one(tmp_path
 # ------------------------------------------------------------------------------ options + CLI
 def test_options_and_overrides_are_split() -> None:
     options, overrides = quality.parse_options(
-        ["suite=a", "--dry-run", "train.device=cpu", "--work-dir", "w", "--results-dir=r"]
+        ["suite=a", "--dry-run", "train.device=cpu", "--work-dir", "w", "--results-dir=r",
+         "seeds=0,2"]
+    )  # fmt: skip
+    assert options == quality.QualityOptions(
+        suite="a", dry_run=True, work_dir="w", results_dir="r", seeds=("0", "2")
     )
-    assert options == {"list": True, "report": False, "suite": "a", "work_dir": "w",
-                       "results_dir": "r"}  # fmt: skip
     assert overrides == ["train.device=cpu"]
-    assert quality.parse_options(["report_only=true"])[0]["report"] is True
-    with pytest.raises(TTError, match="unknown option 'bogus'"):
+    assert quality.parse_options(["report_only=true"])[0].report_only is True
+    with pytest.raises(ConfigError, match="unknown option 'bogus'"):
         quality.parse_options(["bogus"])
-    with pytest.raises(TTError, match="dry_run=true"):
+    with pytest.raises(ConfigError, match="option dry_run expects bool, got 'maybe'"):
         quality.parse_options(["dry_run=maybe"])
+    with pytest.raises(ConfigError, match=r"'data\.dataset' is not an option"):
+        quality.parse_options(["data.dataset"])
+    with pytest.raises(ConfigError, match="'--work-dir' needs a value"):
+        quality.parse_options(["--work-dir"])
+
+
+def test_one_option_grammar_for_every_lab_command() -> None:
+    # the same spelling means the same thing in each: dashes, a leading --, YAML-typed values
+    from trajectory_transformer.lab import oracle, valuefit
+
+    opts, extra = oracle.parse(["--run", "r", "every=5", "plan.beam_width=4"])
+    assert (opts.run, opts.every, extra) == ("r", 5, ["plan.beam_width=4"])
+    with pytest.raises(ConfigError, match="option every expects int, got 'x'"):
+        oracle.parse(["run=r", "every=x"])
+    with pytest.raises(ConfigError, match="every must be at least 1"):
+        oracle.parse(["run=r", "every=0"])
+    with pytest.raises(ConfigError, match=r"'train\.lr=1' is not an option"):
+        oracle.parse(["run=r", "train.lr=1"])
+    assert valuefit.parse(["run=r", "--windows=10"]).windows == 10
 
 
 def test_cli_lists_cells_and_refuses_a_suite_override(

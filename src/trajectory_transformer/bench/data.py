@@ -9,45 +9,40 @@ Overrides: transitions=N episode_len=T n_bins=B strategy=quantile|uniform n_tran
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import tracemalloc
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..config import split_override
+from ..config import parse_options
 from ..data.episodes import DatasetInfo, Transitions, discounted_returns
 from ..data.tokens import build_tokenized
-from ..errors import TTError
 
 __all__ = ["main", "run"]
 
-_DEFAULTS: dict[str, Any] = {
-    "transitions": 1_000_000,
-    "episode_len": 1000,
-    "obs_dim": 17,
-    "act_dim": 6,
-    "n_bins": 100,
-    "strategy": "quantile",
-    "n_transitions": 10,
-    "batch": 256,
-}
+
+@dataclass(frozen=True)
+class DataBenchOptions:
+    """`tt bench data` options (read by `config.parse_options`)."""
+
+    transitions: int = 1_000_000
+    episode_len: int = 1000
+    obs_dim: int = 17
+    act_dim: int = 6
+    n_bins: int = 100
+    strategy: str = "quantile"
+    n_transitions: int = 10
+    batch: int = 256
 
 
 def _parse(overrides: list[str], quick: bool) -> dict[str, Any]:
-    params = dict(_DEFAULTS)
-    if quick:
-        params["transitions"] = 50_000
-    for item in overrides:
-        key, value = split_override(item)
-        if key not in params or not value:
-            raise TTError(
-                f"bench data: unknown override '{item}'; use {sorted(params)} as key=value"
-            )
-        params[key] = type(params[key])(value)
-    return params
+    items = ["transitions=50000", *overrides] if quick else overrides
+    return dataclasses.asdict(parse_options(items, DataBenchOptions, "bench data", sections=())[0])
 
 
 def synthetic_transitions(n: int, episode_len: int, obs_dim: int, act_dim: int) -> Transitions:

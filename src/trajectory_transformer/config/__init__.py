@@ -9,6 +9,7 @@ from .overrides import (
     config_from_dict,
     config_to_dict,
     merge,
+    parse_options,
     split_override,
 )
 from .presets import PRESET_DIR, find_yaml, list_presets, load_config
@@ -43,5 +44,6 @@ __all__ = [
     "list_presets",
     "load_config",
     "merge",
+    "parse_options",
     "split_override",
 ]

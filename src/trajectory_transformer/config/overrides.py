@@ -10,6 +10,7 @@ import dataclasses
 import difflib
 import json
 import typing
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import yaml
@@ -23,6 +24,7 @@ __all__ = [
     "config_from_dict",
     "config_to_dict",
     "merge",
+    "parse_options",
     "split_override",
 ]
 
@@ -174,3 +176,70 @@ def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
         node[leaf] = _parse_value(raw)
     merged = merge(config_to_dict(config), update)
     return typing.cast(RunConfig, config_from_dict(merged))
+
+
+OptionsT = typing.TypeVar("OptionsT")
+
+
+def parse_options(
+    items: Sequence[str],
+    options_type: type[OptionsT],
+    command: str,
+    sections: tuple[str, ...] = ("data", "model", "train", "plan", "eval", "collect"),
+) -> tuple[OptionsT, list[str]]:
+    """A command's own options (the fields of `options_type`) and its `section.key=value` overrides.
+
+    The one grammar of `tt bench`/lab commands, read like config overrides: `name=value` (a leading
+    `--` and dashes for underscores allowed), a bool option alone means true, a value may also be
+    the next item (`--work-dir w`), values are YAML scalars typed by the field, a `tuple[X, ...]`
+    field takes a comma list. Overrides are returned as given, for `apply_overrides` to check.
+    Ranges are the options dataclass's own `__post_init__`.
+    """
+    hints = typing.get_type_hints(options_type)
+    names = [f.name for f in dataclasses.fields(typing.cast(Any, options_type))]
+    values: dict[str, Any] = {}
+    overrides: list[str] = []
+    queue = list(items)
+    while queue:
+        item = queue.pop(0)
+        key, raw = split_override(item)
+        name = key.replace("-", "_")
+        if "." in key:
+            if raw is None or key.split(".")[0] not in sections:
+                allowed = ", ".join(f"{s}.*" for s in sections)
+                raise ConfigError(f"tt {command}: '{item}' is not an option; it takes {allowed} "
+                                  "as key=value")  # fmt: skip
+            overrides.append(f"{key}={raw}")
+            continue
+        if name not in names:
+            listed = ", ".join(f"{n}=" for n in names)
+            raise ConfigError(f"tt {command}: unknown option '{item}'; use {listed} or "
+                              "section.key=value overrides")  # fmt: skip
+        hint = hints[name]
+        if raw is None and hint is bool:
+            raw = "true"
+        elif raw is None:
+            if not queue:
+                raise ConfigError(f"tt {command}: '{item}' needs a value: {name}=...")
+            raw = queue.pop(0)
+        values[name] = _option_value(raw, hint, name, command)
+    try:
+        return options_type(**values), overrides
+    except TypeError as err:  # a required field left out
+        missing = [n for n in names if n not in values]
+        raise ConfigError(f"tt {command} needs {missing[0]}=... ({err})") from None
+
+
+def _option_value(raw: str, hint: Any, name: str, command: str) -> Any:
+    args = typing.get_args(hint)
+    variadic = typing.get_origin(hint) is tuple and len(args) == 2 and args[1] is Ellipsis
+    try:
+        if variadic:
+            parts = [p.strip() for p in raw.split(",") if p.strip()]
+            if not parts:
+                raise ConfigError(f"config key '{name}' needs a comma list such as {name}=a,b")
+            return tuple(_coerce(_parse_value(p), args[0], name) for p in parts)
+        return _coerce(raw if hint is str else _parse_value(raw), hint, name)
+    except ConfigError as err:
+        message = str(err).replace(f"config key '{name}'", f"option {name}")
+        raise ConfigError(f"tt {command}: {message}") from None

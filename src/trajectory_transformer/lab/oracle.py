@@ -26,6 +26,7 @@ snapshots x candidates x rollout env steps plus as many greedy decoding steps in
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,8 @@ import gymnasium as gym
 import numpy as np
 
 from .. import runs
-from ..errors import TTError
+from ..config import parse_options
+from ..errors import ConfigError, TTError
 from ..utils import atomic_write_json
 
 __all__ = ["OracleOptions", "main", "oracle_ranking", "parse"]
@@ -43,6 +45,8 @@ __all__ = ["OracleOptions", "main", "oracle_ranking", "parse"]
 
 @dataclass(frozen=True)
 class OracleOptions:
+    """`tt bench oracle` options (read by `config.parse_options`, with plan.*/eval.* overrides)."""
+
     run: str
     episodes: int = 2
     every: int = 10
@@ -50,37 +54,17 @@ class OracleOptions:
     rollout: int = 100
     seed: int = 0
 
-
-_INTS = ("episodes", "every", "candidates", "rollout", "seed")
+    def __post_init__(self) -> None:
+        for name in ("episodes", "every", "candidates", "rollout"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"tt bench oracle: {name} must be at least 1")
+        if self.seed < 0:
+            raise ConfigError("tt bench oracle: seed must be at least 0")
 
 
 def parse(items: list[str]) -> tuple[OracleOptions, list[str]]:
-    """(options, plan/eval overrides) from `key=value` items; a bad one is a one-line TTError."""
-    values: dict[str, Any] = {}
-    overrides: list[str] = []
-    for item in items:
-        key, has_value, value = item.partition("=")
-        if not has_value:
-            raise TTError(f"'{item}': tt bench oracle takes key=value options")
-        if key.startswith(("plan.", "eval.")):
-            overrides.append(item)
-        elif key == "run":
-            values["run"] = value
-        elif key in _INTS:
-            try:
-                values[key] = int(value)
-            except ValueError:
-                raise TTError(f"'{item}': {key} must be an integer") from None
-            if values[key] < (0 if key == "seed" else 1):
-                raise TTError(f"'{item}': {key} must be at least {0 if key == 'seed' else 1}")
-        else:
-            raise TTError(
-                f"'{item}': tt bench oracle takes run=DIR, {', '.join(_INTS)} and plan.*/eval.* "
-                "overrides"
-            )
-    if "run" not in values:
-        raise TTError("tt bench oracle needs run=DIR (a trained run folder)")
-    return OracleOptions(**values), overrides
+    """(options, plan/eval overrides) from `key=value` items; a bad one is a one-line error."""
+    return parse_options(items, OracleOptions, "bench oracle", sections=("plan", "eval"))
 
 
 class _Snapshot:
@@ -187,7 +171,7 @@ def oracle_ranking(opts: OracleOptions, overrides: list[str] | None = None) -> d
     hit = np.array([r["top_predicted_is_best"] for r in rows], dtype=float)
     summary = {
         "run": str(opts.run),
-        "options": {k: getattr(opts, k) for k in _INTS},
+        "options": dataclasses.asdict(opts),
         "plan": {
             "beam_width": cfg.plan.beam_width,
             "expand": cfg.plan.expand,

@@ -46,8 +46,7 @@ LAST checkpoint's (the weights at the end of training), not the best one. The ta
 rebuilt after each cell, and from the JSONs alone with `report_only=true`.
 
 Options (`tt bench quality OPTION=VALUE ...`; a leading `--` is accepted, e.g. `--suite=X`):
-`suite=NAME|PATH` (required), `dry_run=true` (or `list=true`: print the cells and their status,
-run nothing), `report_only=true` (rebuild results.md/results.png from the JSONs),
+`suite=NAME|PATH` (required), `dry_run=true` (print the cells and their status, run nothing), `report_only=true` (rebuild results.md/results.png from the JSONs),
 `work_dir=PATH` (default runs/quality/<suite>), `results_dir=PATH` (default
 benchmarks/results/<suite>), `baselines_python=PATH` (the baselines venv's python; default
 $TT_BASELINES_PYTHON, else .venv-baselines/bin/python here or beside the source checkout),
@@ -63,13 +62,11 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ..config import split_override
+from ..config import parse_options as _parse_options
 from ..errors import TTError
 from ..sources.recipes import make_if_recipe, recipe_to_make
 from ..training.setup import StepCallback
@@ -237,78 +234,57 @@ def _print_status(
             print(f"  {ds.dataset:<36} {method:<10} seed {seed:<3} {status:<30} {path}")
 
 
-_FLAGS = {"dry_run": "list", "list": "list", "report_only": "report", "report": "report"}
-_VALUES = ("suite", "work_dir", "results_dir", "baselines_python")
-_SELECTORS = ("datasets", "methods", "seeds")  # comma lists: the cells to run now
+@dataclass(frozen=True)
+class QualityOptions:
+    """`tt bench quality` options (the module doc); read by `config.parse_options`."""
+
+    suite: str | None = None
+    dry_run: bool = False
+    report_only: bool = False
+    work_dir: str | None = None
+    results_dir: str | None = None
+    baselines_python: str | None = None
+    datasets: tuple[str, ...] = ()  # the cells to run (or list) now
+    methods: tuple[str, ...] = ()
+    seeds: tuple[str, ...] = ()
 
 
-def parse_options(items: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
+def parse_options(items: Sequence[str]) -> tuple[QualityOptions, list[str]]:
     """Split `tt bench quality` arguments into options and config overrides (see the module doc)."""
-    options: dict[str, Any] = {"list": False, "report": False}
-    overrides: list[str] = []
-    queue = list(items)
-    while queue:
-        item = queue.pop(0)
-        key, raw = split_override(item)
-        has_value, value = raw is not None, raw or ""
-        name = key.replace("-", "_")
-        if "." in key and has_value:
-            overrides.append(f"{key}={value}")
-        elif name in _FLAGS:
-            flag = yaml.safe_load(value) if has_value else True
-            if not isinstance(flag, bool):
-                raise TTError(f"'{item}': use {name}=true or {name}=false")
-            options[_FLAGS[name]] = options[_FLAGS[name]] or flag
-        elif name in _SELECTORS:
-            if not has_value or not value:
-                raise TTError(f"'{item}' needs a comma list: {name}=A,B")
-            options[name] = [v.strip() for v in value.split(",") if v.strip()]
-        elif name in _VALUES:
-            if not has_value:
-                if not queue:
-                    raise TTError(f"'{item}' needs a value: {name}=...")
-                value = queue.pop(0)
-            options[name] = value
-        else:
-            raise TTError(
-                f"tt bench quality: unknown option '{item}'; use suite=NAME, dry_run=true, "
-                "report_only=true, work_dir=PATH, results_dir=PATH, baselines_python=PATH, "
-                "datasets=/methods=/seeds= comma lists or section.key=value overrides"
-            )
-    return options, overrides
+    return _parse_options(items, QualityOptions, "bench quality")
 
 
 def main(json_lines: bool = False, quick: bool = False, overrides: list[str] | None = None) -> int:
     options, extra = parse_options(overrides or [])
-    if not options.get("suite"):
+    if not options.suite:
         raise TTError(f"tt bench quality needs a suite: suite=NAME, one of {list_suites()}")
-    suite = load_suite(options["suite"])
+    suite = load_suite(options.suite)
     if quick:
         suite = replace(suite, seeds=suite.seeds[:1], episodes=2, quick=True,
                         overrides=(*suite.overrides, *QUICK_OVERRIDES))  # fmt: skip
-    suite = select(suite, *(options.get(k, ()) for k in _SELECTORS))
+    suite = select(suite, list(options.datasets), list(options.methods), list(options.seeds))
     default = Layout.default(suite, quick)
     layout = Layout(
-        Path(options.get("work_dir") or default.work_dir),
-        Path(options.get("results_dir") or default.results_dir),
+        Path(options.work_dir or default.work_dir),
+        Path(options.results_dir or default.results_dir),
     )
     for ds in suite.datasets:  # the overrides are checked before anything runs
         for seed in suite.seeds:
             cell_config(suite, ds, seed, extra)
-    if options["list"]:
-        _print_status(suite, layout, json_lines, options.get("baselines_python"))
+    if options.dry_run:
+        _print_status(suite, layout, json_lines, options.baselines_python)
         return 0
     failed: list[str] = []
-    if not options["report"]:
+    if not options.report_only:
         run_suite(suite, layout, extra, json_lines=json_lines,
-                  baselines_python_path=options.get("baselines_python"), failed=failed)  # fmt: skip
+                  baselines_python_path=options.baselines_python, failed=failed)  # fmt: skip
     rows = write_report(suite.name, layout.results_dir)
     if not rows:
         print(f"no results under {layout.results_dir} yet", file=sys.stderr)
     elif not json_lines:
         print(layout.table.read_text())
         print(f"plot: {layout.plot}")
-    elif options["report"]:
+    elif options.report_only:
         for row in rows:
             print(json.dumps(row))
     for line in failed:  # after the table, so the reason is the last thing on screen

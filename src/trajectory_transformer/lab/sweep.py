@@ -30,13 +30,14 @@ import itertools
 import shlex
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import runs
-from ..config import apply_overrides, split_override
+from ..config import apply_overrides, parse_options
 from ..errors import TTError
 from ..evaluation.agreement import expert_agreement
 from ..evaluation.evaluate import evaluate_run
@@ -61,7 +62,7 @@ __all__ = ["SCHEMA", "SweepPlan", "main", "parse_sweep", "run_sweep", "write_tab
 SCHEMA = "tt-sweep-point/1"
 TABLE_FILE = "results.md"
 QUICK_OVERRIDES = ("eval.episodes=2", "eval.n_envs=2", "eval.max_episode_steps=20")
-_SECTIONS = ("plan.", "eval.")
+_SECTIONS = ("plan", "eval")
 AGREEMENT_SEED_OFFSET = 100_000
 """Agreement episodes reset with eval.seed + this, apart from the point's scored episodes."""
 
@@ -102,42 +103,37 @@ def _checkpoint_list(text: str) -> list[int | None]:
     return out
 
 
+@dataclass(frozen=True)
+class SweepOptions:
+    """`tt bench sweep` options (read by `config.parse_options`; plan.*/eval.* are the axes)."""
+
+    run: str
+    out: str | None = None
+    checkpoints: str = "final"
+    agreement: int = 0
+
+    def __post_init__(self) -> None:
+        if self.agreement < 0:
+            raise TTError("tt bench sweep: agreement must be a number of expert episodes (>= 0)")
+
+
 def parse_sweep(items: Sequence[str], quick: bool = False) -> SweepPlan:
     """Split `tt bench sweep` arguments (see the module doc); every value is checked here."""
-    options: dict[str, str] = {}
+    options, overrides = parse_options(items, SweepOptions, "bench sweep", sections=_SECTIONS)
     axes: dict[str, list[str]] = {}
-    for item in QUICK_OVERRIDES if quick else ():
+    for item in [*(QUICK_OVERRIDES if quick else ()), *overrides]:
         key, _, value = item.partition("=")
-        axes[key] = [value]
-    for item in items:
-        key, raw = split_override(item)
-        value = raw or ""
-        if not value:
-            raise TTError(f"tt bench sweep: '{item}' needs a value (KEY=VALUE)")
-        if key in ("run", "out", "checkpoints", "agreement"):
-            options[key] = value
-        elif key.startswith(_SECTIONS):
-            axes[key] = [v.strip() for v in value.split(",")]
-        else:
-            raise TTError(
-                f"tt bench sweep: unknown option '{item}'; use run=DIR, out=DIR, "
-                "checkpoints=STEP,...,final, agreement=EPISODES, or plan.KEY=V1,V2 / eval.KEY=V1,V2"
-            )
-    if "run" not in options:
-        raise TTError("tt bench sweep needs run=DIR (a trained run folder)")
-    run_dir = Path(options["run"])
+        axes[key] = [v.strip() for v in value.split(",")]
+    run_dir = Path(options.run)
     if not run_dir.is_dir():
         raise TTError(f"run={run_dir}: no such run folder")
-    agreement = options.get("agreement", "0")
-    if not agreement.isdigit():
-        raise TTError(f"agreement={agreement}: use a number of expert episodes, e.g. agreement=10")
     config = runs.read_run_config(run_dir)
     plan = SweepPlan(
         run_dir,
-        Path(options.get("out") or Path("benchmarks") / "results" / "sweeps" / run_dir.name),
-        _checkpoint_list(options.get("checkpoints", "final")),
+        Path(options.out or Path("benchmarks") / "results" / "sweeps" / run_dir.name),
+        _checkpoint_list(options.checkpoints),
         axes,
-        int(agreement),
+        options.agreement,
     )
     for checkpoint, settings in plan.points():  # every point's settings, before anything runs
         apply_overrides(config, _overrides(settings))

@@ -10,42 +10,42 @@ the env is being exploited by the search. Writes RUN/eval/value_fit.json; `--jso
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .. import runs
-from ..config import split_override
-from ..errors import TTError
+from ..config import parse_options
+from ..errors import ConfigError
 from ..evaluation.value_fit import value_fit
 from ..utils import atomic_write_json
 from .records import fmt
 
 __all__ = ["main"]
 
-_OPTIONS = {"run": str, "windows": int, "seed": int}
+
+@dataclass(frozen=True)
+class ValueFitOptions:
+    """`tt bench valuefit` options (read by `config.parse_options`; it takes no overrides)."""
+
+    run: str
+    windows: int = 2000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.windows < 1 or self.seed < 0:
+            raise ConfigError("tt bench valuefit: windows must be at least 1 and seed at least 0")
 
 
-def parse(items: list[str]) -> dict[str, Any]:
-    """`key=value` options into typed values; an unknown or malformed one is a one-line TTError."""
-    options: dict[str, Any] = {"windows": 2000, "seed": 0}
-    for item in items:
-        key, value = split_override(item)
-        if key not in _OPTIONS or value is None:
-            raise TTError(f"'{item}': tt bench valuefit takes run=DIR, windows=N and seed=N")
-        try:
-            options[key] = _OPTIONS[key](value)
-        except ValueError:
-            raise TTError(f"'{item}': {key} must be an integer") from None
-    if "run" not in options:
-        raise TTError("tt bench valuefit needs run=DIR (a trained run folder)")
-    return options
+def parse(items: list[str]) -> ValueFitOptions:
+    """`key=value` options into typed values; an unknown or malformed one is a one-line error."""
+    return parse_options(items, ValueFitOptions, "bench valuefit", sections=())[0]
 
 
 def main(json_lines: bool = False, quick: bool = False, overrides: list[str] | None = None) -> int:
     options = parse(list(overrides or []))
-    run_dir = Path(options["run"])
-    windows = 64 if quick else options["windows"]
-    fit = value_fit(run_dir, windows=windows, seed=options["seed"])
+    run_dir = Path(options.run)
+    windows = 64 if quick else options.windows
+    fit = value_fit(run_dir, windows=windows, seed=options.seed)
     path = run_dir / runs.EVAL_DIR / "value_fit.json"
     atomic_write_json(path, fit)
     if json_lines:
