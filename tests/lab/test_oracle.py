@@ -52,3 +52,16 @@ def test_oracle_options_are_checked_in_one_line() -> None:
         parse(["run=x", "bogus=1"])
     opts, over = parse(["run=x", "candidates=8", "plan.beam_width=4"])
     assert opts.candidates == 8 and over == ["plan.beam_width=4"]
+
+
+def test_acting_on_the_realised_best_candidate_gives_the_ceiling_episode(tiny_run: Path) -> None:
+    # rollout=1: a candidate's realised return is its own reward, so an episode that always takes
+    # the realised-best candidate earns exactly the sum of the per-state bests
+    opts = OracleOptions(str(tiny_run), episodes=1, every=1, candidates=4, rollout=1, act="oracle")
+    result = oracle_ranking(opts, ["plan.beam_width=4", "plan.horizon=2", "plan.context=2",
+                                   "eval.max_episode_steps=6"])  # fmt: skip
+    bests = [row["best_realized"] for row in result["per_state"]]
+    assert len(bests) == 6
+    assert result["episode_returns"][0] == pytest.approx(sum(bests), abs=1e-2)
+    with pytest.raises(TTError, match="act"):
+        parse(["run=x", "act=best"])

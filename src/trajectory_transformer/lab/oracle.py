@@ -18,7 +18,9 @@ bad one at the same state, which is all a search needs. This benchmark asks the 
    highest-predicted candidate against the best and the mean candidate (the gap is what a
    perfect value head would gain from this model's own proposals: the ceiling of search).
 
-Options: run=DIR (required), episodes=2, every=10, candidates=16, rollout=100, seed=0, and any
+Options: run=DIR (required), episodes=2, every=10, candidates=16, rollout=100, seed=0,
+act=planner|oracle (oracle: the episode continues with the realised-best candidate at each scored
+state; with every=1 its return is the ceiling of search with this model's proposals), and any
 plan.* / eval.* override. Writes RUN/eval/oracle.json; `--json` prints it. Cost: about
 snapshots x candidates x rollout env steps plus as many greedy decoding steps in batches of
 `candidates` (Hopper, 3 x 64 model: ~1 s per snapshot on one core).
@@ -30,7 +32,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -53,6 +55,9 @@ class OracleOptions:
     candidates: int = 16
     rollout: int = 100
     seed: int = 0
+    act: Literal["planner", "oracle"] = "planner"
+    """oracle: at each scored state the episode goes on with the realised-best candidate (with
+    every=1, the episode's return is the score of search with a perfect value head)."""
 
     def __post_init__(self) -> None:
         for name in ("episodes", "every", "candidates", "rollout"):
@@ -148,12 +153,13 @@ def oracle_ranking(opts: OracleOptions, overrides: list[str] | None = None) -> d
                 history = (planner.history[0].copy(), int(planner.count[0]))
                 action = planner.act(np.array([0]), obs[None].astype(np.float32))[0]
                 if snap is not None and planner.last_result is not None:
-                    rows.append(
-                        _score_state(
-                            snap, history, obs, planner.last_result, greedy, workers,
-                            opts, gamma, penalty, decode, act_dims, t, episode,
-                        )
+                    row, best_action = _score_state(
+                        snap, history, obs, planner.last_result, greedy, workers,
+                        opts, gamma, penalty, decode, act_dims, t, episode,
                     )  # fmt: skip
+                    rows.append(row)
+                    if opts.act == "oracle":  # the planner's history records what was executed
+                        action = best_action
                 obs, reward, terminated, truncated, _ = env.step(action)
                 planner.record(np.array([0]), action[None], np.array([reward]))
                 total += float(reward)
@@ -214,8 +220,9 @@ def _score_state(
     act_dims: np.ndarray,
     t: int,
     episode: int,
-) -> dict[str, Any]:
-    """Realised returns of one state's distinct candidate first actions (module docstring)."""
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Realised returns of one state's distinct candidate first actions (module docstring), and
+    the realised-best candidate's action."""
     tokens = result.first_actions[0].cpu().numpy()  # (W·E, A)
     predicted = result.first_returns[0].double().cpu().numpy()  # (W·E,)
     _, first = np.unique(tokens, axis=0, return_index=True)
@@ -223,6 +230,7 @@ def _score_state(
     tokens, predicted = tokens[keep], predicted[keep]
     n = len(keep)
     actions = np.asarray(decode(tokens, dims=act_dims), dtype=np.float32)  # (n, A)
+    first_actions = actions.copy()
     slots = np.arange(n)
     greedy.reset(slots)
     greedy.history[slots] = history[0]
@@ -251,7 +259,7 @@ def _score_state(
             break
     best = int(np.argmax(realized))
     top = int(np.argmax(predicted))
-    return {
+    row = {
         "episode": episode,
         "t": t,
         "candidates": n,
@@ -263,12 +271,13 @@ def _score_state(
         "mean_realized": float(realized.mean()),
         "top_predicted_is_best": bool(realized[top] >= realized[best] - 1e-9),
     }
+    return row, first_actions[best]
 
 
 def main(json_lines: bool = False, quick: bool = False, overrides: list[str] | None = None) -> int:
     opts, plan_overrides = parse(list(overrides or []))
     if quick:
-        opts = OracleOptions(opts.run, episodes=1, every=2, candidates=4, rollout=5, seed=opts.seed)
+        opts = dataclasses.replace(opts, episodes=1, every=2, candidates=4, rollout=5)
     result = oracle_ranking(opts, plan_overrides)
     path = Path(opts.run) / runs.EVAL_DIR / "oracle.json"
     atomic_write_json(path, result)
@@ -285,7 +294,9 @@ def main(json_lines: bool = False, quick: bool = False, overrides: list[str] | N
     )
     print(f"  realised return: highest-predicted {_f(result['realized_top_predicted'])}, best "
           f"{_f(result['realized_best'])}, mean candidate {_f(result['realized_mean'])}")  # fmt: skip
-    print(f"  episode returns while measuring: {[round(r, 1) for r in result['episode_returns']]}")
+    print(
+        f"  episode returns while measuring (act={opts.act}): {[round(r, 1) for r in result['episode_returns']]}"
+    )
     print(f"wrote {path}")
     return 0
 
