@@ -34,6 +34,8 @@ def test_oracle_scores_every_candidate_of_every_snapshot(tiny_run: Path) -> None
     result = oracle_ranking(opts, ["plan.beam_width=4", "plan.horizon=2", "plan.context=2",
                                    "eval.max_episode_steps=12"])  # fmt: skip
     assert result["states"] == 3  # t = 0, 5, 10 of a 12-step episode
+    # each rollout runs to the real episode's limit, whatever the worker's earlier rollouts
+    assert [row["rollout_steps"] for row in result["per_state"]] == [6, 6, 2]
     for row in result["per_state"]:
         assert 1 <= row["candidates"] <= 4
         assert len(row["predicted"]) == len(row["realized"]) == row["candidates"]

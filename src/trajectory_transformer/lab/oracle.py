@@ -77,6 +77,7 @@ class _Snapshot:
 
     def __init__(self, env: gym.Env[Any, Any]) -> None:
         u = env.unwrapped
+        self.elapsed = [limit._elapsed_steps for limit in _time_limits(env)]
         if hasattr(u, "model") and hasattr(u, "data") and hasattr(u, "set_state"):
             import mujoco
 
@@ -96,6 +97,10 @@ class _Snapshot:
             )
 
     def restore(self, env: gym.Env[Any, Any]) -> None:
+        # the time limit too: a worker's TimeLimit counts every rollout step it ever took, so
+        # without this its rollouts are cut short once those add up to the limit
+        for limit, elapsed in zip(_time_limits(env), self.elapsed, strict=True):
+            limit._elapsed_steps = elapsed
         u = env.unwrapped
         if self.kind == "mujoco":
             import mujoco
@@ -105,6 +110,16 @@ class _Snapshot:
             mujoco.mj_forward(u.model, u.data)  # type: ignore[attr-defined]
         else:
             u.state = np.array(self.state, copy=True)  # type: ignore[attr-defined]
+
+
+def _time_limits(env: gym.Env[Any, Any]) -> list[gym.wrappers.TimeLimit]:  # type: ignore[type-arg]
+    """The TimeLimit wrappers of an env, outermost first."""
+    out = []
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, gym.wrappers.TimeLimit):
+            out.append(env)
+        env = env.env
+    return out
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
@@ -237,6 +252,7 @@ def _score_state(
     greedy.count[slots] = history[1]
     greedy.pending_obs[slots] = greedy.discretizer.encode(obs[None], dims=greedy.obs_dims)
     realized = np.zeros(n)
+    steps = np.zeros(n, dtype=np.int64)
     alive = np.ones(n, dtype=bool)
     current = np.repeat(obs[None].astype(np.float32), n, axis=0)
     for k in range(opts.rollout):
@@ -251,6 +267,7 @@ def _score_state(
             o, r, term, trunc, _ = workers[i].step(actions[i])
             rewards[j] = float(r)
             realized[i] += gamma**k * (float(r) + (penalty if term else 0.0))
+            steps[i] += 1
             current[i] = o
             if term or trunc:
                 alive[i] = False
@@ -263,6 +280,7 @@ def _score_state(
         "episode": episode,
         "t": t,
         "candidates": n,
+        "rollout_steps": int(steps.max()),
         "predicted": [round(float(x), 3) for x in predicted],
         "realized": [round(float(x), 3) for x in realized],
         "spearman": _spearman(predicted, realized),
