@@ -23,7 +23,7 @@ from ..config import PlanConfig
 from ..data.goals import GoalLayout
 from ..errors import ConfigError
 from ..model.gpt import TrajectoryGPT
-from .beam import BeamPlanner, PlanResult
+from .beam import BeamPlanner, PlanResult, fit_plan_config
 
 __all__ = ["PlannerAgent", "make_agent", "run_goal_layout"]
 
@@ -42,6 +42,8 @@ class PlannerAgent:
         """`termination_penalty`: the run's data.termination_penalty; a reward bin whose center
         lies below half of it marks an imagined termination (plan.absorbing)."""
         mcfg = model.config
+        cfg = fit_plan_config(cfg, model)  # plan.context=null: what this model's window allows
+        assert cfg.context is not None
         self.cfg = cfg
         self.discretizer = discretizer
         if (goal is None) != (mcfg.goal_dim == 0) or (goal and goal.goal_dim != mcfg.goal_dim):
