@@ -84,17 +84,22 @@ def _cmd_collect(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    import time
+
     from .evaluation.evaluate import training_eval_hook
+    from .training.summary import train_summary
     from .training.trainer import train
 
     hook = training_eval_hook()  # used only when train.eval_every > 0
+    start = time.perf_counter()
     if args.resume:
-        train(None, Path(args.resume), resume=True, overrides=args.overrides, eval_fn=hook,
-              verify=not args.ignore_checksums)  # fmt: skip
+        run_dir = train(None, Path(args.resume), resume=True, overrides=args.overrides,
+                        eval_fn=hook, verify=not args.ignore_checksums)  # fmt: skip
     else:
         cfg = _config(args)
         run_dir = Path(args.run_dir or Path("runs") / cfg.name)
         train(cfg, run_dir, overwrite=args.overwrite, eval_fn=hook)
+    print(train_summary(run_dir, time.perf_counter() - start))
     return 0
 
 
@@ -176,6 +181,15 @@ def _cmd_quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
+_NO_PROGRESS = {
+    "train": ["train.progress=false"],
+    "eval": ["eval.progress=false"],
+    "render": ["eval.progress=false"],
+    "quickstart": ["train.progress=false", "eval.progress=false"],
+}
+"""What `--no-progress` means for each command that takes it (collect reads the flag itself)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tt", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -186,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.set_defaults(handler=handler)
+        if name in _NO_PROGRESS or name == "collect":
+            p.add_argument("--no-progress", action="store_true", help="no progress bars")
         return p
 
     p = add(
@@ -197,7 +213,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
 
     p = add("collect", _cmd_collect, "run a policy in a Gymnasium env and write a Minari dataset")
-    p.add_argument("--no-progress", action="store_true")
     p.add_argument(
         "--recipe",
         default=None,
@@ -285,6 +300,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
     if extra:
         args.overrides = [*args.overrides, *extra]
+    if getattr(args, "no_progress", False):
+        args.overrides = [*args.overrides, *_NO_PROGRESS.get(args.command, [])]
     return args
 
 
