@@ -8,9 +8,12 @@ ConfigError) print one line and exit 2 instead of a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import re
 import sys
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from . import __version__
@@ -305,12 +308,30 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+@contextlib.contextmanager
+def _one_line_warnings(command: str) -> Iterator[None]:
+    """Show each warning as `tt CMD: warning: MESSAGE`, one line, without Python's file and line
+    (and without Gymnasium's colour codes and `WARN:` prefix)."""
+
+    def show(message: Warning | str, *args: object, **kwargs: object) -> None:
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(message)).strip().removeprefix("WARN: ")
+        print(f"tt {command}: warning: {' '.join(text.split())}", file=sys.stderr)
+
+    saved = warnings.showwarning
+    warnings.showwarning = show  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        warnings.showwarning = saved
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         from . import sources  # noqa: F401 - registers the producers' collect hints with the store
 
-        return int(args.handler(args))
+        with _one_line_warnings(args.command):
+            return int(args.handler(args))
     except (TTError, ConfigError) as err:
         print(f"tt {args.command}: error: {err}", file=sys.stderr)
         return 2
