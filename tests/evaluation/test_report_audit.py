@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 from test_report import _make_run, _summary
+
 from trajectory_transformer.evaluation.report import write_report
 
 

@@ -147,9 +147,7 @@ def fit_plan_config(cfg: PlanConfig, model: TrajectoryGPT) -> PlanConfig:
     (and `validate_plan_config` refuses one that does not fit)."""
     if cfg.context is not None:
         return cfg
-    return dataclasses.replace(
-        cfg, context=min(DEFAULT_CONTEXT, model.config.n_transitions - 1)
-    )
+    return dataclasses.replace(cfg, context=min(DEFAULT_CONTEXT, model.config.n_transitions - 1))
 
 
 def validate_plan_config(cfg: PlanConfig, model: TrajectoryGPT) -> None:
