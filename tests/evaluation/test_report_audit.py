@@ -63,3 +63,18 @@ def test_no_audit_says_how_to_get_one(tmp_path: Path) -> None:
     text = write_report(run).read_text()
     audit = re.search(r'<section id="audit">(.*?)</section>', text, re.S)
     assert audit is not None and "no evaluation with a plan audit" in audit.group(1)
+
+
+def test_score_by_training_step_from_checkpoint_evaluations(tmp_path: Path) -> None:
+    run = _make_run(tmp_path / "run", video=False)
+    alt = 'alt="normalized score by training step"'
+    assert alt not in write_report(run).read_text()  # only final weights evaluated: no curve
+    (run / "checkpoints" / "step_40").mkdir(parents=True)
+    ev = json.loads((run / "eval" / "eval.json").read_text())
+    beam = {"agent": "planner", "config": {"plan": {"mode": "beam"}}}
+    (run / "eval" / "eval.json").write_text(json.dumps({**ev, **beam, "checkpoint": "final"}))
+    (run / "eval_step20").mkdir()
+    early = {**_summary([40.0, 50.0, 45.0]), **beam, "checkpoint": 20}
+    (run / "eval_step20" / "eval.json").write_text(json.dumps(early))
+    text = write_report(run).read_text()
+    assert alt in text and "Score by training step" in text

@@ -306,7 +306,52 @@ def _score_section(run: _Run) -> str:
         ax.set_xlabel("normalized score")
         ax.grid(axis="x", alpha=0.3)
         body += f"<figure>{_png_img(fig, 'normalized score with confidence interval')}</figure>"
+    body += _score_by_step(run, pols)
     return _section("score", title, body)
+
+
+def _score_by_step(run: _Run, pols: dict[str, dict[str, Any]]) -> str:
+    """Score against training step from the evaluations of saved checkpoints (`tt eval
+    --checkpoint STEP --out RUN/...`, `tt bench sweep ... checkpoints=...`) beside the final
+    weights', one line per agent and plan mode; nothing unless a checkpoint was evaluated."""
+    final = runs.train_step(run.root)
+    series: dict[str, list[tuple[int, float, tuple[float, float] | None]]] = {}
+    for s in pols.values():
+        step = s.get("checkpoint")
+        step = final if step == "final" and final else step
+        score, ci = _score(run, s)
+        if not isinstance(step, int) or isinstance(step, bool) or score is None:
+            continue
+        plan = (s.get("config") or {}).get("plan") or {}
+        key = str(s.get("agent", "?"))
+        key += (
+            f" ({plan['mode']})"
+            if key == "planner" and isinstance(plan, dict) and plan.get("mode")
+            else ""
+        )
+        series.setdefault(key, []).append((step, score, ci))
+    if not any(len({p[0] for p in pts}) > 1 for pts in series.values()):
+        return ""
+    fig = _figure(6.0, 3.4)
+    ax = fig.subplots()
+    for i, (key, pts) in enumerate(sorted(series.items())):
+        pts.sort(key=lambda p: p[0])
+        x = [p[0] for p in pts]
+        ax.plot(x, [p[1] for p in pts], "o-", color=f"C{i % 10}", label=key)
+        with_ci = [p for p in pts if p[2] is not None]
+        if with_ci:
+            ax.fill_between([p[0] for p in with_ci], [p[2][0] for p in with_ci],  # type: ignore[index]
+                            [p[2][1] for p in with_ci], color=f"C{i % 10}", alpha=0.15)  # type: ignore[index]  # fmt: skip
+    ax.set_xlabel("training step (checkpoint)")
+    ax.set_ylabel("normalized score")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return (
+        "<h3>Score by training step</h3>\n"
+        f"<figure>{_png_img(fig, 'normalized score by training step')}</figure>"
+        '<p class="caption">Evaluations of saved checkpoints and of the final weights; shaded: '
+        "95% CI.</p>"
+    )
 
 
 def _audit_pairs(audit: dict[str, Any], key: str) -> tuple[np.ndarray, np.ndarray]:
