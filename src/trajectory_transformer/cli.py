@@ -240,7 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("eval", _cmd_eval, "evaluate a trained run with the planner in vectorized envs")
     p.add_argument("run_dir")
-    p.add_argument("--out", default=None, help="where to write eval JSON (default RUN_DIR/eval)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="where to write eval JSON (default RUN_DIR/eval); a folder inside the run names the "
+        "evaluation in TensorBoard and the report, one outside it leaves the run untouched",
+    )
     p.add_argument(
         "--agent",
         choices=["planner", "random", "behaviour"],

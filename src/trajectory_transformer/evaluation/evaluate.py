@@ -346,7 +346,8 @@ def evaluate_run(
     checksums of the weights and the discretizer (`--ignore-checksums`). `checkpoint`: evaluate
     the weights of the checkpoint at that optimizer step (the summary's `checkpoint` says which).
     `name`: the output files' stem instead of the agent's (e.g. eval_greedy for the model decoded
-    greedily beside the planner's eval.json; the report shows every eval*.json of RUN_DIR/eval).
+    greedily beside the planner's eval.json). The evaluation's name in TensorBoard and the report
+    follows from where its JSON lies (`names.evaluation_name`; none outside the run).
     `observe`: called after every vector step (`evaluate_agent`).
     """
     run_dir = Path(run_dir)
