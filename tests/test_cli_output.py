@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from trajectory_transformer.cli import _one_line_warnings, main, parse_args
+from trajectory_transformer.cli import main, parse_args
+from trajectory_transformer.errors import one_line_warnings
 
 
 @pytest.mark.parametrize(
@@ -49,8 +50,8 @@ def test_collect_warnings_are_one_clean_line(
 def test_gymnasium_style_warnings_lose_colour_prefix_and_newlines(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    with _one_line_warnings("eval"), warnings.catch_warnings():
+    with one_line_warnings("tt eval"), warnings.catch_warnings():
         warnings.simplefilter("always")
         warnings.warn("\x1b[33mWARN: the env is\n   deprecated\x1b[0m", UserWarning, stacklevel=1)
     assert capsys.readouterr().err == "tt eval: warning: the env is deprecated\n"
-    assert warnings.showwarning.__module__ != "trajectory_transformer.cli"  # restored
+    assert warnings.showwarning.__module__ != "trajectory_transformer.errors"  # restored

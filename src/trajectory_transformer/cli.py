@@ -8,17 +8,14 @@ ConfigError) print one line and exit 2 instead of a traceback.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import re
 import sys
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __version__
 from .config import RunConfig, config_to_dict, list_presets, load_config
-from .errors import ConfigError, TTError
+from .errors import ConfigError, TTError, one_line_warnings
 from .lab import EXPERIMENTS, run_experiment
 
 __all__ = ["main"]
@@ -313,29 +310,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-@contextlib.contextmanager
-def _one_line_warnings(command: str) -> Iterator[None]:
-    """Show each warning as `tt CMD: warning: MESSAGE`, one line, without Python's file and line
-    (and without Gymnasium's colour codes and `WARN:` prefix)."""
-
-    def show(message: Warning | str, *args: object, **kwargs: object) -> None:
-        text = re.sub(r"\x1b\[[0-9;]*m", "", str(message)).strip().removeprefix("WARN: ")
-        print(f"tt {command}: warning: {' '.join(text.split())}", file=sys.stderr)
-
-    saved = warnings.showwarning
-    warnings.showwarning = show  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        warnings.showwarning = saved
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         from . import sources  # noqa: F401 - registers the producers' collect hints with the store
 
-        with _one_line_warnings(args.command):
+        with one_line_warnings(f"tt {args.command}"):
             return int(args.handler(args))
     except (TTError, ConfigError) as err:
         print(f"tt {args.command}: error: {err}", file=sys.stderr)
