@@ -94,7 +94,7 @@ def test_readme_python_runs_at_tiny_size(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(3600)  # ~5 min on an idle 2-core machine; far longer beside other jobs
+@pytest.mark.timeout(3600)  # 2,000 CPU training steps; far slower beside other jobs
 def test_readme_python_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The same blocks exactly as written (minutes: the quickstart's data, 2,000 training steps)."""
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
