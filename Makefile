@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
+# e.g. https://download.pytorch.org/whl/cpu: PyTorch's CPU wheels (PyPI's Linux torch is the CUDA build)
+TORCH_INDEX ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
@@ -13,7 +15,7 @@ $(BIN)/python:
 
 # torch first, pinned: an unpinned resolve on a CPU-only machine would pull a multi-GB CUDA build.
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 

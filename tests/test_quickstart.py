@@ -124,3 +124,18 @@ def test_quickstart_refuses_data_from_another_env(tmp_path: Path, pendulum_datas
     )
     with pytest.raises(TTError, match=r"collected from Pendulum-v1, not collect\.env=CartPole-v1"):
         run_quickstart(cfg, tmp_path / "x")
+
+
+def test_summary_table_keeps_whole_column_names_when_piped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trajectory_transformer.quickstart import _summary_table
+
+    monkeypatch.setenv("COLUMNS", "60")  # a narrow pipe: rich would cut the columns to fit
+    summary = {"normalized_score": 93.0, "normalized_score_ci95": [87.0, 99.1],
+               "return_mean": -226.7, "return_std": 133.4, "episodes": 20}  # fmt: skip
+    _summary_table(tmp_path, {"TT (greedy, no search)": summary, "behaviour": summary}, {})
+    out = capsys.readouterr().out
+    assert "…" not in out
+    for text in ("TT (greedy, no search)", "mean return", "episodes", "[87.0, 99.1]", "-226.7"):
+        assert text in out

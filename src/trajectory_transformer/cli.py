@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import __version__
 from .config import RunConfig, config_to_dict, list_presets, load_config
-from .errors import ConfigError, TTError
+from .errors import ConfigError, TTError, one_line_warnings
 from .lab import EXPERIMENTS, run_experiment
 
 __all__ = ["main"]
@@ -84,17 +84,22 @@ def _cmd_collect(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    import time
+
     from .evaluation.evaluate import training_eval_hook
+    from .training.summary import train_summary
     from .training.trainer import train
 
     hook = training_eval_hook()  # used only when train.eval_every > 0
+    start = time.perf_counter()
     if args.resume:
-        train(None, Path(args.resume), resume=True, overrides=args.overrides, eval_fn=hook,
-              verify=not args.ignore_checksums)  # fmt: skip
+        run_dir = train(None, Path(args.resume), resume=True, overrides=args.overrides,
+                        eval_fn=hook, verify=not args.ignore_checksums)  # fmt: skip
     else:
         cfg = _config(args)
         run_dir = Path(args.run_dir or Path("runs") / cfg.name)
         train(cfg, run_dir, overwrite=args.overwrite, eval_fn=hook)
+    print(train_summary(run_dir, time.perf_counter() - start))
     return 0
 
 
@@ -172,6 +177,15 @@ def _cmd_quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
+_NO_PROGRESS = {
+    "train": ["train.progress=false"],
+    "eval": ["eval.progress=false"],
+    "render": ["eval.progress=false"],
+    "quickstart": ["train.progress=false", "eval.progress=false"],
+}
+"""What `--no-progress` means for each command that takes it (collect reads the flag itself)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tt", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -182,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.set_defaults(handler=handler)
+        if name in _NO_PROGRESS or name == "collect":
+            p.add_argument("--no-progress", action="store_true", help="no progress bars")
         return p
 
     p = add(
@@ -193,7 +209,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
 
     p = add("collect", _cmd_collect, "run a policy in a Gymnasium env and write a Minari dataset")
-    p.add_argument("--no-progress", action="store_true")
     p.add_argument(
         "--recipe",
         default=None,
@@ -218,7 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("eval", _cmd_eval, "evaluate a trained run with the planner in vectorized envs")
     p.add_argument("run_dir")
-    p.add_argument("--out", default=None, help="where to write eval JSON (default RUN_DIR/eval)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="where to write eval JSON (default RUN_DIR/eval); a folder inside the run names the "
+        "evaluation in TensorBoard and the report, one outside it leaves the run untouched",
+    )
     p.add_argument(
         "--agent",
         choices=["planner", "random", "behaviour"],
@@ -284,6 +304,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
     if extra:
         args.overrides = [*args.overrides, *extra]
+    if getattr(args, "no_progress", False):
+        args.overrides = [*args.overrides, *_NO_PROGRESS.get(args.command, [])]
     return args
 
 
@@ -292,7 +314,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from . import sources  # noqa: F401 - registers the producers' collect hints with the store
 
-        return int(args.handler(args))
+        with one_line_warnings(f"tt {args.command}"):
+            return int(args.handler(args))
     except (TTError, ConfigError) as err:
         print(f"tt {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -486,7 +486,7 @@ class TTPolicy:
         act_tokens = np.asarray(
             agent.discretizer.encode(self._executed[slots], dims=agent.act_dims), dtype=np.int64
         )  # (r, act_dim)
-        past = np.minimum(agent.count[slots], self.plan.context)  # same prompt as agent.act
+        past = np.minimum(agent.count[slots], agent.n_context)  # same prompt as agent.act
         out = np.zeros(slots.size, dtype=np.int64)
         for n_past in np.unique(past):
             rows = np.flatnonzero(past == n_past)

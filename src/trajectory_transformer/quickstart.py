@@ -92,6 +92,11 @@ def _summary_table(
             str(s["episodes"]),
         )
     console = Console()
+    if not console.is_terminal:  # piped or logged: no terminal width to fit, so never cut a column
+        unbounded = console.options.update_width(10_000)
+        console = Console(
+            width=max(console.width, console.measure(table, options=unbounded).maximum)
+        )
     console.print(table)
     console.print("time per phase: " + ", ".join(f"{k[:-2]} {v:.0f}s" for k, v in phases.items()))
     console.print(f"report: {run_dir / runs.REPORT_FILE}")

@@ -36,6 +36,7 @@ __all__ = [
     "load_minari",
     "minari_datasets_path",
     "minari_root",
+    "network_problem",
     "publish_dataset",
     "read_guarded",
     "recover_interrupted",
@@ -389,10 +390,49 @@ def _staged_datasets(staged: Path) -> list[str]:
     )
 
 
+_PROBE_TIMEOUT_S = 3.0
+_OFF = ("1", "true", "yes", "on")
+
+
+def network_problem() -> str | None:
+    """Why Minari's remote cannot be reached now, or None when its host accepts a connection.
+
+    One TCP connect (through HTTPS_PROXY when one is set) with a 3 s limit: offline, the download
+    would otherwise spend ~25 s on retries before failing. `HF_HUB_OFFLINE` counts as offline.
+    """
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in _OFF:
+        return "HF_HUB_OFFLINE is set"
+    remote = os.environ.get("MINARI_REMOTE", "hf://farama-minari")
+    if remote.startswith("hf://"):
+        url = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    elif remote.startswith("gcp://"):
+        url = "https://storage.googleapis.com"
+    else:  # a remote we do not know how to probe: let Minari try
+        return None
+    url = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy") or url
+    parsed = urlparse(url if "://" in url else f"http://{url}")
+    host, port = parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80)
+    if not host:
+        return None
+    try:
+        socket.create_connection((host, port), timeout=_PROBE_TIMEOUT_S).close()
+    except OSError as err:
+        return f"no network: {host}:{port} cannot be reached ({err.__class__.__name__})"
+    return None
+
+
 def _download(spec: str, root: Path) -> None:
     """Download a remote Minari dataset (needs huggingface_hub) into `root`, atomically."""
     import minari
 
+    offline = network_problem()
+    if offline is not None:
+        raise TTError(
+            f"dataset '{spec}' is not available locally (in {root}) and cannot be downloaded "
+            f"({offline}); make a local one with: {collect_hint(spec)}"
+        )
     with staging_root(root, spec) as staged:
         try:
             with (

@@ -185,12 +185,12 @@ def test_unknown_id_one_line_error_with_collect_hint(
         raise ConnectionError("[Errno -2] Name or service not known")
 
     monkeypatch.setattr(minari.storage.hosting, "download_dataset", no_network)
+    monkeypatch.setattr("trajectory_transformer.store.network_problem", lambda: None)
     with pytest.raises(TTError) as err:
         load_minari("mujoco/hopper/expert-v0")
     msg = str(err.value)
     assert "\n" not in msg and "not available locally" in msg and "cannot be downloaded" in msg
     assert "Name or service not known" in msg
     assert msg.endswith(
-        "tt collect collect.env=Hopper-v5 collect.policy=<random|expert|medium|sb3:ALGO:PATH> "
-        "collect.dataset_id=mujoco/hopper/expert-v0"
+        "tt collect --recipe hopper-expert-quick, then data.dataset=tt/hopper/expert-quick-v1"
     )

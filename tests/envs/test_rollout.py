@@ -186,3 +186,20 @@ def test_pendulum_random_agent(vector: str) -> None:
     assert (a.returns < 0).all() and (a.returns > -2000).all()
     np.testing.assert_array_equal(a.returns, b.returns)  # same seed, same run
     assert a.env_steps_per_s > 0 and a.agent_ms_per_step >= 0
+
+
+def test_progress_counts_running_episodes_by_their_steps(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Equal-length episodes end together; the bar moves as their steps go by, not only then."""
+    from trajectory_transformer.envs import loop
+
+    monkeypatch.setattr(loop, "_REFRESH_S", 0.0)
+    space = gym.make("Pendulum-v1").action_space
+    result = rollout(lambda: gym.make("Pendulum-v1"), RandomAgent(space, 0), 4, n_envs=2,
+                     seed=0, max_episode_steps=4, progress=True)  # fmt: skip
+    assert result.lengths.tolist() == [4, 4, 4, 4]
+    err = capsys.readouterr().err
+    # two envs at 1/4 of their 4 steps: half an episode done; then 1.0 at the first pair's end
+    for shown in ("0.5/4 ep", "1.0/4 ep", "1.5/4 ep", "2.0/4 ep", "3.5/4 ep"):
+        assert shown in err, err

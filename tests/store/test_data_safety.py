@@ -334,6 +334,7 @@ def test_corrupt_metadata_is_named(minari_tmp: Path, monkeypatch: pytest.MonkeyP
 
     calls: list[str] = []
     monkeypatch.setattr(minari.storage.hosting, "download_dataset", fake_remote_download(calls))
+    monkeypatch.setattr(store, "network_problem", lambda: None)  # the remote answers
     load_minari(REMOTE_ID)
     (minari_tmp / REMOTE_ID / "data" / "main_data.hdf5").write_bytes(b"\0" * 10)
     with pytest.raises(TTError) as err:
@@ -458,6 +459,7 @@ def test_remote_id_is_downloaded_into_the_root(
 
     calls: list[str] = []
     monkeypatch.setattr(minari.storage.hosting, "download_dataset", fake_remote_download(calls))
+    monkeypatch.setattr(store, "network_problem", lambda: None)  # the remote answers
     dataset = load_minari(REMOTE_ID)
     assert calls == [REMOTE_ID] and dataset.total_episodes == 2
     assert (minari_tmp / REMOTE_ID / "data" / "main_data.hdf5").is_file()
@@ -484,13 +486,13 @@ def test_failed_download_is_one_line_and_leaves_nothing(
         raise ConnectionError("[Errno -2] Name or service not known")
 
     monkeypatch.setattr(minari.storage.hosting, "download_dataset", half_then_offline)
+    monkeypatch.setattr(store, "network_problem", lambda: None)  # the probe passed, then it broke
     with pytest.raises(TTError) as err:
         load_minari(REMOTE_ID)
     assert str(err.value) == (
         f"dataset '{REMOTE_ID}' is not available locally (in {minari_tmp}) and cannot be downloaded "
-        "([Errno -2] Name or service not known); make a local one with: tt collect "
-        "collect.env=Hopper-v5 collect.policy=<random|expert|medium|sb3:ALGO:PATH> "
-        f"collect.dataset_id={REMOTE_ID}"
+        "([Errno -2] Name or service not known); make a local one with: tt collect --recipe "
+        "hopper-expert-quick, then data.dataset=tt/hopper/expert-quick-v1"
     )
     assert tree(minari_tmp) == []  # the partial download was never visible and is gone
 
@@ -501,6 +503,7 @@ def test_real_download_path_without_network(
     """minari -> huggingface_hub for real, in offline mode (fails at once instead of retrying)."""
     hub_constants = pytest.importorskip("huggingface_hub.constants")
     monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(store, "network_problem", lambda: None)  # past our own probe
     with pytest.raises(TTError) as err:
         load_minari("mujoco/pendulum/nothing-v0")
     msg = str(err.value)

@@ -207,8 +207,9 @@ class PlanConfig:
     """Candidate trajectories kept per environment after each step."""
     expand: int = 2
     """Samples drawn from each beam before pruning back to beam_width."""
-    context: int = 5
-    """Past real transitions kept in the prompt (plus the current observation)."""
+    context: int | None = None
+    """Past real transitions kept in the prompt (plus the current observation); null: fit the
+    run, i.e. the original TT's 5, or data.n_transitions - 1 where the model's window is shorter."""
     plan_every: int = 1
     """Re-plan every N env steps; in between, the stored plan's next actions are used."""
     discount: float | None = None
@@ -258,7 +259,7 @@ class PlanConfig:
         _require(self.beam_width >= 1, "plan.beam_width", "must be >= 1")
         _require(self.expand >= 1, "plan.expand", "must be >= 1")
         _require(self.horizon >= 1, "plan.horizon", "must be >= 1")
-        _require(self.context >= 0, "plan.context", "must be >= 0")
+        _require(self.context is None or self.context >= 0, "plan.context", "must be >= 0 or null")
         _require(self.plan_every >= 1, "plan.plan_every", "must be >= 1")
         _require(self.temperature > 0, "plan.temperature", "must be > 0")
         _require(

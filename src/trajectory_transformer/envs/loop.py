@@ -112,6 +112,21 @@ def make_vector_env(
     raise TTError(f"vector must be 'sync' or 'async', got {vector!r}")
 
 
+_REFRESH_S = 0.5
+"""Seconds between progress refreshes while no episode ends."""
+_FRACTION_BAR = "{l_bar}{bar}| {n:.1f}/{total_fmt} ep [{elapsed}<{remaining}{postfix}]"
+
+
+def _step_limit(venv: SyncVectorEnv | AsyncVectorEnv) -> int | None:
+    """The sub-envs' step limit (TimeLimit), or None when they have none."""
+    try:
+        spec = venv.get_attr("spec")[0]
+    except Exception:  # an env without a spec: whole episodes only
+        return None
+    limit = getattr(spec, "max_episode_steps", None)
+    return int(limit) if isinstance(limit, int) and limit > 0 else None
+
+
 def rollout(
     make_env: Callable[[], gym.Env[Any, Any]],
     agent: Agent,
@@ -174,7 +189,20 @@ def _run(
     env_s = agent_s = 0.0
     calls = 0
 
-    bar = tqdm(total=episodes, desc="episodes", unit="ep", disable=not progress, leave=False)
+    # the bar counts episodes, running ones as the fraction of the step limit they have done: with
+    # equal-length episodes (Pendulum's 200 steps) all envs finish together, and a bar of whole
+    # episodes would sit at 0/N until then
+    limit = _step_limit(venv) if progress else None
+    bar = tqdm(total=episodes, desc="episodes", unit="ep", disable=not progress, leave=False,
+               bar_format=_FRACTION_BAR if limit else None)  # fmt: skip
+    n_done = 0
+
+    def show_progress() -> None:
+        running = ep_length[slot_episode >= 0]
+        bar.n = n_done + (float(np.minimum(running / limit, 0.99).sum()) if limit else 0.0)
+        bar.set_postfix(steps=int(out_lengths.sum() + ep_length.sum()), refresh=False)
+        bar.refresh()
+
     start = shown = time.perf_counter()
     obs, _ = venv.reset(seed=[int(s) for s in seeds[:n]])
     env_s += time.perf_counter() - start
@@ -224,9 +252,9 @@ def _run(
                 truncated = np.logical_or(truncated, success)
         done = np.logical_or(terminated, truncated)  # (n,)
         frames(active)
-        if progress and time.perf_counter() - shown > 0.5:  # long episodes: show steps meanwhile
+        if progress and time.perf_counter() - shown > _REFRESH_S:  # show steps meanwhile
             shown = time.perf_counter()
-            bar.set_postfix(steps=int(out_lengths.sum() + ep_length.sum()), refresh=True)
+            show_progress()
         if on_step is not None:
             on_step(
                 StepInfo(
@@ -255,9 +283,10 @@ def _run(
         next_episode += n_new
         ep_return[finished] = 0.0
         ep_length[finished] = 0
-        if finished.size:
-            bar.update(finished.size)
-            bar.set_postfix(steps=int(out_lengths.sum() + ep_length.sum()), refresh=False)
+        n_done += int(finished.size)
+        if progress and time.perf_counter() - shown > min(_REFRESH_S, 0.1):  # tqdm's own pace
+            shown = time.perf_counter()
+            show_progress()
 
         if (slot_episode >= 0).any():
             # Idle slots that just ended must be reset too: DISABLED autoreset refuses to step them.

@@ -38,6 +38,7 @@ from ..plan.agent import PlannerAgent, make_agent
 from ..sources.collect import behaviour_policy
 from ..utils import atomic_write_json, resolve_device
 from .metrics import pick_reference, summarize
+from .names import PLANNER, evaluation_name, tensorboard_prefix
 from .outputs import write_eval_outputs
 from .plan_audit import PlanAudit
 
@@ -348,7 +349,8 @@ def evaluate_run(
     checksums of the weights and the discretizer (`--ignore-checksums`). `checkpoint`: evaluate
     the weights of the checkpoint at that optimizer step (the summary's `checkpoint` says which).
     `name`: the output files' stem instead of the agent's (e.g. eval_greedy for the model decoded
-    greedily beside the planner's eval.json; the report shows every eval*.json of RUN_DIR/eval).
+    greedily beside the planner's eval.json). The evaluation's name in TensorBoard and the report
+    follows from where its JSON lies (`names.evaluation_name`; none outside the run).
     `observe`: called after every vector step (`evaluate_agent`).
     """
     run_dir = Path(run_dir)
@@ -371,12 +373,17 @@ def evaluate_run(
     summary["dataset"] = info.dataset
     summary["checkpoint"] = "final" if checkpoint is None else checkpoint
     summary["config"] = {"plan": config_to_dict(cfg.plan), "eval": config_to_dict(cfg.eval)}
+    stem = name or runs.eval_name(agent_kind)
+    out_dir = eval_output_dir(run_dir, out)
+    # one name for the files, TensorBoard and the report (names.py); none outside the run
+    summary["name"] = evaluation_name(run_dir, out_dir / f"{stem}.json")
     write_eval_outputs(
         summary,
-        eval_output_dir(run_dir, out),
-        name=name or runs.eval_name(agent_kind),
-        tb_dir=run_dir / runs.TB_DIR,
+        out_dir,
+        name=stem,
+        tb_dir=None if summary["name"] is None else run_dir / runs.TB_DIR,
         tb_step=runs.train_step(run_dir) if checkpoint is None else checkpoint,
+        tb_prefix=tensorboard_prefix(summary["name"] or PLANNER),
     )
     return summary
 

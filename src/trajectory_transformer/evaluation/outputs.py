@@ -2,7 +2,7 @@
 and the short table `tt eval` prints.
 
 All files go to RUN_DIR/eval (or `--out`) under the names `runs.eval_name` gives, written
-atomically; TensorBoard scalars go under `eval/` (the planner) or `eval_<agent>/`.
+atomically; TensorBoard scalars go under the prefix `names.tensorboard_prefix` gives.
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ def write_eval_outputs(
     name: str = "eval",
     tb_dir: Path | None = None,
     tb_step: int = 0,
+    tb_prefix: str = "eval",
 ) -> dict[str, Path]:
-    """eval JSON, episodes JSONL, return histogram PNG (atomic) and TensorBoard scalars."""
+    """eval JSON, episodes JSONL, return histogram PNG (atomic) and TensorBoard scalars (under
+    `tb_prefix`, in `tb_dir` when given)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
         "json": out_dir / f"{name}.json",
@@ -47,7 +49,7 @@ def write_eval_outputs(
     atomic_write_bytes(paths["episodes"], ("\n".join(lines) + "\n").encode())
     _histogram(summary, paths["histogram"])
     if tb_dir is not None:
-        _tensorboard(summary, tb_dir, tb_step, prefix="eval" if name == "eval" else f"eval_{name}")
+        _tensorboard(summary, tb_dir, tb_step, prefix=tb_prefix)
     return paths
 
 

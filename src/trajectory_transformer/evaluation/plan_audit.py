@@ -33,7 +33,7 @@ from ..data.episodes import discounted_returns
 from ..envs.loop import StepInfo
 from .metrics import confidence_interval
 
-__all__ = ["PlanAudit", "PredictsReturns"]
+__all__ = ["MAX_POINTS", "PlanAudit", "PredictsReturns"]
 
 
 class PredictsReturns(Protocol):
@@ -123,6 +123,10 @@ class PlanAudit:
                 "predicted_mean": float(np.mean([p[0] for p in predicted])),
                 "realized_mean": float(np.mean([r[0] for r in realized])),
             },
+            # what the report plots: each episode's means, and the plans themselves (evenly
+            # thinned to at most MAX_POINTS, so a long evaluation keeps a small JSON)
+            "episode_means": {"predicted": pred_ep.tolist(), "realized": real_ep.tolist()},
+            "points": _thin(pred, real),
             "note": (
                 "predicted: the chosen plan's discounted expected rewards + discounted terminal "
                 "value; realized: the discounted return that followed within the episode, a true "
@@ -132,6 +136,15 @@ class PlanAudit:
                 "episodes equally, the CIs are over episodes"
             ),
         }
+
+
+MAX_POINTS = 2000
+"""Most (predicted, realized) plan pairs an audit keeps for plotting."""
+
+
+def _thin(pred: np.ndarray, real: np.ndarray) -> dict[str, list[float]]:
+    keep = np.unique(np.linspace(0, pred.size - 1, min(pred.size, MAX_POINTS)).round().astype(int))
+    return {"predicted": pred[keep].tolist(), "realized": real[keep].tolist()}
 
 
 def _finite(value: float) -> float | None:

@@ -23,7 +23,7 @@ from ..config import PlanConfig
 from ..data.goals import GoalLayout
 from ..errors import ConfigError
 from ..model.gpt import TrajectoryGPT
-from .beam import BeamPlanner, PlanResult
+from .beam import BeamPlanner, PlanResult, fit_plan_config
 
 __all__ = ["PlannerAgent", "make_agent", "run_goal_layout"]
 
@@ -42,7 +42,11 @@ class PlannerAgent:
         """`termination_penalty`: the run's data.termination_penalty; a reward bin whose center
         lies below half of it marks an imagined termination (plan.absorbing)."""
         mcfg = model.config
+        cfg = fit_plan_config(cfg, model)  # plan.context=null: what this model's window allows
+        assert cfg.context is not None
         self.cfg = cfg
+        self.n_context: int = cfg.context
+        """Past transitions in each prompt (plan.context resolved for this model)."""
         self.discretizer = discretizer
         if (goal is None) != (mcfg.goal_dim == 0) or (goal and goal.goal_dim != mcfg.goal_dim):
             given = "no goal layout" if goal is None else f"a {goal.goal_dim}-dim goal"
@@ -87,7 +91,7 @@ class PlannerAgent:
             achieved_centers=achieved_centers,
             terminal_bins=terminal_bins,
         )
-        self.context = max(cfg.context, 1)
+        self.context = max(self.n_context, 1)
         # whether plans carry a predicted RETURN (goal search predicts progress; greedy, sample
         # make no prediction): `last_plans` is empty otherwise
         self.audits_returns = cfg.mode in ("beam", "likelihood") and goal is None
@@ -151,7 +155,7 @@ class PlannerAgent:
             self.queued_left[qs] -= 1
 
         # everyone else plans, one batch per prompt length
-        past = np.minimum(self.count[slots], self.cfg.context)
+        past = np.minimum(self.count[slots], self.n_context)
         for n_past in np.unique(past[~queued]):
             rows = np.flatnonzero(~queued & (past == n_past))
             history = self.history[slots[rows], self.context - n_past :].reshape(len(rows), -1)

@@ -30,6 +30,7 @@ with the goal prefix, and greedy is goal-conditioned behaviour cloning).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -47,6 +48,7 @@ __all__ = [
     "LikelihoodScore",
     "PlanResult",
     "ReturnScore",
+    "fit_plan_config",
     "validate_plan_config",
 ]
 
@@ -135,12 +137,27 @@ class LikelihoodScore:
         return total
 
 
+DEFAULT_CONTEXT = 5
+"""The original TT's context (config/offline.py), used by plan.context=null where it fits."""
+
+
+def fit_plan_config(cfg: PlanConfig, model: TrajectoryGPT) -> PlanConfig:
+    """`cfg` with plan.context=null resolved for this model: 5 past transitions, or as many as its
+    window leaves beside the current observation (n_transitions - 1). A set value stays as given
+    (and `validate_plan_config` refuses one that does not fit)."""
+    if cfg.context is not None:
+        return cfg
+    return dataclasses.replace(cfg, context=min(DEFAULT_CONTEXT, model.config.n_transitions - 1))
+
+
 def validate_plan_config(cfg: PlanConfig, model: TrajectoryGPT) -> None:
     """Reject plan.* settings that make no sense for this model before any work starts.
 
     The only checks that need the model; everything else is checked in `config.PlanConfig`.
     """
     n = model.config.n_transitions
+    cfg = fit_plan_config(cfg, model)
+    assert cfg.context is not None  # resolved above
     if cfg.mode == "goal" and model.config.goal_dim == 0:
         raise ConfigError(
             "plan.mode=goal needs a goal-conditioned run (trained with data.goal_key); this model "
@@ -181,6 +198,7 @@ class BeamPlanner:
         terminal_bins: torch.Tensor | None = None,
     ) -> None:
         """`terminal_bins` (V,) 1.0 for the reward bins that mark a termination (plan.absorbing)."""
+        cfg = fit_plan_config(cfg, model)
         validate_plan_config(cfg, model)
         if cfg.absorbing and terminal_bins is None:
             raise ConfigError(

@@ -6,12 +6,14 @@ missing dataset names the recipe, preset or `tt collect` settings that make it.
 
 from __future__ import annotations
 
+import re
+
 from .. import store
 from ..config import list_presets, load_config
 from .collect import default_dataset_id
-from .pointmaze import pointmaze_recipe_making
+from .pointmaze import MAZES, pointmaze_dataset_id, pointmaze_recipe_making
 from .policies import SCRIPTED
-from .recipe_catalog import recipe_making
+from .recipe_catalog import LEVELS, RECIPE_ENVS, recipe_dataset_id, recipe_making
 
 __all__ = ["collect_hint"]
 
@@ -52,10 +54,47 @@ def collect_hint(dataset_id: str) -> str:
                 continue
             if default_dataset_id(env, policy) == dataset_id:
                 return f"tt collect collect.env={env} collect.policy={policy}"
+    stand_in = _recipe_stand_in(dataset_id)
+    if stand_in is not None:
+        return stand_in
+    if parts[0] != "tt" and env is not None:
+        # a remote id (mujoco/..., D4RL/...): collect under our own namespace, never under the
+        # official id, with the policies this env has
+        local = "/".join(["tt", *parts[1:]]) if len(parts) > 2 else default_dataset_id(env, "x")
+        policies = "|".join(
+            ["random", *(p for p in ("expert", "medium") if env in SCRIPTED[p]), "sb3:ALGO:PATH"]
+        )
+        return (
+            f"tt collect collect.env={env} collect.policy=<{policies}> "
+            f"collect.dataset_id={local}, then data.dataset={local}"
+        )
     return (
         f"tt collect collect.env={env or '<GymEnvId>'} "
         f"collect.policy=<random|expert|medium|sb3:ALGO:PATH> collect.dataset_id={dataset_id}"
     )
+
+
+def _recipe_stand_in(dataset_id: str) -> str | None:
+    """For a remote D4RL-style id (mujoco/hopper/medium-v0, D4RL/pointmaze/umaze-dense-v2): the
+    recipe that makes our local counterpart at CPU size, and the id to train on instead."""
+    parts = [p.lower() for p in dataset_id.split("/")]
+    if parts[0] == "tt" or len(parts) < 2:
+        return None
+    level = re.sub(r"-v\d+$", "", parts[-1])
+    for name in RECIPE_ENVS:
+        if name in parts[:-1]:
+            known = level if level in LEVELS else "medium"
+            recipe = f"{name}-{known}-quick"
+            local = recipe_dataset_id(name, known, quick=True)
+            more = "" if known == level else " (`tt collect --recipe list` shows every level)"
+            return f"tt collect --recipe {recipe}, then data.dataset={local}{more}"
+    if "pointmaze" in parts[:-1]:
+        dense = level.endswith("-dense")
+        maze = level.removesuffix("-dense")
+        maze = maze if maze in MAZES else "umaze"
+        recipe = f"pointmaze-{maze}{'-dense' if dense else ''}-quick"
+        return f"tt collect --recipe {recipe}, then data.dataset={pointmaze_dataset_id(maze, dense, True)}"
+    return None
 
 
 store.register_collect_hint(collect_hint)

@@ -31,10 +31,10 @@ class RunLog:
         _write_hparams(self.writer, cfg)
         self.metrics_file = open(run_dir / runs.METRICS_FILE, "a")  # noqa: SIM115
         self.bar: Any = None
+        print(what, file=sys.stderr)  # also without the bar: a quiet run says what it does
         if cfg.train.progress:
             from tqdm.auto import tqdm
 
-            print(what, file=sys.stderr)
             self.bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True)
 
     def metrics(self, metrics: dict[str, float]) -> None:

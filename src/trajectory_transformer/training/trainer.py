@@ -20,6 +20,7 @@ What the loop does, and where it differs from the original TT (Janner et al., 20
 from __future__ import annotations
 
 import contextlib
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -84,9 +85,23 @@ def train(
             dist_utils.barrier(info)
             if not resume:
                 claim_run_dir(run_dir, cfg, overwrite, info)
+            if info.is_main:
+                _warn_eval_every_unused(cfg.train.eval_every, eval_fn)
             trainer = Trainer(
                 cfg, run_dir, info, device, resume, dataset, eval_fn, step_callback, verify
             )
             return trainer.run()
     finally:
         dist_utils.cleanup(info)
+
+
+def _warn_eval_every_unused(eval_every: int, eval_fn: EvalFn | None) -> None:
+    """train.eval_every asks for evaluations that only an eval_fn can run: say so, not nothing."""
+    if eval_every > 0 and eval_fn is None:
+        warnings.warn(
+            f"train.eval_every={eval_every} does nothing without an eval_fn: pass "
+            "eval_fn=trajectory_transformer.evaluation.evaluate.training_eval_hook() (as `tt "
+            "train` does) to plan every train.eval_every epochs, or set train.eval_every=0",
+            UserWarning,
+            stacklevel=3,
+        )

@@ -6,8 +6,9 @@ each part of the run folder on its own and shows a "not available" note where a 
 or unreadable: a report of a half-finished run is more useful than a traceback.
 
 Parts read (all optional except the folder itself; names from `runs`): config.json, dataset.json
-(with the per-dimension discretization error), metrics.jsonl, phases.json, eval/eval.json (the
-planner) and eval/eval_<agent>.json (baselines), videos/*.mp4.
+(with the per-dimension discretization error), metrics.jsonl, phases.json (the quickstart's), every
+evaluation in the run folder (`evaluation.names`: eval/eval.json is the planner, the others are
+shown beside it by name), videos/*.mp4.
 
 Normalized scores use the 0–100 scale (0 = random policy, 100 = the reference expert), i.e.
 100 · (R − R_random) / (R_expert − R_random), not Minari's 0–1 fraction.
@@ -23,6 +24,7 @@ from ...utils import atomic_write_bytes
 from .html import _esc
 from .read import _load_run
 from .sections import (
+    _audit_section,
     _config_section,
     _dataset_section,
     _discretization_section,
@@ -108,7 +110,7 @@ def build_report_html(run_dir: str | Path) -> str:
     """The report as an HTML string (separate from writing so it can be tested or served)."""
     run_dir = Path(run_dir)
     run = _load_run(run_dir)
-    name = (run.config or {}).get("name") or run_dir.name
+    name = run_dir.resolve().name  # the run, not its config's name (many runs share a preset)
     env_id = (run.dataset or {}).get("env_id") or ""
     sections = [
         ("summary", "Summary", _summary_section),
@@ -116,6 +118,7 @@ def build_report_html(run_dir: str | Path) -> str:
         ("discretization", "Discretization", _discretization_section),
         ("returns", "Returns", _returns_section),
         ("score", "Normalized score", _score_section),
+        ("audit", "Plan audit", _audit_section),
         ("latency", "Planning latency", _latency_section),
         ("dataset", "Dataset", _dataset_section),
         ("config", "Config", _config_section),

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ... import runs
+from ..names import PLANNER, find_evaluations
 
 # Keys that are the x axis (or bookkeeping), never plotted as a curve.
 _X_KEYS = ("step", "epoch", "tokens", "time", "wall_time", "elapsed_s")
@@ -82,9 +83,11 @@ def _load_run(root: Path) -> _Run:
     run.config = _read_optional_json(root / runs.CONFIG_FILE, "config", n)
     run.dataset = _read_optional_json(root / runs.DATASET_FILE, "dataset", n)
     run.metrics = _read_metrics(root / runs.METRICS_FILE, n)
-    run.phases = _read_optional_json(root / runs.PHASES_FILE, "phases", n)
-    summaries = runs.read_eval_summaries(root)
-    run.eval = summaries.pop("planner", None)
+    # only the quickstart times its phases; other runs have no phases.json and need no note
+    if (root / runs.PHASES_FILE).exists():
+        run.phases = _read_optional_json(root / runs.PHASES_FILE, "phases", n)
+    summaries = find_evaluations(root)
+    run.eval = summaries.pop(PLANNER, None)
     if run.eval is None:
         n["eval"] = f"{runs.EVAL_DIR}/{runs.eval_name('planner')}.json not found (run `tt eval`)"
     run.baselines = summaries

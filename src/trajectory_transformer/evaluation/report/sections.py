@@ -78,7 +78,9 @@ def _summary_section(run: _Run) -> str:
     rows: list[tuple[str, Any]] = []
     cfg = run.config or {}
     ds = run.dataset or {}
-    rows.append(("run", cfg.get("name", run.root.name)))
+    rows.append(("run", run.root.resolve().name))
+    if cfg.get("name") not in (None, run.root.resolve().name):
+        rows.append(("config name", cfg["name"]))
     for key in ("env_id", "env", "dataset_id", "dataset", "spec"):
         if key in ds and not isinstance(ds[key], dict | list):
             rows.append((key.replace("_", " "), ds[key]))
@@ -137,8 +139,8 @@ def _summary_section(run: _Run) -> str:
         ]
         prow.append(("total", f"{_fmt(_total_time(run.phases))} s"))
         body += "<h3>Time per phase</h3>\n" + _table(prow, ("phase", "wall time"))
-    else:
-        body += "<h3>Time per phase</h3>\n" + _note(run.notes.get("phases", "no phase timings"))
+    elif "phases" in run.notes:  # a phases.json that is there but unreadable
+        body += "<h3>Time per phase</h3>\n" + _note(run.notes["phases"])
     return _section("summary", "Summary", body)
 
 
@@ -304,7 +306,119 @@ def _score_section(run: _Run) -> str:
         ax.set_xlabel("normalized score")
         ax.grid(axis="x", alpha=0.3)
         body += f"<figure>{_png_img(fig, 'normalized score with confidence interval')}</figure>"
+    body += _score_by_step(run, pols)
     return _section("score", title, body)
+
+
+def _score_by_step(run: _Run, pols: dict[str, dict[str, Any]]) -> str:
+    """Score against training step from the evaluations of saved checkpoints (`tt eval
+    --checkpoint STEP --out RUN/...`, `tt bench sweep ... checkpoints=...`) beside the final
+    weights', one line per agent and plan mode; nothing unless a checkpoint was evaluated."""
+    final = runs.train_step(run.root)
+    series: dict[str, list[tuple[int, float, tuple[float, float] | None]]] = {}
+    for s in pols.values():
+        step = s.get("checkpoint")
+        step = final if step == "final" and final else step
+        score, ci = _score(run, s)
+        if not isinstance(step, int) or isinstance(step, bool) or score is None:
+            continue
+        plan = (s.get("config") or {}).get("plan") or {}
+        key = str(s.get("agent", "?"))
+        key += (
+            f" ({plan['mode']})"
+            if key == "planner" and isinstance(plan, dict) and plan.get("mode")
+            else ""
+        )
+        series.setdefault(key, []).append((step, score, ci))
+    if not any(len({p[0] for p in pts}) > 1 for pts in series.values()):
+        return ""
+    fig = _figure(6.0, 3.4)
+    ax = fig.subplots()
+    for i, (key, pts) in enumerate(sorted(series.items())):
+        pts.sort(key=lambda p: p[0])
+        x = [p[0] for p in pts]
+        ax.plot(x, [p[1] for p in pts], "o-", color=f"C{i % 10}", label=key)
+        with_ci = [p for p in pts if p[2] is not None]
+        if with_ci:
+            ax.fill_between([p[0] for p in with_ci], [p[2][0] for p in with_ci],  # type: ignore[index]
+                            [p[2][1] for p in with_ci], color=f"C{i % 10}", alpha=0.15)  # type: ignore[index]  # fmt: skip
+    ax.set_xlabel("training step (checkpoint)")
+    ax.set_ylabel("normalized score")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return (
+        "<h3>Score by training step</h3>\n"
+        f"<figure>{_png_img(fig, 'normalized score by training step')}</figure>"
+        '<p class="caption">Evaluations of saved checkpoints and of the final weights; shaded: '
+        "95% CI.</p>"
+    )
+
+
+def _audit_pairs(audit: dict[str, Any], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted, realized) arrays of an audit's `points` or `episode_means`; empty if absent."""
+    block = audit.get(key)
+    if not isinstance(block, dict):
+        return np.zeros(0), np.zeros(0)
+    pred, real = block.get("predicted"), block.get("realized")
+    if not (isinstance(pred, list) and isinstance(real, list) and len(pred) == len(real)):
+        return np.zeros(0), np.zeros(0)
+    pairs = np.asarray(
+        [(p, r) for p, r in zip(pred, real) if _is_num(p) and _is_num(r)], dtype=float
+    ).reshape(-1, 2)
+    return pairs[:, 0], pairs[:, 1]
+
+
+def _audit_section(run: _Run) -> str:
+    """Predicted vs realized returns of the plans (`tt eval`'s plan audit), one colour per
+    evaluation: points above the diagonal are plans the env paid less than the model promised."""
+    title = "Plan audit: predicted vs realized return"
+    audited = {
+        name: s["plan_audit"]
+        for name, s in _policies(run).items()
+        if isinstance(s.get("plan_audit"), dict) and _is_num(s["plan_audit"].get("bias_mean"))
+    }
+    if not audited:
+        why = "no evaluation with a plan audit (beam or likelihood search: `tt eval RUN`)"
+        return _section("audit", title, _note(why))
+    fig = _figure(5.6, 4.4)
+    ax = fig.subplots()
+    lo, hi = np.inf, -np.inf
+    for i, (name, audit) in enumerate(audited.items()):
+        c = _color(name, i)
+        pred, real = _audit_pairs(audit, "points")
+        if pred.size:
+            ax.scatter(real, pred, s=6, alpha=0.25, color=c, linewidths=0)
+        ep_pred, ep_real = _audit_pairs(audit, "episode_means")
+        if ep_pred.size == 0:  # an evaluation written before the audit kept its points
+            ep_pred = np.asarray([audit["predicted_mean"]], dtype=float)
+            ep_real = np.asarray([audit["realized_mean"]], dtype=float)
+        ax.scatter(ep_real, ep_pred, s=28, color=c, edgecolors="black", linewidths=0.5,
+                   label=f"{name}: episode means (n={ep_pred.size})")  # fmt: skip
+        both = np.concatenate([pred, real, ep_pred, ep_real])
+        lo, hi = min(lo, float(both.min())), max(hi, float(both.max()))
+    pad = 0.05 * (hi - lo) if hi > lo else 1.0
+    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="0.4", linestyle=":", linewidth=1)
+    ax.set_xlabel("realized discounted return (what followed in the episode)")
+    ax.set_ylabel("predicted return of the chosen plan")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    rows = []
+    for name, audit in audited.items():
+        ci = audit.get("bias_ci95")
+        bias = _fmt(audit["bias_mean"]) + (f" [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "")
+        rows.append((name, audit.get("plans"), _fmt(audit.get("predicted_mean")),
+                     _fmt(audit.get("realized_mean")), bias, _fmt(audit.get("correlation"), 2)))  # fmt: skip
+    body = (
+        '<p class="caption">Each small point is one plan (the winning plan\'s predicted return '
+        "against the discounted return that followed), each large one an episode's mean; the "
+        "dotted line is predicted = realized. Above it the model promised more than the env paid: "
+        "the search may be choosing the model's errors.</p>"
+        f"<figure>{_png_img(fig, 'predicted vs realized returns of the plans')}</figure>"
+    )
+    body += _table(
+        rows, ("evaluation", "plans", "predicted", "realized", "bias (95% CI)", "correlation")
+    )
+    return _section("audit", title, body)
 
 
 def _latency_section(run: _Run) -> str:
