@@ -123,10 +123,10 @@ def model_card(run_dir: str | Path, repo_id: str) -> str:
     front = ["---", "library_name: trajectory-transformer", "tags:"]
     front += [f"- {t}" for t in [*tags, *([info.env_id] if info.env_id else [])]]
     front += ["---", ""]
-    train_cmd = shlex.join(
-        ["tt", "train", *changed_keys(loaded_config, ("data", "model", "train")),
-         "--run-dir", f"runs/{name}"]
-    )  # fmt: skip
+    keys = changed_keys(loaded_config, ("data", "model", "train"))
+    dataset_key = f"data.dataset={loaded_config.data.dataset}"
+    keys = [dataset_key, *(k for k in keys if k != dataset_key)]  # named even when the default
+    train_cmd = shlex.join(["tt", "train", *keys, "--run-dir", f"runs/{name}"])
     collect = collect_command(info)
     plan = config_to_dict(loaded_config.plan)
     body = [
@@ -158,7 +158,7 @@ def model_card(run_dir: str | Path, repo_id: str) -> str:
         "## Training",
         "",
         f"- seed: train.seed={loaded_config.train.seed} (weights, data order, dropout, episode subset)",
-        f"- model: {gpt.n_layer} layers, {gpt.n_embd} wide, {gpt.n_head} heads, "
+        f"- model: n_layer {gpt.n_layer}, n_embd {gpt.n_embd}, n_head {gpt.n_head}, "
         f"{gpt.vocab_size} bins per dimension ({loaded_config.data.strategy}), "
         f"{gpt.n_transitions} transitions per window",
         f"- optimizer steps: {steps}" if steps else "- optimizer steps: unknown (no checkpoint)",
@@ -169,6 +169,9 @@ def model_card(run_dir: str | Path, repo_id: str) -> str:
         "```",
         "",
         "## Planner settings",
+        "",
+        "What `policy.tt` plans with (the run's `plan` config; keywords of `from_pretrained`, "
+        "e.g. `beam_width=64`, change them):",
         "",
         "| key | value |",
         "|---|---|",

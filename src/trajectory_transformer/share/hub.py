@@ -60,10 +60,10 @@ def _hub_error(err: Exception, repo_id: str, action: str) -> TTError:
         why = "no such repository, or it is private (log in with `hf auth login` or pass token=)"
     elif isinstance(err, errors.RevisionNotFoundError):
         why = "no such revision (branch, tag or commit)"
+    elif isinstance(err, errors.LocalEntryNotFoundError):  # a subclass of EntryNotFoundError
+        why = "the Hub cannot be reached and the file is not in the local cache"
     elif isinstance(err, errors.EntryNotFoundError):
         why = f"the repository has no {POLICY_FILE}: it is not a trajectory-transformer policy"
-    elif isinstance(err, errors.LocalEntryNotFoundError):
-        why = "the Hub cannot be reached and the file is not in the local cache"
     elif isinstance(err, errors.LocalTokenNotFoundError):
         why = "not logged in: run `hf auth login` or pass token="
     elif isinstance(err, errors.HfHubHTTPError):

@@ -31,6 +31,7 @@ from ..data.tokens import TokenizedDataset
 from ..errors import TTError
 from ..utils import lock_run_dir, resolve_device
 from . import distributed as dist_utils
+from .logs import require_wandb
 from .loop import Trainer
 from .resume import claim_run_dir, resume_config
 from .setup import EvalFn, StepCallback
@@ -78,6 +79,7 @@ def train(
             # config.json names the data the run learned from (a Minari id, or Episodes.name)
             data = dataclasses.replace(cfg.data, dataset=dataset_name(dataset))
             cfg = dataclasses.replace(cfg, data=data)
+    require_wandb(cfg)
     if cfg.train.precision == "fp16" and resolve_device(cfg.train.device).type != "cuda":
         raise TTError(
             "train.precision=fp16 needs CUDA (a GradScaler); use train.precision=bf16 on CPU"
