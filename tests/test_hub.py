@@ -20,8 +20,16 @@ from trajectory_transformer.cli import main
 from trajectory_transformer.errors import TTError
 from trajectory_transformer.share import hub, pretrained
 
-EVAL = ["eval.episodes=2", "eval.n_envs=2", "eval.max_episode_steps=5", "eval.device=cpu",
-        "eval.progress=false", "plan.context=2", "plan.beam_width=4", "plan.horizon=2"]  # fmt: skip
+EVAL = [
+    "eval.episodes=2",
+    "eval.n_envs=2",
+    "eval.max_episode_steps=5",
+    "eval.device=cpu",
+    "eval.progress=false",
+    "plan.context=2",
+    "plan.beam_width=4",
+    "plan.horizon=2",
+]
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +109,9 @@ def test_push_failures_are_one_line(
         raise huggingface_hub.errors.LocalTokenNotFoundError("Token is required")
 
     monkeypatch.setattr(HfApi, "upload_folder", refuse)
-    with pytest.raises(TTError, match="pushing to 'u/n' on the Hugging Face Hub failed: not logged in"):
+    with pytest.raises(
+        TTError, match="pushing to 'u/n' on the Hugging Face Hub failed: not logged in"
+    ):
         hub.push(evaluated_run, "u/n")
     with pytest.raises(TTError, match="give a Hub repository id as user/name"):
         hub.push(evaluated_run, "no-slash")
@@ -133,8 +143,9 @@ def test_from_pretrained_downloads_through_huggingface_hub(
         return str(cached)
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
-    policy = tt.TTPolicy.from_pretrained("someone/pendulum-tt", revision="v1", device="cpu",
-                                         context=2, mode="greedy")  # fmt: skip
+    policy = tt.TTPolicy.from_pretrained(
+        "someone/pendulum-tt", revision="v1", device="cpu", context=2, mode="greedy"
+    )
     assert asked[0]["repo_id"] == "someone/pendulum-tt" and asked[0]["filename"] == "policy.tt"
     assert asked[0]["revision"] == "v1"
     want = tt.TTPolicy.load(evaluated_run, device="cpu", context=2, mode="greedy")

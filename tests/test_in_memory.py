@@ -87,8 +87,15 @@ def test_train_from_arrays_then_load_and_tt_eval(pendulum_dataset: str, tmp_path
     policy = tt.TTPolicy.load(run, device="cpu", mode="greedy")
     assert isinstance(policy.observation_space, spaces.Box)
     summary = tt.evaluate(
-        run, ["eval.episodes=1", "eval.n_envs=1", "eval.max_episode_steps=5", "plan.mode=greedy",
-              "eval.device=cpu", "eval.progress=false"]  # fmt: skip
+        run,
+        [
+            "eval.episodes=1",
+            "eval.n_envs=1",
+            "eval.max_episode_steps=5",
+            "plan.mode=greedy",
+            "eval.device=cpu",
+            "eval.progress=false",
+        ],
     )
     assert summary["episodes"] == 1 and summary["dataset"] == "my-pendulum"
 
@@ -108,17 +115,21 @@ def test_from_arrays_reads_the_spaces_of_env_id_and_cuts_episodes_at_flags() -> 
 
 
 def test_from_arrays_takes_dict_observations_row_by_row() -> None:
-    space = spaces.Dict(
-        {"pos": spaces.Box(-1, 1, (2,), np.float32), "mode": spaces.Discrete(3)}
-    )
+    space = spaces.Dict({"pos": spaces.Box(-1, 1, (2,), np.float32), "mode": spaces.Discrete(3)})
     n = 4
-    obs = {"pos": np.linspace(-1, 1, n * 2, dtype=np.float32).reshape(n, 2),
-           "mode": np.array([0, 1, 2, 0])}  # fmt: skip
+    obs = {
+        "pos": np.linspace(-1, 1, n * 2, dtype=np.float32).reshape(n, 2),
+        "mode": np.array([0, 1, 2, 0]),
+    }
     episodes = tt.Episodes.from_arrays(
-        obs, np.zeros((n, 1), np.float32), np.zeros(n), np.zeros(n, bool),
-        np.array([0, 1, 0, 1], bool), observation_space=space,
+        obs,
+        np.zeros((n, 1), np.float32),
+        np.zeros(n),
+        np.zeros(n, bool),
+        np.array([0, 1, 0, 1], bool),
+        observation_space=space,
         action_space=spaces.Box(-1, 1, (1,), np.float32),
-    )  # fmt: skip
+    )
     second = episodes.episodes[1].observations
     np.testing.assert_array_equal(second["mode"], [2, 0, 0])  # rows 2, 3 and the stand-in final
     np.testing.assert_array_equal(second["pos"][0], obs["pos"][2])
@@ -130,7 +141,11 @@ def test_from_arrays_takes_dict_observations_row_by_row() -> None:
         ({"actions": np.zeros((4, 1))}, "actions has 4 rows but rewards has 5"),
         ({"terminations": np.zeros(3)}, r"terminations has shape \(3,\); expected \(5,\)"),
         ({"rewards": np.zeros((5, 2))}, "rewards must be a non-empty 1-D array"),
-        ({"observations": {"x": np.zeros((5, 3))}}, r"observations has shape \(\); expected \(N, 3\)"),
+        ({"actions": 3.0}, r"actions has shape \(\); expected \(N, 1\)"),
+        (
+            {"observations": {"x": np.zeros((5, 3))}},
+            r"observations has shape \(\); expected \(N, 3\)",
+        ),
     ],
 )
 def test_from_arrays_bad_input_is_one_line(kwargs: dict[str, Any], message: str) -> None:
@@ -154,5 +169,5 @@ def test_from_arrays_without_spaces_or_env_id_says_what_to_give() -> None:
 
 def test_train_refuses_what_is_not_a_dataset(tmp_path: Path) -> None:
     cfg = tt.load_config(None, [*TINY_TRAIN, "train.max_steps=1"])
-    with pytest.raises(TTError, match="dataset= takes a minari.MinariDataset.*got dict"):
+    with pytest.raises(TTError, match=r"dataset= takes a minari\.MinariDataset.*got dict"):
         tt.train(cfg, tmp_path / "run", dataset={"observations": []})

@@ -64,8 +64,13 @@ def test_a_policy_built_in_memory_saves_its_spaces(tmp_path: Path) -> None:
     disc = Discretizer.fit(rng.normal(size=(200, model.config.token_dims)), 13, "uniform")
     obs_space = spaces.Box(-1, 1, (3,), np.float32)
     act_space = spaces.Box(-1, 1, (2,), np.float32)
-    policy = tt.TTPolicy(model, disc, obs_space, act_space, tt.RunConfig().plan.__class__(
-        context=2, horizon=2, beam_width=2, mode="greedy"))  # fmt: skip
+    policy = tt.TTPolicy(
+        model,
+        disc,
+        obs_space,
+        act_space,
+        tt.RunConfig().plan.__class__(context=2, horizon=2, beam_width=2, mode="greedy"),
+    )
     loaded = tt.TTPolicy.load(policy.save(tmp_path / "mem.tt"), device="cpu")
     assert loaded.observation_space == obs_space and loaded.action_space == act_space
     np.testing.assert_array_equal(_actions(loaded), _actions(policy))
@@ -119,10 +124,16 @@ def test_edited_metadata_without_a_new_checksum(saved: Path) -> None:
 @pytest.mark.parametrize(
     ("edit", "match"),
     [
-        ({"model": '{"vocab_size": "16"}'}, r"'model' field 'vocab_size' is \"16\", not of type int"),
+        (
+            {"model": '{"vocab_size": "16"}'},
+            r"'model' field 'vocab_size' is \"16\", not of type int",
+        ),
         ({"model": "[1, 2]"}, "'model' must be a JSON object, got list"),
         ({"dataset": "{not json"}, "'dataset' is not JSON"),
-        ({"dataset": '{"dataset": "x", "observation_dim": 1.5}'}, "'observation_dim' is 1.5, not of type int"),
+        (
+            {"dataset": '{"dataset": "x", "observation_dim": 1.5}'},
+            "'observation_dim' is 1.5, not of type int",
+        ),
         ({"dataset": '{"dataset": "x", "pickle": "os.system"}'}, "unknown field 'pickle'"),
         ({"config": '{"train": {"lr": "fast"}}'}, "metadata 'config': config key 'train.lr'"),
         ({"config": '{"trian": {}}'}, "unknown config key 'trian'"),

@@ -41,8 +41,8 @@ from .config import (
     config_to_dict,
     split_override,
 )
-from .data.goals import goal_layout
 from .data.episodes import DatasetInfo
+from .data.goals import goal_layout
 from .data.spaces import (
     executed_action,
     flat_dim,

@@ -18,8 +18,15 @@ from trajectory_transformer.training import train
 
 def _cfg(dataset: str, *extra: str):  # type: ignore[no-untyped-def]
     return load_config(
-        None, [f"data.dataset={dataset}", *TINY_TRAIN, "train.max_steps=4", "train.log_every=2",
-               "train.wandb=true", *extra]  # fmt: skip
+        None,
+        [
+            f"data.dataset={dataset}",
+            *TINY_TRAIN,
+            "train.max_steps=4",
+            "train.log_every=2",
+            "train.wandb=true",
+            *extra,
+        ],
     )
 
 
@@ -77,7 +84,7 @@ def test_without_wandb_the_key_says_how_to_install(
 
 
 def test_wandb_keys_are_validated() -> None:
-    with pytest.raises(ConfigError, match="train.wandb_project"):
+    with pytest.raises(ConfigError, match=r"train\.wandb_project"):
         load_config(None, ["train.wandb_project= "])
 
 
@@ -90,7 +97,10 @@ def test_wandb_that_cannot_start_is_one_line(
         raise wandb.errors.UsageError("api_key not configured (no-tty). call wandb.login(key=...)")
 
     monkeypatch.setattr(wandb, "init", no_login)
-    with pytest.raises(TTError, match=r"train.wandb: Weights & Biases did not start \(UsageError: "
-                       r"api_key not configured.*set WANDB_MODE=offline$") as err:  # fmt: skip
+    with pytest.raises(
+        TTError,
+        match=r"train.wandb: Weights & Biases did not start \(UsageError: "
+        r"api_key not configured.*set WANDB_MODE=offline$",
+    ) as err:
         train(_cfg(pendulum_dataset), tmp_path / "run")
     assert "\n" not in str(err.value)

@@ -33,7 +33,7 @@ from .tokens import TokenizedDataset, build_tokenized, split_goals
 __all__ = ["Episode", "Episodes", "dataset_name", "tokenize_in_memory"]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Episode:
     """One episode in Minari's layout (T+1 observations, T of the rest); an `EpisodeLike`."""
 
@@ -149,7 +149,9 @@ def _make(env_id: str) -> gym.Env[Any, Any]:
     try:
         return gym.make(env_id)
     except gym.error.Error as err:
-        raise TTError(f"env_id={env_id!r}: cannot make it ({err}); pass the spaces instead") from err
+        raise TTError(
+            f"env_id={env_id!r}: cannot make it ({err}); pass the spaces instead"
+        ) from err
 
 
 def _check_rows(space: gym.Space[Any], value: Any, n: int, where: str) -> None:
@@ -165,9 +167,10 @@ def _check_rows(space: gym.Space[Any], value: Any, n: int, where: str) -> None:
         for i, sub in enumerate(space.spaces):
             _check_rows(sub, value[i], n, f"{where}[{i}]")
     else:
-        want = tuple(space.nvec.shape if isinstance(space, spaces.MultiDiscrete) else space.shape)
-        got = np.shape(value) if not isinstance(value, dict | str) else ()
-        if got[1:] != want:
+        shape = space.nvec.shape if isinstance(space, spaces.MultiDiscrete) else space.shape
+        want: tuple[int, ...] = tuple(shape or ())
+        got: tuple[int, ...] = tuple(np.shape(value)) if not isinstance(value, dict | str) else ()
+        if len(got) != len(want) + 1 or got[1:] != want:
             expected = "(" + ", ".join(["N", *map(str, want)]) + ("," if not want else "") + ")"
             raise TTError(f"{where} has shape {got}; expected {expected} for {space}")
         if got[0] != n:

@@ -14,11 +14,21 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from .. import __version__, runs
+from .. import runs
 from ..config import RunConfig, config_to_dict
 from ..data.episodes import DatasetInfo
 
-__all__ = ["changed_keys", "collect_command", "model_card"]
+__all__ = ["changed_keys", "collect_command", "model_card", "version"]
+
+
+def version() -> str:
+    """The installed package's version (the facade's `__version__` would import the facade)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("trajectory-transformer")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _flat(section: str, values: dict[str, Any]) -> dict[str, Any]:
@@ -133,7 +143,7 @@ def model_card(run_dir: str | Path, repo_id: str) -> str:
         f"# Trajectory Transformer on {env} ({info.dataset})",
         "",
         "A [Trajectory Transformer](https://arxiv.org/abs/2106.02039) policy trained with "
-        f"trajectory-transformer {__version__}: one file, `policy.tt` (safetensors weights, "
+        f"trajectory-transformer {version()}: one file, `policy.tt` (safetensors weights, "
         "discretizer, config and env description; no pickle; checksummed).",
         "",
         "```python",
@@ -145,7 +155,12 @@ def model_card(run_dir: str | Path, repo_id: str) -> str:
         "",
         "## Data",
         "",
-        f"- dataset: `{info.dataset}`" + (f" (id `{info.dataset_id}`)" if info.dataset_id and info.dataset_id != info.dataset else ""),
+        f"- dataset: `{info.dataset}`"
+        + (
+            f" (id `{info.dataset_id}`)"
+            if info.dataset_id and info.dataset_id != info.dataset
+            else ""
+        ),
         f"- env: `{env}`; observation dims {info.observation_dim}, action dims {info.action_dim}",
         f"- {info.n_episodes} episodes, {info.n_transitions} transitions"
         + (f", {info.dropped_episodes} dropped" if info.dropped_episodes else ""),

@@ -21,8 +21,9 @@ from typing import Any
 
 from .. import runs
 from ..errors import TTError
+from ..utils import atomic_write_bytes
 from . import pretrained
-from .card import model_card
+from .card import model_card, version
 from .policy_file import write_policy_file
 
 __all__ = ["CARD_FILE", "POLICY_FILE", "push", "resolve", "write_policy_folder"]
@@ -45,9 +46,7 @@ def write_policy_folder(
         loaded.discretizer,
         loaded.model.state_dict(),
     )
-    from ..utils import atomic_write_bytes
-
-    atomic_write_bytes(out / CARD_FILE, model_card(run_dir, repo_id).encode())
+    atomic_write_bytes(out / CARD_FILE, model_card(Path(run_dir), repo_id).encode())
     return out
 
 
@@ -93,8 +92,6 @@ def resolve(name: str, revision: str | None = None) -> Path:
         )
     from huggingface_hub import hf_hub_download
 
-    from .. import __version__
-
     try:
         return Path(
             hf_hub_download(
@@ -102,7 +99,7 @@ def resolve(name: str, revision: str | None = None) -> Path:
                 filename=POLICY_FILE,
                 revision=revision,
                 library_name="trajectory-transformer",
-                library_version=__version__,
+                library_version=version(),
             )
         )
     except Exception as err:  # huggingface_hub and requests raise many types; all are one line
@@ -132,7 +129,8 @@ def push(
             api.upload_folder(
                 repo_id=repo_id,
                 folder_path=tmp,
-                commit_message=commit_message or f"Upload {Path(run_dir).name} (trajectory-transformer)",
+                commit_message=commit_message
+                or f"Upload {Path(run_dir).name} (trajectory-transformer)",
             )
         except Exception as err:  # network, auth, permissions: one line, never a traceback
             raise _hub_error(err, repo_id, "pushing to") from None

@@ -40,7 +40,9 @@ FORMAT = "trajectory_transformer.policy/1"
 SUFFIX = ".tt"
 """The suffix `TTPolicy.save` suggests; any name is read."""
 _MODEL, _DISC = "model/", "discretizer/"
-_HINT = "download or save it again (`TTPolicy.save`), or pass verify=False if you changed it on purpose"
+_HINT = (
+    "download or save it again (`TTPolicy.save`), or pass verify=False if you changed it on purpose"
+)
 
 
 def write_policy_file(
@@ -54,7 +56,9 @@ def write_policy_file(
     """Write the one file atomically (a half-written file never appears under `path`)."""
     arrays, disc_meta = discretizer.state_dict()
     tensors = {f"{_MODEL}{k}": v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
-    tensors.update({f"{_DISC}{k}": torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()})
+    tensors.update(
+        {f"{_DISC}{k}": torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
+    )
     metadata = {
         "format": FORMAT,
         "config": json.dumps(config_to_dict(config)),
