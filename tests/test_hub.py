@@ -200,3 +200,14 @@ def test_the_quickstart_policy_is_shipped() -> None:
     assert "tt/pendulum-quickstart" in pretrained.names()
     size = pretrained.policy_path("tt/pendulum-quickstart").stat().st_size
     assert size < 2_000_000
+
+
+def test_push_is_on_the_facade_and_resolve_takes_local_paths(
+    evaluated_run: Path, tmp_path: Path
+) -> None:
+    assert tt.push is hub.push
+    folder = hub.write_policy_folder(evaluated_run, tmp_path / "local", "u/n")
+    assert hub.resolve(str(folder)) == folder / "policy.tt"  # a folder laid out like a repo
+    assert hub.resolve(str(folder / "policy.tt")) == folder / "policy.tt"
+    with pytest.raises(TTError, match=r"no policy\.tt in this folder"):
+        hub.resolve(str(tmp_path))

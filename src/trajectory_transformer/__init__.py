@@ -33,6 +33,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "load_run": ("runs", "load_run"),
     "LoadedRun": ("runs", "LoadedRun"),
     "TTPolicy": ("policy", "TTPolicy"),
+    "push": ("share.hub", "push"),
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from .evaluation.evaluate import evaluate_run as evaluate  # noqa: F401
     from .policy import TTPolicy  # noqa: F401
     from .runs import LoadedRun, load_run  # noqa: F401
+    from .share.hub import push  # noqa: F401
     from .sources.collect import collect_dataset as collect  # noqa: F401
     from .training.trainer import train  # noqa: F401
 
