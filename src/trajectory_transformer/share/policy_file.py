@@ -81,7 +81,8 @@ def read_policy_file(
         p,
         "pt",
         what="policy",
-        corrupt="{path}: not a policy file, or a corrupt or truncated one ({error}); " + _HINT,
+        corrupt="{path}: not a policy file, or a corrupt or truncated one ({error}); download "
+        "or save it again (`TTPolicy.save`)",
         verify=verify,
         hint=_HINT,
     )
