@@ -14,6 +14,7 @@ from gymnasium import spaces
 
 import trajectory_transformer as tt
 from tiny import TINY_DATA, TINY_TRAIN
+from trajectory_transformer import runs
 from trajectory_transformer.config import DataConfig, load_config
 from trajectory_transformer.data.memory import tokenize_in_memory
 from trajectory_transformer.data.tokens import prepare_tokens
@@ -171,3 +172,13 @@ def test_train_refuses_what_is_not_a_dataset(tmp_path: Path) -> None:
     cfg = tt.load_config(None, [*TINY_TRAIN, "train.max_steps=1"])
     with pytest.raises(TTError, match=r"dataset= takes a minari\.MinariDataset.*got dict"):
         tt.train(cfg, tmp_path / "run", dataset={"observations": []})
+
+
+def test_a_run_from_arrays_resumes_with_the_same_dataset(
+    pendulum_dataset: str, tmp_path: Path
+) -> None:
+    episodes = _episodes(pendulum_dataset, env_id="Pendulum-v1")
+    cfg = tt.load_config(None, [*TINY_TRAIN, "train.max_steps=2", "train.save_every=1"])
+    run = tt.train(cfg, tmp_path / "run", dataset=episodes)
+    tt.train(None, run, resume=True, overrides=["train.max_steps=3"], dataset=episodes)
+    assert runs.train_step(run) == 3  # the newest checkpoint: one more step on the same data
