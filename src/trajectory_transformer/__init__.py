@@ -26,22 +26,26 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "load_config": ("config", "load_config"),
     "TTError": ("errors", "TTError"),
     "ConfigError": ("errors", "ConfigError"),
+    "Episodes": ("data.memory", "Episodes"),
     "collect": ("sources.collect", "collect_dataset"),
     "train": ("training.trainer", "train"),
     "evaluate": ("evaluation.evaluate", "evaluate_run"),
     "load_run": ("runs", "load_run"),
     "LoadedRun": ("runs", "LoadedRun"),
     "TTPolicy": ("policy", "TTPolicy"),
+    "push": ("share.hub", "push"),
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
 if TYPE_CHECKING:
     from .config import RunConfig, load_config  # noqa: F401
+    from .data.memory import Episodes  # noqa: F401
     from .errors import ConfigError, TTError  # noqa: F401
     from .evaluation.evaluate import evaluate_run as evaluate  # noqa: F401
     from .policy import TTPolicy  # noqa: F401
     from .runs import LoadedRun, load_run  # noqa: F401
+    from .share.hub import push  # noqa: F401
     from .sources.collect import collect_dataset as collect  # noqa: F401
     from .training.trainer import train  # noqa: F401
 

@@ -169,6 +169,18 @@ def _cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_push(args: argparse.Namespace) -> int:
+    from .share.hub import push, write_policy_folder
+
+    if args.folder is not None:
+        print(write_policy_folder(args.run_dir, args.folder, args.repo or "user/name"))
+    elif args.repo is None:
+        raise TTError("tt push needs --repo user/name (or --folder DIR to write the files here)")
+    else:
+        print(push(args.run_dir, args.repo, private=args.private))
+    return 0
+
+
 def _cmd_quickstart(args: argparse.Namespace) -> int:
     from .quickstart import run_quickstart
 
@@ -286,6 +298,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=1)
     _add_trust_args(p)
     p.add_argument("overrides", nargs="*")
+
+    p = add("push", _cmd_push, "upload a run to the Hugging Face Hub as policy.tt + model card")
+    p.add_argument("run_dir")
+    p.add_argument("--repo", default=None, metavar="USER/NAME", help="the Hub repository")
+    p.add_argument("--private", action="store_true", help="create the repository private")
+    p.add_argument("--folder", default=None, help="write policy.tt and README.md here instead")
 
     p = add("quickstart", _cmd_quickstart, "collect, train, evaluate and report the default task")
     p.add_argument("--run-dir", default=None)

@@ -21,6 +21,7 @@ env slot) for code that holds Gymnasium envs or Stable-Baselines3 vector envs:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -32,6 +33,7 @@ import torch
 from gymnasium import spaces
 
 from .config import (
+    DataConfig,
     PlanConfig,
     RunConfig,
     apply_overrides,
@@ -39,16 +41,25 @@ from .config import (
     config_to_dict,
     split_override,
 )
+from .data.episodes import DatasetInfo
 from .data.goals import goal_layout
-from .data.spaces import executed_action, flat_dim, flatten, space_from_json, stack, unflatten
+from .data.spaces import (
+    executed_action,
+    flat_dim,
+    flatten,
+    space_from_json,
+    space_to_json,
+    stack,
+    unflatten,
+)
 from .errors import ConfigError, TTError
 from .plan.agent import PlannerAgent
 from .runs import load_run
+from .share.policy_file import read_policy_file, write_policy_file
 from .utils import resolve_device
 
 if TYPE_CHECKING:
     from .data.discretizer import Discretizer
-    from .data.episodes import DatasetInfo
     from .model.gpt import TrajectoryGPT
     from .runs import LoadedRun
 
@@ -250,6 +261,16 @@ class TTPolicy:
         self.info: DatasetInfo | None = None
         """The run's dataset info when built by `load` / `from_loaded`."""
         self.run_dir: Path | None = None
+        """The run folder or policy file it was loaded from."""
+        self.config: RunConfig | None = None
+        """The run's config when built by `load` / `from_loaded` (what `save` writes)."""
+        self._data = DataConfig(
+            n_bins=mcfg.vocab_size,
+            n_transitions=mcfg.n_transitions,
+            termination_penalty=termination_penalty,
+            goal_key=goal_key,
+            achieved_key=achieved_key,
+        )
         self._act_dim = mcfg.action_dim
         self._pending = np.zeros(0, dtype=bool)  # acted, reward not yet recorded
         self._executed = np.zeros((0, self._act_dim), dtype=np.float32)  # flat executed actions
@@ -267,7 +288,8 @@ class TTPolicy:
         verify: bool = True,
         **plan_overrides: Any,
     ) -> TTPolicy:
-        """A policy from a run folder (config, weights, discretizer, dataset info).
+        """A policy from a run folder or a one-file policy (`save`; config, weights, discretizer,
+        dataset info). Neither needs the dataset.
 
         Planning uses the run's `plan` config, then `overrides` (`"plan.beam_width=64"` or
         `"beam_width=64"`), then `mode`, `seed` and keyword settings (`beam_width=64` sets
@@ -276,11 +298,11 @@ class TTPolicy:
         changed on purpose); by default a changed or unchecked file is a TTError.
         """
 
-        loaded = load_run(
-            run_dir,
-            resolve_device(device) if isinstance(device, str) else device,
-            verify=verify,
-        )
+        where = resolve_device(device) if isinstance(device, str) else device
+        if Path(run_dir).is_file():
+            loaded = read_policy_file(run_dir, where, verify=verify)
+        else:
+            loaded = load_run(run_dir, where, verify=verify)
         return cls.from_loaded(loaded, mode=mode, seed=seed, overrides=overrides, **plan_overrides)
 
     @classmethod
@@ -314,8 +336,48 @@ class TTPolicy:
             achieved_key=data.achieved_key,
             termination_penalty=data.termination_penalty,
         )
-        policy.info, policy.run_dir = loaded.info, loaded.run_dir
+        policy.info, policy.run_dir, policy.config = loaded.info, loaded.run_dir, loaded.config
         return policy
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name: str,
+        *,
+        revision: str | None = None,
+        device: str | torch.device = "auto",
+        verify: bool = True,
+        **settings: Any,
+    ) -> TTPolicy:
+        """A shared policy by name: a shipped one (`tt/pendulum-quickstart`, see
+        `share.pretrained`), else a Hugging Face Hub repository `user/name` whose `policy.tt`
+        is downloaded once into huggingface_hub's cache (`revision`: a branch, tag or commit).
+        Other settings as in `load`."""
+        from .share.hub import resolve
+
+        return cls.load(resolve(name, revision), device=device, verify=verify, **settings)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write this policy as one file (suffix `.tt` by convention): the run's config with this
+        policy's plan settings, the model, the discretizer and the env description, checksummed,
+        no pickle. `TTPolicy.load(path)` reads it back without the run folder or the dataset."""
+        config = self.config if self.config is not None else RunConfig(data=self._data)
+        config = dataclasses.replace(config, plan=self.plan)
+        info = self.info
+        if info is None:  # built from objects in memory: describe what it was given
+            info = DatasetInfo(
+                dataset="in-memory",
+                observation_space=space_to_json(self.observation_space),
+                action_space=space_to_json(self.action_space),
+                observation_dim=flat_dim(self.observation_space),
+                action_dim=flat_dim(self.action_space),
+                n_bins=self.model.config.vocab_size,
+                strategy=self.discretizer.strategy,
+                termination_penalty=self._data.termination_penalty,
+            )
+        return write_policy_file(
+            path, config, self.model.config, info, self.discretizer, self.model.state_dict()
+        )
 
     @property
     def device(self) -> torch.device:

@@ -106,6 +106,8 @@ FACADE = {  # public name -> the module that defines it (the facade adds no seco
     "load_run": "trajectory_transformer.runs",
     "LoadedRun": "trajectory_transformer.runs",
     "TTPolicy": "trajectory_transformer.policy",
+    "Episodes": "trajectory_transformer.data.memory",
+    "push": "trajectory_transformer.share.hub",
 }
 
 

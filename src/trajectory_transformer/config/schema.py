@@ -164,6 +164,13 @@ class TrainConfig:
     """Evaluate with the planner every N epochs (0: never during training)."""
     progress: bool = True
     """Show a progress bar with loss, tokens/s and ETA."""
+    wandb: bool = False
+    """Also log the metrics and the config to Weights & Biases (pip install
+    'trajectory-transformer[wandb]'; WANDB_MODE=offline logs into RUN_DIR/wandb without a login)."""
+    wandb_project: str = "trajectory-transformer"
+    """With train.wandb: the W&B project (the run is named after the run folder)."""
+    wandb_entity: str | None = None
+    """With train.wandb: the W&B team or user (null: your default entity)."""
 
     def __post_init__(self) -> None:
         self.betas = (float(self.betas[0]), float(self.betas[1]))
@@ -189,6 +196,8 @@ class TrainConfig:
             self.precision in ("fp32", "bf16", "fp16"), "train.precision", "use fp32, bf16 or fp16"
         )
         _require(0.0 <= self.warmup_fraction < 1.0, "train.warmup_fraction", "must be in [0, 1)")
+        _require(bool(self.wandb_project.strip()), "train.wandb_project", "must not be empty")
+        _require(self.wandb_entity != "", "train.wandb_entity", "must be a name or null")
 
 
 @dataclass

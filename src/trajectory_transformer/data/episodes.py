@@ -33,6 +33,7 @@ __all__ = [
     "discounted_returns",
     "episodes_to_transitions",
     "load_transitions",
+    "minari_transitions",
 ]
 
 
@@ -305,7 +306,27 @@ def load_transitions(
     seed: int = 0,
 ) -> tuple[Transitions, DatasetInfo]:
     """Load a Minari dataset (id or path), optionally a seeded subset of episodes, as transitions."""
-    dataset = load_minari(spec)
+    return minari_transitions(
+        load_minari(spec),
+        spec,
+        discount=discount,
+        termination_penalty=termination_penalty,
+        max_episodes=max_episodes,
+        drop_bad_episodes=drop_bad_episodes,
+        seed=seed,
+    )
+
+
+def minari_transitions(
+    dataset: Any,
+    spec: str,
+    discount: float = 0.99,
+    termination_penalty: float = -100.0,
+    max_episodes: int | None = None,
+    drop_bad_episodes: bool = False,
+    seed: int = 0,
+) -> tuple[Transitions, DatasetInfo]:
+    """An open `minari.MinariDataset` (named `spec` in messages and the info) as transitions."""
     indices = np.asarray(dataset.episode_indices, np.int64)
     if max_episodes is not None and max_episodes < indices.shape[0]:
         if max_episodes < 1:

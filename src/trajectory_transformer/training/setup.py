@@ -23,6 +23,7 @@ from torch.utils.data import Dataset, DistributedSampler
 
 from .. import runs
 from ..config import RunConfig, config_to_dict
+from ..data.memory import tokenize_in_memory
 from ..data.tokens import prepare_tokens
 from ..data.windows import TokenWindows
 from ..errors import TTError
@@ -112,7 +113,7 @@ class TrainerSetup:
         info: DistInfo,
         device: torch.device,
         resume: bool,
-        dataset: TokenizedDataset | None,
+        dataset: Any,
         eval_fn: EvalFn | None,
         step_callback: StepCallback | None,
         verify: bool = True,
@@ -125,7 +126,11 @@ class TrainerSetup:
         seed_everything(tc.seed)
         if device.type == "cuda":
             torch.set_float32_matmul_precision("high")  # TF32 matmuls in fp32 mode
-        self.data = dataset if dataset is not None else _prepare_data(cfg, run_dir, info)
+        self.data = (
+            tokenize_in_memory(dataset, cfg.data, tc.seed)
+            if dataset is not None
+            else _prepare_data(cfg, run_dir, info)
+        )
         self.gpt_config = gpt_config_for(
             cfg, int(self.data.observation_dim), int(self.data.action_dim), self.data.goal_dim
         )

@@ -20,21 +20,22 @@ What the loop does, and where it differs from the original TT (Janner et al., 20
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from .. import runs
 from ..config import RunConfig, apply_overrides
+from ..data.memory import dataset_name
+from ..data.tokens import TokenizedDataset
 from ..errors import TTError
 from ..utils import lock_run_dir, resolve_device
 from . import distributed as dist_utils
+from .logs import require_wandb
 from .loop import Trainer
 from .resume import claim_run_dir, resume_config
 from .setup import EvalFn, StepCallback
-
-if TYPE_CHECKING:
-    from ..data.tokens import TokenizedDataset
 
 __all__ = ["train"]
 
@@ -46,14 +47,16 @@ def train(
     overwrite: bool = False,
     overrides: list[str] | None = None,
     *,
-    dataset: TokenizedDataset | None = None,
+    dataset: Any = None,
     eval_fn: EvalFn | None = None,
     step_callback: StepCallback | None = None,
     verify: bool = True,
 ) -> Path:
     """Train a Trajectory Transformer into `run_dir` (or continue it with resume=True); returns run_dir.
 
-    `dataset` skips `prepare_tokens(cfg.data)` (custom data); `eval_fn(run_dir, epoch) -> dict` runs
+    `dataset` trains on data in memory instead of `cfg.data.dataset`: a `minari.MinariDataset`, an
+    `Episodes` (`Episodes.from_arrays`) or a `TokenizedDataset` (data/memory.py); the run's
+    `data.dataset` then records its name, and a resume needs it passed again. `eval_fn(run_dir, epoch) -> dict` runs
     every `train.eval_every` epochs and is logged under eval/; `step_callback(step, metrics, model)`
     is called after each step (tests use it to interrupt a run or inspect the weights).
     """
@@ -73,6 +76,11 @@ def train(
         if cfg is None:
             raise TTError("train() needs a RunConfig unless resume=True")
         cfg = apply_overrides(cfg, overrides) if overrides else cfg
+        if dataset is not None and not isinstance(dataset, TokenizedDataset):
+            # config.json names the data the run learned from (a Minari id, or Episodes.name)
+            data = dataclasses.replace(cfg.data, dataset=dataset_name(dataset))
+            cfg = dataclasses.replace(cfg, data=data)
+    require_wandb(cfg)
     if cfg.train.precision == "fp16" and resolve_device(cfg.train.device).type != "cuda":
         raise TTError(
             "train.precision=fp16 needs CUDA (a GradScaler); use train.precision=bf16 on CPU"
