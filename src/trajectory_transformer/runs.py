@@ -74,6 +74,7 @@ __all__ = [
     "load_gpt_config",
     "load_run",
     "load_weights",
+    "load_weights_and_metadata",
     "read_eval_summaries",
     "read_run_config",
     "save_weights",
@@ -102,16 +103,21 @@ def eval_name(agent: str) -> str:
 
 
 # ------------------------------------------------------------------------------ tensors on disk
-def save_weights(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor]) -> None:
+def save_weights(
+    path: str | os.PathLike[str],
+    tensors: dict[str, torch.Tensor],
+    metadata: dict[str, str] | None = None,
+) -> None:
     """Write tensors to a safetensors file atomically, with their SHA-256 in the metadata.
 
     Copies to contiguous CPU tensors first; the checksum (`utils.tensor_digest`, metadata key
-    "sha256") is what `load_weights` verifies.
+    "sha256", over the tensors and any other `metadata`) is what `load_weights` verifies.
     """
 
     flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    meta = dict(metadata or {})
     with atomic_path(path) as tmp:
-        save_file(flat, str(tmp), metadata={DIGEST_KEY: tensor_digest(flat)})
+        save_file(flat, str(tmp), metadata={**meta, DIGEST_KEY: tensor_digest(flat, meta)})
 
 
 def load_weights(
@@ -122,6 +128,13 @@ def load_weights(
     With `verify` (the default) the tensors must match the checksum `save_weights` stored: a
     mismatch or a missing checksum is a TTError. The file is read on the CPU, checked, then moved.
     """
+    return load_weights_and_metadata(path, device, verify)[0]
+
+
+def load_weights_and_metadata(
+    path: str | os.PathLike[str], device: str | torch.device = "cpu", verify: bool = True
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """`load_weights`, also returning the file's metadata (verified with the tensors)."""
 
     p = Path(path)
     in_checkpoint = _STEP_DIR.match(p.parent.name) and p.parent.parent.name == CHECKPOINT_DIR
@@ -131,7 +144,7 @@ def load_weights(
         if in_checkpoint
         else IGNORE_CHECKSUMS_HINT
     )
-    tensors, _ = read_safetensors(
+    tensors, metadata = read_safetensors(
         p,
         "pt",
         what="weights",
@@ -142,7 +155,7 @@ def load_weights(
     )
     if torch.device(device).type != "cpu":
         tensors = {k: v.to(device) for k, v in tensors.items()}
-    return tensors
+    return tensors, metadata
 
 
 # ------------------------------------------------------------------------------ checkpoints
@@ -200,18 +213,27 @@ def read_run_config(run_dir: Path) -> RunConfig:
 
 
 def load_gpt_config(path: str | os.PathLike[str]) -> GPTConfig:
+    """model.json as a GPTConfig, every field type- and range-checked (one TTError naming it)."""
     data = read_json(path, "model config")
+    if not isinstance(data, dict):
+        raise TTError(f"{path}: not a model config (expected a JSON object); restore the file")
     try:
-        return GPTConfig(**data)
-    except TypeError as err:
-        raise TTError(f"{path}: not a GPTConfig ({err}); restore the file") from err
+        config: GPTConfig = config_from_dict(data, GPTConfig)
+    except TTError as err:
+        raise TTError(f"{path}: {err}; restore the file") from err
+    except TypeError as err:  # a required field is missing
+        raise TTError(f"{path}: not a model config ({err}); restore the file") from err
+    return config
 
 
 def read_dataset_info(run_dir: Path) -> DatasetInfo:
+    """dataset.json as a DatasetInfo, every field checked (one TTError naming file and field)."""
     path = Path(run_dir) / DATASET_FILE
     raw = read_json(path, "dataset info")
     try:
         return DatasetInfo.from_dict(raw)
+    except TTError as err:
+        raise TTError(f"{path}: {err}; restore the file") from err
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise TTError(f"{path}: unreadable dataset info ({err}); restore the file") from err
 

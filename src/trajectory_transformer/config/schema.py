@@ -69,6 +69,7 @@ class DataConfig:
     episode is the default: it keeps the reward and value tokens consistent with the goal."""
 
     def __post_init__(self) -> None:
+        _check_values(self, "data.")
         _require(0.0 < self.discount <= 1.0, "data.discount", "must be in (0, 1]")
         _require(2 <= self.n_bins <= 65535, "data.n_bins", "must be in [2, 65535]")
         _require(self.n_transitions >= 1, "data.n_transitions", "must be >= 1")
@@ -107,6 +108,7 @@ class ModelConfig:
     """One output head per transition dimension (original TT) instead of one shared head."""
 
     def __post_init__(self) -> None:
+        _check_values(self, "model.")
         for name in ("n_embd", "n_layer", "n_head"):
             _require(getattr(self, name) >= 1, f"model.{name}", "must be >= 1")
         _require(self.n_embd % self.n_head == 0, "model.n_embd", "must be divisible by n_head")
@@ -167,6 +169,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.betas = (float(self.betas[0]), float(self.betas[1]))
+        _check_values(self, "train.")
+        _check_seed(self.seed, "train.seed")
         _require(self.epochs is None or self.epochs > 0, "train.epochs", "must be > 0 or null")
         _require(
             self.max_steps is None or self.max_steps >= 1, "train.max_steps", "must be >= 1 or null"
@@ -247,6 +251,8 @@ class PlanConfig:
     imagines after a fall is untrained (issue 28, hypothesis 2). Off by default: measured first."""
 
     def __post_init__(self) -> None:
+        _check_values(self, "plan.")
+        _check_seed(self.seed, "plan.seed")
         _require(
             self.mode in ("beam", "sample", "greedy", "likelihood", "goal"),
             "plan.mode",
@@ -303,7 +309,15 @@ class EvalConfig:
     goal-conditioned runs (data.goal_key set), false otherwise."""
 
     def __post_init__(self) -> None:
+        _check_values(self, "eval.")
         _require(self.episodes >= 1, "eval.episodes", "must be >= 1")
+        # episode i is reset with seed + i, so the last episode's seed must fit too
+        _check_seed(self.seed, "eval.seed")
+        _require(
+            self.seed + self.episodes <= _SEED_LIMIT,
+            "eval.seed",
+            f"plus eval.episodes must be at most 2**32 (episode i uses seed + i), got {self.seed}",
+        )
         _require(self.env_spec in ("eval", "data"), "eval.env_spec", "use eval or data")
         _require(self.n_envs >= 1, "eval.n_envs", "must be >= 1")
         _require(self.vector in ("sync", "async"), "eval.vector", "use sync or async")
@@ -346,6 +360,8 @@ class RecipeConfig:
     # 1,780 (the data's mean) with 0.1: expert data with noise would no longer be expert data.
 
     def __post_init__(self) -> None:
+        _check_values(self, "collect.recipe.")
+        _check_seed(self.ppo_seed, "collect.recipe.ppo_seed")
         _require(
             self.ppo_steps is None or self.ppo_steps >= 1,
             "collect.recipe.ppo_steps",
@@ -410,7 +426,14 @@ class CollectConfig:
     """PPO budget and sizes for `tt collect --recipe` (the keys above except seed and overwrite do not apply there)."""
 
     def __post_init__(self) -> None:
+        _check_values(self, "collect.")
         _require(self.episodes >= 1, "collect.episodes", "must be >= 1")
+        _check_seed(self.seed, "collect.seed")
+        _require(
+            self.seed + self.episodes <= _SEED_LIMIT,
+            "collect.seed",
+            "plus collect.episodes must be at most 2**32 (episode i uses seed + i)",
+        )
         _require(0 <= self.noise < float("inf"), "collect.noise", "must be >= 0 and finite")
         _require(0.0 <= self.epsilon <= 1.0, "collect.epsilon", "must be in [0, 1]")
         _check_references(self.ref_min_score, self.ref_max_score, "collect")
@@ -437,6 +460,9 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     collect: CollectConfig = field(default_factory=CollectConfig)
 
+    def __post_init__(self) -> None:
+        _check_name(self.name)
+
     @property
     def stop_on_success(self) -> bool:
         """eval.stop_on_success resolved: its default is on for goal-conditioned runs."""
@@ -448,6 +474,56 @@ class RunConfig:
 def _require(ok: bool, key: str, what: str) -> None:
     if not ok:
         raise ConfigError(f"config key '{key}' {what}")
+
+
+_INT_LIMIT = 2**63
+"""Every int key fits a signed 64-bit integer (what torch, NumPy and safetensors can hold)."""
+
+
+def _check_values(section: Any, prefix: str) -> None:
+    """The checks every key of a section shares: each float finite, each int within 64 bits.
+
+    Runs first in each `__post_init__`, so a NaN penalty or a 10**30 width is refused where the
+    config is built (a preset, an override, a hand-edited config.json) rather than deep inside.
+    """
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        values = value if isinstance(value, tuple) else (value,)
+        for item in values:
+            if isinstance(item, bool):
+                continue
+            if isinstance(item, float):
+                _require(math.isfinite(item), f"{prefix}{f.name}", f"must be finite, got {item}")
+            elif isinstance(item, int):
+                _require(
+                    -_INT_LIMIT < item < _INT_LIMIT,
+                    f"{prefix}{f.name}",
+                    f"must be below 2**63 in size, got {_short(item)}",
+                )
+
+
+def _short(value: int) -> str:
+    text = str(value)
+    return text if len(text) <= 24 else f"{text[:10]}...({len(text)} digits)"
+
+
+_SEED_LIMIT = 2**32
+"""Seeds go to NumPy, torch and Gymnasium alike; NumPy's legacy seed takes [0, 2**32)."""
+
+
+def _check_seed(value: int, key: str) -> None:
+    _require(0 <= value < _SEED_LIMIT, key, f"must be in [0, 2**32), got {_short(value)}")
+
+
+def _check_name(name: str) -> None:
+    """A run name names a folder under runs/; it is never a path (use --run-dir for that)."""
+    bad = not name or name in (".", "..") or any(c in name for c in "/\\\0") or ":" in name[:2]
+    _require(
+        not bad,
+        "name",
+        f"must be a plain folder name (no '/', '..' or absolute path), got {name!r}; "
+        "pass --run-dir to choose where the run is written",
+    )
 
 
 def _check_env_kwargs(kwargs: Any, key: str) -> None:

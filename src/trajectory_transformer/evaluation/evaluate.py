@@ -88,6 +88,19 @@ def evaluate_agent(
     """
     if stop_on_success is None:
         stop_on_success = bool(eval_cfg.stop_on_success)
+    # the scale is checked before the first episode: one that runs backwards is refused, not printed
+    env_id = info.env_id if info is not None else None
+    if env_id is None:
+        env = make_env()
+        env_id = env.spec.id if env.spec is not None else None
+        env.close()
+    reference = pick_reference(
+        env_id,
+        info.ref_min_score if info is not None else None,
+        info.ref_max_score if info is not None else None,
+        config_min_score=ref_min_score,
+        config_max_score=ref_max_score,
+    )
     audit = (
         PlanAudit(agent, agent.cfg.discount, termination_penalty)
         if isinstance(agent, PlannerAgent) and agent.audits_returns
@@ -113,18 +126,6 @@ def evaluate_agent(
         progress=eval_cfg.progress,
         on_step=on_step,
         stop_on_success=stop_on_success,
-    )
-    env_id = info.env_id if info is not None else None
-    if env_id is None:
-        env = make_env()
-        env_id = env.spec.id if env.spec is not None else None
-        env.close()
-    reference = pick_reference(
-        env_id,
-        info.ref_min_score if info is not None else None,
-        info.ref_max_score if info is not None else None,
-        config_min_score=ref_min_score,
-        config_max_score=ref_max_score,
     )
     summary = summarize(result, reference)
     summary = {"agent": desc, "env_id": env_id, "seed": eval_cfg.seed, **summary}
@@ -300,7 +301,7 @@ def prepare_run(
         raise TTError(f"{run_dir}: no such run folder")
     # the saved config plus overrides picks the device, so weights are loaded once, in place
     cfg = _apply_eval_overrides(runs.read_run_config(run_dir), overrides or [])
-    device = resolve_device(cfg.eval.device)
+    device = resolve_device(cfg.eval.device, "eval.device")
     loaded = runs.load_run(run_dir, device, verify=verify, checkpoint=checkpoint)
     info = loaded.info
     where = str(run_dir / runs.DATASET_FILE)

@@ -218,6 +218,7 @@ class TrainerSetup:
         assert path is not None
         loaded = ckpt.load_checkpoint(path, self.device, verify=self.verify)
         state = loaded.state
+        ckpt.check_trainer_state(state, path)
         try:
             self.model.load_state_dict(loaded.model, strict=True)
         except RuntimeError as err:
@@ -249,13 +250,20 @@ class TrainerSetup:
             print(f"resuming with {self.info.world_size} processes instead of {state.get('world_size')}: "
                   "the current epoch restarts", file=sys.stderr)  # fmt: skip
             self.pos.batch_in_epoch = 0
-        set_rng_state(state["rng"], self.device)
-        per_rank = state.get("rng_ranks", [])
-        if same_world and self.info.rank < len(per_rank):
-            own = per_rank[self.info.rank]
-            torch.set_rng_state(torch.tensor(own["torch"], dtype=torch.uint8))
-            if self.device.type == "cuda" and "cuda" in own:
-                torch.cuda.set_rng_state(torch.tensor(own["cuda"], dtype=torch.uint8), self.device)
+        try:
+            set_rng_state(state["rng"], self.device)
+            per_rank = state.get("rng_ranks", [])
+            if same_world and self.info.rank < len(per_rank):
+                own = per_rank[self.info.rank]
+                torch.set_rng_state(torch.tensor(own["torch"], dtype=torch.uint8))
+                if self.device.type == "cuda" and "cuda" in own:
+                    cuda_state = torch.tensor(own["cuda"], dtype=torch.uint8)
+                    torch.cuda.set_rng_state(cuda_state, self.device)
+        except (TypeError, ValueError, RuntimeError, OverflowError) as err:
+            raise TTError(
+                f"{path / ckpt.STATE_FILE}: field 'rng' is not a valid RNG state ({err}); "
+                f"restore the file or delete {path}"
+            ) from err
         if self.info.is_main:
             atomic_write_json(self.run_dir / runs.CONFIG_FILE, config_to_dict(self.cfg))
             truncate_metrics(self.run_dir / runs.METRICS_FILE, self.pos.step)
