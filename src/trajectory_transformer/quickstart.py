@@ -113,6 +113,7 @@ def run_quickstart(cfg: RunConfig | None = None, run_dir: Path | None = None) ->
 
     cfg = cfg or load_config("quickstart")
     run_dir = Path(run_dir or Path("runs") / cfg.name)
+    runs.check_run_writable(run_dir, "choose another --run-dir")  # before collecting
     phases: dict[str, float] = {}
     start = time.perf_counter()
 

@@ -44,6 +44,7 @@ from .utils import (
     IGNORE_CHECKSUMS_HINT,
     atomic_path,
     atomic_write_json,
+    check_output_dir,
     read_json,
     read_safetensors,
     tensor_digest,
@@ -67,6 +68,7 @@ __all__ = [
     "VIDEOS_DIR",
     "WEIGHTS_FILE",
     "LoadedRun",
+    "check_run_writable",
     "checkpoint_weights",
     "eval_name",
     "latest_checkpoint",
@@ -184,6 +186,16 @@ def train_step(run_dir: str | os.PathLike[str]) -> int:
 
 
 # ------------------------------------------------------------------------------ run files
+def check_run_writable(run_dir: str | os.PathLike[str], hint: str, *parts: str) -> None:
+    """Before any work: RUN_DIR and each of its folders a command writes (`parts`; default the
+    trainer's: checkpoints, tb, eval) can be made or written; else one TTError naming the path."""
+    root = Path(run_dir)
+    check_output_dir(root, "run folder", hint)
+    for part in parts or (CHECKPOINT_DIR, TB_DIR, EVAL_DIR):
+        if (root / part).exists() or (root / part).is_symlink():
+            check_output_dir(root / part, f"run's {part}/ folder", hint)
+
+
 def write_run_files(
     run_dir: Path,
     cfg: RunConfig,

@@ -249,7 +249,14 @@ def prepare_tokens(
     if cfg.goal_key is not None:
         transitions, goals = split_goals(transitions, info, cfg)
     data = build_tokenized(transitions, info, cfg.n_bins, cfg.strategy, goals)
-    _write_cache(base, data, key)
+    try:
+        _write_cache(base, data, key)
+    except OSError as err:  # the cache only saves time: a folder that refuses it costs no run
+        warnings.warn(
+            f"{folder}: cannot write the token cache ({err.strerror or err}); set data.cache_dir "
+            "or TT_CACHE_DIR to a writable folder to reuse tokens",
+            stacklevel=2,
+        )
     return data
 
 

@@ -36,7 +36,7 @@ from ..envs.loop import StepInfo, rollout
 from ..errors import TTError
 from ..plan.agent import PlannerAgent, make_agent
 from ..sources.collect import behaviour_policy
-from ..utils import atomic_write_json, resolve_device
+from ..utils import atomic_write_json, check_output_dir, resolve_device
 from .metrics import pick_reference, summarize
 from .outputs import write_eval_outputs
 from .plan_audit import PlanAudit
@@ -350,6 +350,11 @@ def evaluate_run(
     `observe`: called after every vector step (`evaluate_agent`).
     """
     run_dir = Path(run_dir)
+    if run_dir.is_dir():  # where the results go, checked before any episode
+        check_output_dir(eval_output_dir(run_dir, out), "evaluation output folder")
+        runs.check_run_writable(
+            run_dir, "tt eval writes TensorBoard scalars to RUN_DIR/tb: make it writable", runs.TB_DIR
+        )
     prep = prepare_run(run_dir, overrides, agent_kind, verify=verify, checkpoint=checkpoint)
     cfg, info = prep.config, prep.loaded.info
     summary = evaluate_agent(

@@ -36,6 +36,7 @@ from ..store import (
     check_dataset_id,
     dataset_problem,
     minari_datasets_path,
+    check_writable_root,
     minari_root,
     publish_dataset,
     recover_interrupted,
@@ -368,6 +369,7 @@ def collect_dataset(cfg: CollectConfig, progress: bool = True) -> str:
     if dataset_id is None:  # an empty string is a bad id, not "the default"
         dataset_id = default_dataset_id(cfg.env, cfg.policy)
     check_dataset_id(dataset_id, "collect.dataset_id")
+    check_writable_root()
     recover_interrupted(minari_root())
     check_target(dataset_id, bool(cfg.overwrite))
     if cfg.episodes < 1:
