@@ -97,15 +97,18 @@ def _summary_table(
     console.print(f"report: {run_dir / runs.REPORT_FILE}")
 
 
-def _video(run_dir: Path, filmed: EpisodeActions, summary: dict[str, Any]) -> None:
+def _video(
+    run_dir: Path, filmed: EpisodeActions, summary: dict[str, Any], trust: list[str]
+) -> None:
     """Film the beam evaluation's first episode by replaying its actions; plan one only when the
     env cannot be replayed (randomness beyond its reset seed)."""
 
     try:
-        replay_run(run_dir, filmed, seed=summary["seed"], episode_return=summary["returns"][0])
+        replay_run(run_dir, filmed, seed=summary["seed"], episode_return=summary["returns"][0],
+                   overrides=trust)  # fmt: skip
     except ReplayDiverged as err:
         print(f"{err}; planning the video's episode again")
-        render_run(run_dir, episodes=1)
+        render_run(run_dir, episodes=1, overrides=trust)
 
 
 def run_quickstart(cfg: RunConfig | None = None, run_dir: Path | None = None) -> dict[str, Any]:
@@ -127,21 +130,24 @@ def run_quickstart(cfg: RunConfig | None = None, run_dir: Path | None = None) ->
 
     results: dict[str, dict[str, Any]] = {}
     filmed = EpisodeActions(episode=0)  # the video replays this scored episode (no new planning)
-    beam = functools.partial(evaluate_run, run_dir, observe=filmed)
+    # --trust-env-code: the evaluations may make the env the dataset's spec names (never the
+    # run folder's own say-so, so it is passed to each)
+    trust = ["eval.trust_env_code=true"] if cfg.eval.trust_env_code else []
+    beam = functools.partial(evaluate_run, run_dir, trust, observe=filmed)
     results["TT (beam search)"] = _timed(phases, "eval", beam)
     # the same model without search (RUN_DIR/eval/eval_greedy.json): what planning adds
-    greedy = functools.partial(evaluate_run, run_dir, ["plan.mode=greedy"], name="eval_greedy")
+    greedy = functools.partial(evaluate_run, run_dir, ["plan.mode=greedy", *trust], name="eval_greedy")
     results["TT (greedy, no search)"] = _timed(phases, "eval_greedy", greedy)
     for kind in ("behaviour", "random"):
         # written once, to RUN_DIR/eval/eval_<kind>.json, where the report finds it
-        evaluate_kind = functools.partial(evaluate_run, run_dir, agent_kind=kind)
+        evaluate_kind = functools.partial(evaluate_run, run_dir, trust, agent_kind=kind)
         try:
             results[kind] = _timed(phases, f"eval_{kind}", evaluate_kind)
         except TTError as err:  # e.g. a dataset from an older version records no behaviour policy
             print(f"{kind} baseline skipped: {err}")
 
     try:
-        _timed(phases, "video", lambda: _video(run_dir, filmed, results["TT (beam search)"]))
+        _timed(phases, "video", lambda: _video(run_dir, filmed, results["TT (beam search)"], trust))
     except TTError as err:  # rendering needs system libraries; the report says it is missing
         print(f"video skipped: {err}")
     phases["total_s"] = round(time.perf_counter() - start, 2)

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AGENT_KINDS",
     "PreparedRun",
+    "TrainingEvalHook",
     "eval_output_dir",
     "evaluate_agent",
     "evaluate_run",
@@ -384,13 +385,41 @@ def evaluate_run(
     return summary
 
 
-def training_eval_hook(
-    overrides: list[str] | None = None,
-) -> Callable[[Path, int], dict[str, float]]:
+class TrainingEvalHook:
+    """The trainer's `eval_fn` (see `training_eval_hook`), with a `preflight` the trainer runs
+    once its data is loaded and before the first step: the env the evaluations will make is made
+    now (trust, id, kwargs, spaces), so a refused env costs no epoch of training."""
+
+    def __init__(self, hook: Callable[[Path, int], dict[str, float]], overrides: list[str]):
+        self.hook = hook
+        self.overrides = overrides
+
+    def __call__(self, run_dir: Path, epoch: int) -> dict[str, float]:
+        return self.hook(run_dir, epoch)
+
+    def preflight(self, cfg: RunConfig, info: DatasetInfo) -> None:
+        cfg = _apply_eval_overrides(cfg, self.overrides)
+        make_env = env_factory(
+            info,
+            cfg.eval.max_episode_steps,
+            trust_env_code=cfg.eval.trust_env_code,
+            source=f"dataset '{info.dataset}' (train.eval_every={cfg.train.eval_every})",
+            env_kwargs=cfg.eval.env_kwargs,
+            spec=cfg.eval.env_spec,
+        )
+        env = make_env()
+        try:
+            check_env_spaces(env, info, where=f"dataset '{info.dataset}'")
+        finally:
+            env.close()
+
+
+def training_eval_hook(overrides: list[str] | None = None) -> TrainingEvalHook:
     """The trainer's `eval_fn`: plan with the current weights every `train.eval_every` epochs.
 
     Writes RUN_DIR/eval/epoch_<N>.json and returns the headline numbers, which the trainer logs
-    under eval/ (TensorBoard and metrics.jsonl), so nothing is logged twice.
+    under eval/ (TensorBoard and metrics.jsonl), so nothing is logged twice. `overrides` are
+    plan.* / eval.* settings (`eval.trust_env_code=true` from `tt train --trust-env-code`).
     """
 
     def hook(run_dir: Path, epoch: int) -> dict[str, float]:
@@ -410,4 +439,4 @@ def training_eval_hook(
         keys = ("return_mean", "return_std", "normalized_score", "done_ratio", "plan_ms_per_step")
         return {k: float(summary[k]) for k in keys if summary.get(k) is not None}
 
-    return hook
+    return TrainingEvalHook(hook, list(overrides or []))

@@ -126,6 +126,9 @@ class TrainerSetup:
         if device.type == "cuda":
             torch.set_float32_matmul_precision("high")  # TF32 matmuls in fp32 mode
         self.data = dataset if dataset is not None else _prepare_data(cfg, run_dir, info)
+        preflight = getattr(eval_fn, "preflight", None)
+        if preflight is not None and tc.eval_every > 0:  # the eval env, before any step
+            preflight(cfg, self.data.info)
         self.gpt_config = gpt_config_for(
             cfg, int(self.data.observation_dim), int(self.data.action_dim), self.data.goal_dim
         )
