@@ -35,6 +35,7 @@ from ..envs.factory import check_env_spaces, env_factory
 from ..envs.loop import StepInfo, rollout
 from ..errors import TTError
 from ..plan.agent import PlannerAgent, make_agent
+from ..plan.memory import check_plan_memory
 from ..sources.collect import behaviour_policy
 from ..utils import atomic_write_json, check_output_dir, resolve_device
 from .metrics import pick_reference, summarize
@@ -258,6 +259,9 @@ def _make_agent(
 ) -> tuple[Agent, str]:
     """The agent to evaluate and a line saying what it is (for the summary and the output)."""
     if kind == "planner":
+        # the beam's buffers, estimated before the first env step
+        n_envs = min(cfg.eval.n_envs, cfg.eval.episodes)
+        check_plan_memory(loaded.gpt_config, cfg.plan, n_envs, torch.device(device))
         planner = make_agent(loaded, cfg.plan, device)  # plan.* vs the model: a ConfigError
         return planner, f"the run's model, plan.mode={cfg.plan.mode}"
     if kind == "random":

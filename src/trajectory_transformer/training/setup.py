@@ -27,7 +27,7 @@ from ..data.tokens import prepare_tokens
 from ..data.windows import TokenWindows
 from ..errors import TTError
 from ..model.gpt import GPTConfig, TrajectoryGPT
-from ..utils import atomic_write_json, seed_everything
+from ..utils import atomic_write_json, check_memory, seed_everything
 from . import checkpoint as ckpt
 from . import distributed as dist_utils
 from .distributed import DistInfo
@@ -74,6 +74,29 @@ def gpt_config_for(
 def auto_epochs(n_windows: int) -> int:
     """Original TT: 50 reference epochs for 1M transitions, scaled by dataset size (capped)."""
     return int(min(MAX_AUTO_EPOCHS, max(1, round(50 * 1e6 / max(n_windows, 1)))))
+
+
+def training_memory_bytes(g: GPTConfig, batch_size: int) -> int:
+    """A lower bound on a training step's memory: fp32 weights, gradients and two AdamW moments
+    (16 bytes a parameter) and the activations autograd keeps (about 10 floats per layer, token
+    and channel)."""
+    C, L, V = g.n_embd, g.n_layer, g.vocab_size
+    heads = g.transition_dim if g.separate_heads else 1
+    params = V * g.token_dims * C + g.block_size * C + L * (12 * C * C + 13 * C) + heads * C * V
+    activations = batch_size * g.block_size * (C * L * 10 + heads * V) * 4
+    return int(16 * params + activations)
+
+
+def _check_training_memory(cfg: RunConfig, g: GPTConfig, device: torch.device) -> None:
+    """Refuse, before the model is built, a size that cannot fit in the memory free here."""
+    m = cfg.model
+    check_memory(
+        training_memory_bytes(g, cfg.train.batch_size),
+        device,
+        f"training model.n_embd={m.n_embd}, model.n_layer={m.n_layer} with "
+        f"train.batch_size={cfg.train.batch_size} and data.n_bins={cfg.data.n_bins}",
+        "lower model.n_embd, model.n_layer, train.batch_size or data.n_bins",
+    )
 
 
 @dataclass
@@ -151,6 +174,7 @@ class TrainerSetup:
                 f"mostly padding; use data.n_transitions<={longest}"
             )
 
+        _check_training_memory(cfg, self.gpt_config, device)
         # identical initial weights on every rank (DDP also broadcasts rank 0's)
         torch.manual_seed(tc.seed)
         self.model = TrajectoryGPT(self.gpt_config).to(device)
