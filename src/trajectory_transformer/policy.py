@@ -539,4 +539,3 @@ def _episode_starts(episode_start: Any, n: int, single: bool) -> np.ndarray:
                 f"episode_start must hold booleans (or 0/1), got {flags.reshape(-1).tolist()[:8]}"
             )
     return flags.reshape(-1).astype(bool)
-

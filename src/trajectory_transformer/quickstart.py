@@ -136,7 +136,9 @@ def run_quickstart(cfg: RunConfig | None = None, run_dir: Path | None = None) ->
     beam = functools.partial(evaluate_run, run_dir, trust, observe=filmed)
     results["TT (beam search)"] = _timed(phases, "eval", beam)
     # the same model without search (RUN_DIR/eval/eval_greedy.json): what planning adds
-    greedy = functools.partial(evaluate_run, run_dir, ["plan.mode=greedy", *trust], name="eval_greedy")
+    greedy = functools.partial(
+        evaluate_run, run_dir, ["plan.mode=greedy", *trust], name="eval_greedy"
+    )
     results["TT (greedy, no search)"] = _timed(phases, "eval_greedy", greedy)
     for kind in ("behaviour", "random"):
         # written once, to RUN_DIR/eval/eval_<kind>.json, where the report finds it

@@ -213,7 +213,7 @@ def available_memory(device: torch.device) -> int | None:
     if device.type == "cuda":
         try:
             return int(torch.cuda.mem_get_info(device)[0])
-        except Exception:  # noqa: BLE001 - no driver, a simulated device: unknown, not an error
+        except Exception:  # no driver, a simulated device: unknown, not an error
             return None
     try:
         with open("/proc/meminfo") as handle:

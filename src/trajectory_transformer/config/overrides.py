@@ -102,7 +102,11 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         pass
     else:
         return value
-    shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:30]}... ({len(repr(value))} chars)"
+    shown = (
+        repr(value)
+        if len(repr(value)) <= 40
+        else f"{repr(value)[:30]}... ({len(repr(value))} chars)"
+    )
     raise ConfigError(f"config key '{key}' expects {getattr(hint, '__name__', hint)}, got {shown}")
 
 

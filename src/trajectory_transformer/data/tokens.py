@@ -222,7 +222,7 @@ def _read_cache(base: Path, key: str) -> TokenizedDataset | None:
             info=DatasetInfo.from_dict(meta["info"]),
             goal_tokens=goal_tokens,
         )
-    except Exception as err:  # noqa: BLE001 - BadZipFile, EOFError, zlib.error, ...: rebuild
+    except Exception as err:  # BadZipFile, EOFError, zlib.error, ...: rebuild
         warnings.warn(
             f"{npz_path}: unreadable token cache ({err.__class__.__name__}: {err}); rebuilding it",
             stacklevel=3,

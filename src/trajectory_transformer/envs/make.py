@@ -91,8 +91,8 @@ def check_env_kwargs(
     Only the registered constructor's signature is read (its module is the one the registry
     imports anyway); parameters without a default, or with None, accept anything.
     """
-    if not kwargs or not isinstance(spec.entry_point, str | type) and not callable(
-        spec.entry_point
+    if not kwargs or (
+        not isinstance(spec.entry_point, str | type) and not callable(spec.entry_point)
     ):
         return
     import inspect
@@ -101,7 +101,7 @@ def check_env_kwargs(
         creator = gym.envs.registration.load_env_creator(spec.entry_point)  # type: ignore[arg-type]
         target = creator.__init__ if inspect.isclass(creator) else creator
         params = inspect.signature(target).parameters
-    except Exception:  # noqa: BLE001 - an entry point we cannot inspect is left to gym.make
+    except Exception:  # an entry point we cannot inspect is left to gym.make
         return
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     generic = {"max_episode_steps", "render_mode", "disable_env_checker", "autoreset"}

@@ -358,7 +358,9 @@ def evaluate_run(
     if run_dir.is_dir():  # where the results go, checked before any episode
         check_output_dir(eval_output_dir(run_dir, out), "evaluation output folder")
         runs.check_run_writable(
-            run_dir, "tt eval writes TensorBoard scalars to RUN_DIR/tb: make it writable", runs.TB_DIR
+            run_dir,
+            "tt eval writes TensorBoard scalars to RUN_DIR/tb: make it writable",
+            runs.TB_DIR,
         )
     prep = prepare_run(run_dir, overrides, agent_kind, verify=verify, checkpoint=checkpoint)
     cfg, info = prep.config, prep.loaded.info

@@ -23,8 +23,8 @@ __all__ = [
     "D4RL_REFERENCE",
     "D4RL_SOURCE",
     "Reference",
-    "check_reference",
     "Score",
+    "check_reference",
     "confidence_interval",
     "normalized_score",
     "pick_reference",
@@ -118,7 +118,11 @@ def check_reference(low: Any, high: Any, low_name: str, high_name: str) -> None:
     """
     fix = "set data.ref_min_score and data.ref_max_score (e.g. tt eval RUN_DIR data.ref_min_score=... data.ref_max_score=...)"
     for value, name in ((low, low_name), (high, high_name)):
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
             raise TTError(f"reference return {name} is {value!r}, not a finite number; {fix}")
     if not high > low:
         relation = "equals" if high == low else "is below"

@@ -62,7 +62,7 @@ def working_gl_backends() -> list[str]:
         if name == "glfw":
             try:
                 import glfw  # noqa: F401 - the pip package bundles its library
-            except Exception:  # noqa: BLE001 - a broken install counts as absent
+            except Exception:  # a broken install counts as absent
                 continue
             found.append(name)
         elif any(ctypes.util.find_library(lib) for lib in libs):

@@ -226,7 +226,9 @@ class BeamPlanner:
         if self._decoder is None or self._decoder.win.tokens.shape[0] < rows:
             param = self.model.pos_emb  # estimated before allocating (plan/memory.py)
             n_envs = max(1, rows // max(1, plan_rows(self.cfg, 1)))
-            check_plan_memory(self.model.config, self.cfg, n_envs, param.device, param.element_size())
+            check_plan_memory(
+                self.model.config, self.cfg, n_envs, param.device, param.element_size()
+            )
             self._decoder = make_decoder(self.model, rows, self.cfg.slide, self.cfg.use_cache)
         return self._decoder
 

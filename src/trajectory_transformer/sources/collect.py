@@ -34,9 +34,9 @@ from ..errors import TTError
 from ..store import (
     COLLECT_RECORD_KEY,
     check_dataset_id,
+    check_writable_root,
     dataset_problem,
     minari_datasets_path,
-    check_writable_root,
     minari_root,
     publish_dataset,
     recover_interrupted,

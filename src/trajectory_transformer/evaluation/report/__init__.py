@@ -148,6 +148,8 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     if not run_dir.is_dir():
         raise TTError(f"{run_dir}: no such run folder")
     target = Path(out) if out is not None else run_dir / runs.REPORT_FILE
-    check_output_dir(target.parent, "report folder", "make it writable or write the report elsewhere")
+    check_output_dir(
+        target.parent, "report folder", "make it writable or write the report elsewhere"
+    )
     atomic_write_bytes(target, build_report_html(run_dir).encode("utf-8"))
     return target
