@@ -226,12 +226,17 @@ def load_checkpoint(
     return Checkpoint(path=p, model=model, optimizer=optimizer, state=state)
 
 
+def _shown(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 24 else f"{text[:10]}...({len(text)} chars)"
+
+
 def _check_step(step: Any, path: Path) -> None:
     """state.json's step: a whole number in [0, MAX_STEP], the N of the folder's step_<N>."""
     where = f"{path / STATE_FILE}: field 'step'"
     if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEP:
         raise TTError(
-            f"{where} must be a whole number in [0, 2**62], got {str(step)[:30]}; restore the "
+            f"{where} must be a whole number in [0, 2**62], got {_shown(step)}; restore the "
             f"file or delete {path}"
         )
     folder = path.name.removeprefix("step_")
@@ -259,7 +264,7 @@ def check_trainer_state(state: dict[str, Any], path: Path) -> None:
 
     for name in ("epoch", "batch_in_epoch", "tokens"):
         if name in state and not _whole(state[name]):
-            raise bad(name, f"must be a whole number in [0, 2**62], got {str(state[name])[:30]}")
+            raise bad(name, f"must be a whole number in [0, 2**62], got {_shown(state[name])}")
     if "world_size" in state and not _whole(state["world_size"], 1):
         raise bad("world_size", f"must be a whole number >= 1, got {str(state['world_size'])[:30]}")
     schedule = state.get("schedule")
