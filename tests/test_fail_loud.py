@@ -505,3 +505,28 @@ def test_a_preset_naming_an_absolute_dir_is_refused(tmp_path: Path) -> None:
     with pytest.raises(TTError, match="config key 'name' must be a plain folder name"):
         RunConfig(name="")
     assert RunConfig(name="hopper-medium").name == "hopper-medium"
+
+
+@pytest.mark.parametrize(
+    ("summary", "said"),
+    [
+        ({"normalized_score": "abc"}, "field 'normalized_score' must be a number or null, got 'abc'"),
+        ({"returns": 5}, "field 'returns' must be a list of numbers or null, got '5'"),
+        ({"reference": "x"}, "field 'reference' must be an object or null, got 'x'"),
+        ({"reference": {"random_return": "a"}}, "field 'reference.random_return' must be a number"),
+        ([1, 2], "not a JSON object of summary fields (list)"),
+    ],
+)  # fmt: skip
+def test_the_report_leaves_out_an_edited_eval_summary_and_says_which(
+    run: Path, summary: Any, said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (run / runs.EVAL_DIR).mkdir()
+    path = run / runs.EVAL_DIR / "eval.json"
+    path.write_text(json.dumps(summary))
+    code, _ = tt(capsys, "report", str(run))
+    assert code == 0
+    # tt() dropped the warning line; read it from a second run
+    main(["report", str(run)])
+    err = capsys.readouterr().err
+    assert f"warning: report: left out {path}: {said}" in err, err
+    assert f"left out {path}: " in (run / runs.REPORT_FILE).read_text()

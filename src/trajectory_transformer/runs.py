@@ -71,6 +71,7 @@ __all__ = [
     "check_run_writable",
     "checkpoint_weights",
     "eval_name",
+    "eval_summary_problem",
     "latest_checkpoint",
     "list_checkpoints",
     "load_gpt_config",
@@ -250,18 +251,62 @@ def read_dataset_info(run_dir: Path) -> DatasetInfo:
         raise TTError(f"{path}: unreadable dataset info ({err}); restore the file") from err
 
 
-def read_eval_summaries(run_dir: Path) -> dict[str, dict[str, Any]]:
-    """Every RUN_DIR/eval/<name>.json summary by agent (planner first); unreadable ones skipped."""
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+_SUMMARY_NUMBERS = ("return_mean", "return_std", "return_min", "return_max", "normalized_score",
+                    "normalized_score_std", "done_ratio", "length_mean", "success_rate")  # fmt: skip
+_SUMMARY_LISTS = ("returns", "lengths", "normalized_score_ci95", "return_ci95", "success_steps")
+
+
+def eval_summary_problem(obj: Any) -> str | None:
+    """What is wrong with an evaluation summary's fields that readers use (None: nothing)."""
+    if not isinstance(obj, dict):
+        return f"not a JSON object of summary fields ({type(obj).__name__})"
+    for key in _SUMMARY_NUMBERS:
+        if obj.get(key) is not None and not _number(obj[key]):
+            return f"field '{key}' must be a number or null, got {str(obj[key])[:30]!r}"
+    for key in _SUMMARY_LISTS:
+        value = obj.get(key)
+        if value is not None and not (isinstance(value, list) and all(map(_number, value))):
+            return f"field '{key}' must be a list of numbers or null, got {str(value)[:30]!r}"
+    if obj.get("episodes") is not None and not _number(obj["episodes"]):
+        return f"field 'episodes' must be a number, got {str(obj['episodes'])[:30]!r}"
+    ref = obj.get("reference")
+    if ref is not None:
+        if not isinstance(ref, dict):
+            return f"field 'reference' must be an object or null, got {str(ref)[:30]!r}"
+        for key in ("random_return", "expert_return"):
+            if not _number(ref.get(key)):
+                return f"field 'reference.{key}' must be a number, got {str(ref.get(key))[:30]!r}"
+    return None
+
+
+def read_eval_summaries(
+    run_dir: Path, problems: dict[str, str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Every RUN_DIR/eval/<name>.json summary by agent (planner first).
+
+    Unreadable files and summaries whose fields have the wrong types are skipped; `problems`, if
+    given, gets "<file>: <what is wrong>" for each, by file name.
+    """
     out: dict[str, dict[str, Any]] = {}
     root = Path(run_dir) / EVAL_DIR
     for path in sorted(root.glob("eval*.json")):
         try:
             obj = read_json(path, "evaluation summary")
-        except TTError:
+        except TTError as err:
+            if problems is not None:
+                problems[path.name] = str(err)
             continue
-        if isinstance(obj, dict):
-            agent = "planner" if path.stem == "eval" else path.stem.removeprefix("eval_")
-            out[agent] = obj
+        problem = eval_summary_problem(obj)
+        if problem is not None:
+            if problems is not None:
+                problems[path.name] = f"{path}: {problem}"
+            continue
+        agent = "planner" if path.stem == "eval" else path.stem.removeprefix("eval_")
+        out[agent] = obj
     return dict(sorted(out.items(), key=lambda kv: kv[0] != "planner"))
 
 
