@@ -69,7 +69,6 @@ class DataConfig:
     episode is the default: it keeps the reward and value tokens consistent with the goal."""
 
     def __post_init__(self) -> None:
-        _check_values(self, "data.")
         _require(0.0 < self.discount <= 1.0, "data.discount", "must be in (0, 1]")
         _require(2 <= self.n_bins <= 65535, "data.n_bins", "must be in [2, 65535]")
         _require(self.n_transitions >= 1, "data.n_transitions", "must be >= 1")
@@ -86,6 +85,7 @@ class DataConfig:
         _require(
             self.goal_relabel in ("episode", "final"), "data.goal_relabel", "use episode or final"
         )
+        _check_values(self, "data.")  # last: the checks above word their own
 
 
 @dataclass
@@ -108,12 +108,12 @@ class ModelConfig:
     """One output head per transition dimension (original TT) instead of one shared head."""
 
     def __post_init__(self) -> None:
-        _check_values(self, "model.")
         for name in ("n_embd", "n_layer", "n_head"):
             _require(getattr(self, name) >= 1, f"model.{name}", "must be >= 1")
         _require(self.n_embd % self.n_head == 0, "model.n_embd", "must be divisible by n_head")
         _require(0.0 <= self.dropout < 1.0, "model.dropout", "must be in [0, 1)")
         _require(0.0 <= self.attn_dropout < 1.0, "model.attn_dropout", "must be in [0, 1)")
+        _check_values(self, "model.")  # last: the checks above word their own
 
 
 @dataclass
@@ -169,7 +169,6 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.betas = (float(self.betas[0]), float(self.betas[1]))
-        _check_values(self, "train.")
         _check_seed(self.seed, "train.seed")
         _require(self.epochs is None or self.epochs > 0, "train.epochs", "must be > 0 or null")
         _require(
@@ -193,6 +192,7 @@ class TrainConfig:
             self.precision in ("fp32", "bf16", "fp16"), "train.precision", "use fp32, bf16 or fp16"
         )
         _require(0.0 <= self.warmup_fraction < 1.0, "train.warmup_fraction", "must be in [0, 1)")
+        _check_values(self, "train.")  # last: the checks above word their own
 
 
 @dataclass
@@ -251,7 +251,6 @@ class PlanConfig:
     imagines after a fall is untrained (issue 28, hypothesis 2). Off by default: measured first."""
 
     def __post_init__(self) -> None:
-        _check_values(self, "plan.")
         _check_seed(self.seed, "plan.seed")
         _require(
             self.mode in ("beam", "sample", "greedy", "likelihood", "goal"),
@@ -274,6 +273,7 @@ class PlanConfig:
         for name in ("k_obs", "k_act", "k_reward", "k_value"):
             value = getattr(self, name)
             _require(value is None or value >= 1, f"plan.{name}", "must be >= 1 or null")
+        _check_values(self, "plan.")  # last: the checks above word their own
 
 
 @dataclass
@@ -309,7 +309,6 @@ class EvalConfig:
     goal-conditioned runs (data.goal_key set), false otherwise."""
 
     def __post_init__(self) -> None:
-        _check_values(self, "eval.")
         _require(self.episodes >= 1, "eval.episodes", "must be >= 1")
         # episode i is reset with seed + i, so the last episode's seed must fit too
         _check_seed(self.seed, "eval.seed")
@@ -328,6 +327,7 @@ class EvalConfig:
         )
         _check_device(self.device, "eval.device")
         _check_env_kwargs(self.env_kwargs, "eval.env_kwargs")
+        _check_values(self, "eval.")  # last: the checks above word their own
 
 
 @dataclass
@@ -360,7 +360,6 @@ class RecipeConfig:
     # 1,780 (the data's mean) with 0.1: expert data with noise would no longer be expert data.
 
     def __post_init__(self) -> None:
-        _check_values(self, "collect.recipe.")
         _check_seed(self.ppo_seed, "collect.recipe.ppo_seed")
         _require(
             self.ppo_steps is None or self.ppo_steps >= 1,
@@ -386,6 +385,7 @@ class RecipeConfig:
             "collect.recipe.transitions",
             "must be >= 1 or null",
         )
+        _check_values(self, "collect.recipe.")  # last: the checks above word their own
 
     def action_noise(self, level: str) -> float:
         """The action noise of a level's data (only medium and expert have any)."""
@@ -426,7 +426,6 @@ class CollectConfig:
     """PPO budget and sizes for `tt collect --recipe` (the keys above except seed and overwrite do not apply there)."""
 
     def __post_init__(self) -> None:
-        _check_values(self, "collect.")
         _require(self.episodes >= 1, "collect.episodes", "must be >= 1")
         _check_seed(self.seed, "collect.seed")
         _require(
@@ -445,6 +444,7 @@ class CollectConfig:
             "must be >= 1 (or give both collect.ref_min_score and collect.ref_max_score)",
         )
         _check_env_kwargs(self.env_kwargs, "collect.env_kwargs")
+        _check_values(self, "collect.")  # last: the checks above word their own
 
 
 @dataclass
