@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import runs
 from .config import RunConfig, load_config
+from .data.tokens import prepare_tokens
 from .errors import TTError
-from .evaluation.evaluate import evaluate_run
+from .evaluation.evaluate import evaluate_run, training_eval_hook
 from .evaluation.report import write_report
 from .evaluation.video import EpisodeActions, ReplayDiverged, render_run, replay_run
 from .sources.collect import collect_dataset, default_dataset_id
@@ -126,13 +127,15 @@ def run_quickstart(cfg: RunConfig | None = None, run_dir: Path | None = None) ->
         cfg.collect.dataset_id = cfg.data.dataset  # collect exactly the dataset the run trains on
         _timed(phases, "collect", lambda: collect_dataset(cfg.collect, progress=cfg.train.progress))
 
+    # --trust-env-code: the evaluations may make the env the dataset's spec names (never the
+    # run folder's own say-so, so it is passed to each); checked before training, not after
+    trust = ["eval.trust_env_code=true"] if cfg.eval.trust_env_code else []
+    data = prepare_tokens(cfg.data, cfg.data.cache_dir, seed=cfg.train.seed)  # cached for train
+    training_eval_hook(trust).preflight(cfg, data.info, why="tt quickstart evaluates it")
     _timed(phases, "train", lambda: train(cfg, run_dir, overwrite=True))
 
     results: dict[str, dict[str, Any]] = {}
     filmed = EpisodeActions(episode=0)  # the video replays this scored episode (no new planning)
-    # --trust-env-code: the evaluations may make the env the dataset's spec names (never the
-    # run folder's own say-so, so it is passed to each)
-    trust = ["eval.trust_env_code=true"] if cfg.eval.trust_env_code else []
     beam = functools.partial(evaluate_run, run_dir, trust, observe=filmed)
     results["TT (beam search)"] = _timed(phases, "eval", beam)
     # the same model without search (RUN_DIR/eval/eval_greedy.json): what planning adds

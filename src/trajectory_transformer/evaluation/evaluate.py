@@ -403,13 +403,15 @@ class TrainingEvalHook:
     def __call__(self, run_dir: Path, epoch: int) -> dict[str, float]:
         return self.hook(run_dir, epoch)
 
-    def preflight(self, cfg: RunConfig, info: DatasetInfo) -> None:
+    def preflight(self, cfg: RunConfig, info: DatasetInfo, why: str | None = None) -> None:
+        """Make (and close) the env evaluations will make; `why` says who will evaluate."""
         cfg = _apply_eval_overrides(cfg, self.overrides)
+        why = why or f"train.eval_every={cfg.train.eval_every}"
         make_env = env_factory(
             info,
             cfg.eval.max_episode_steps,
             trust_env_code=cfg.eval.trust_env_code,
-            source=f"dataset '{info.dataset}' (train.eval_every={cfg.train.eval_every})",
+            source=f"dataset '{info.dataset}' ({why})",
             env_kwargs=cfg.eval.env_kwargs,
             spec=cfg.eval.env_spec,
         )
