@@ -49,17 +49,21 @@ SMALL = [
 
 
 def tt(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    """Run `tt`; (exit code, the one stderr line without its `tt <cmd>: error: ` prefix)."""
+    """Run `tt`; (exit code, its one error line without the `tt <cmd>: error: ` prefix).
+
+    Exactly one error line and no traceback; other stderr lines (warnings, progress) may appear.
+    """
     capsys.readouterr()
     code = main(list(args))
     err = capsys.readouterr().err
-    lines = [line for line in err.strip().splitlines() if not line.startswith("warning:")]
-    if code == 0:
-        return code, ""
-    assert len(lines) == 1, err
+    assert "Traceback" not in err, err
     prefix = f"tt {args[0]}: error: "
-    assert lines[0].startswith(prefix), lines[0]
-    return code, lines[0][len(prefix) :]
+    errors = [line for line in err.splitlines() if line.startswith(prefix)]
+    if code == 0:
+        assert not errors, err
+        return code, ""
+    assert len(errors) == 1, err
+    return code, errors[0][len(prefix) :]
 
 
 @pytest.fixture
@@ -486,15 +490,17 @@ def test_a_run_name_that_is_a_path_is_refused(
     name: str, pendulum_dataset: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
-    monkeypatch.chdir(tmp_path / "..")
-    here = set(os.listdir("."))
+    work = tmp_path / "work" / "here"  # name=../esc would land in tmp_path / "work"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
     code, msg = tt(capsys, "train", *TINY_TRAIN, f"data.dataset={pendulum_dataset}", f"name={name}")
     assert code == 2
     assert msg == (
         f"config key 'name' must be a plain folder name (no '/', '..' or absolute path), got "
         f"{name!r}; pass --run-dir to choose where the run is written"
     )
-    assert set(os.listdir(".")) == here and not Path("/tmp/abs-run-dir").exists()
+    assert os.listdir(tmp_path / "work") == ["here"] and os.listdir(work) == []
+    assert not Path("/tmp/abs-run-dir").exists()
 
 
 def test_a_preset_naming_an_absolute_dir_is_refused(tmp_path: Path) -> None:
