@@ -413,3 +413,36 @@ def test_nested_dict_observations_single_batch_and_errors(
         policy.act(np.zeros(5))
     with pytest.raises(TTError, match="env_index names 1 envs for a batch of 2"):
         policy.act(pair, env_index=[0])
+
+
+def test_episode_start_must_match_the_batch(trained: Callable[[str], Trained]) -> None:
+    """A flag count other than the batch's once reset the wrong slots silently (issue 31)."""
+    policy = TTPolicy.load(trained("Pendulum-v1").run_dir, mode="greedy")
+    batch = np.zeros((3, 3), np.float32)
+    policy.predict(batch)  # every slot has a context now
+    before = policy.agent.history.copy()
+    for bad, said in (
+        (np.array([True, False]), "shape (2,) for a batch of 3; expected shape (3,)"),
+        (np.array([True, False, False, True]), "shape (4,) for a batch of 3"),
+        (np.array([[True, False, False]]), "shape (1, 3) for a batch of 3"),
+        (True, "shape () for a batch of 3"),
+        (np.array(["a", "b", "c"]), "must hold booleans (or 0/1)"),
+        (np.array([2, 0, 0]), "must hold booleans (or 0/1), got [2, 0, 0]"),
+    ):
+        with pytest.raises(TTError) as err:
+            policy.predict(batch, episode_start=bad)
+        assert said in str(err.value) and "\n" not in str(err.value), str(err.value)
+        np.testing.assert_array_equal(policy.agent.history, before)  # no slot was reset
+    with pytest.raises(TTError, match=r"shape \(2,\) for one observation"):
+        policy.predict(batch[0], episode_start=np.array([True, True]))
+    policy.predict(batch, episode_start=np.array([1, 0, 0]))  # 0/1 flags are fine
+    policy.predict(batch[0], episode_start=True)
+
+
+def test_env_index_is_bounded(trained: Callable[[str], Trained]) -> None:
+    """A stray huge slot would allocate a context per slot up to it (gigabytes)."""
+    policy = TTPolicy.load(trained("Pendulum-v1").run_dir, mode="greedy")
+    with pytest.raises(TTError, match=r"env_index must be below 1,048,576.*got 1,000,000,000$"):
+        policy.act(np.zeros((2, 3), np.float32), env_index=[0, 10**9])
+    with pytest.raises(TTError, match=r"env_index must be below"):
+        policy.reset(10**12)

@@ -26,12 +26,17 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.lr=3e-4")
 
 
-def _add_trust_args(parser: argparse.ArgumentParser) -> None:
+def _add_trust_flag(parser: argparse.ArgumentParser) -> None:
+    """The one opt-in flag of every command that can make an env from a dataset or run."""
     parser.add_argument(
         "--trust-env-code",
         action="store_true",
         help="let the run's env spec import and run the code it names (eval.trust_env_code)",
     )
+
+
+def _add_trust_args(parser: argparse.ArgumentParser) -> None:
+    _add_trust_flag(parser)
     parser.add_argument(
         "--ignore-checksums",
         action="store_true",
@@ -90,7 +95,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .training.summary import train_summary
     from .training.trainer import train
 
-    hook = training_eval_hook()  # used only when train.eval_every > 0
+    hook = training_eval_hook(_trust_overrides(args, []))  # used only when train.eval_every > 0
     start = time.perf_counter()
     if args.resume:
         run_dir = train(None, Path(args.resume), resume=True, overrides=args.overrides,
@@ -103,9 +108,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _trust_overrides(args: argparse.Namespace) -> list[str]:
+def _trust_overrides(args: argparse.Namespace, overrides: list[str] | None = None) -> list[str]:
     """`--trust-env-code` is the override eval.trust_env_code=true, after the user's own."""
-    return [*args.overrides, *(["eval.trust_env_code=true"] if args.trust_env_code else [])]
+    given = args.overrides if overrides is None else overrides
+    return [*given, *(["eval.trust_env_code=true"] if args.trust_env_code else [])]
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -143,9 +149,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         if args.what not in ("plan", "train"):
             raise TTError("--device belongs to `tt bench plan` and `tt bench train`")
         options.append(f"{'eval' if args.what == 'plan' else 'train'}.device={args.device}")
-    return run_benchmark(
-        args.what, json_lines=args.json, quick=args.quick, overrides=[*options, *args.overrides]
-    )
+    overrides = _trust_overrides(args, [*options, *args.overrides])
+    return run_benchmark(args.what, json_lines=args.json, quick=args.quick, overrides=overrides)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -184,7 +189,7 @@ def _cmd_push(args: argparse.Namespace) -> int:
 def _cmd_quickstart(args: argparse.Namespace) -> int:
     from .quickstart import run_quickstart
 
-    cfg = load_config(args.preset or "quickstart", args.overrides)
+    cfg = load_config(args.preset or "quickstart", _trust_overrides(args))
     run_quickstart(cfg, Path(args.run_dir) if args.run_dir else None)
     return 0
 
@@ -241,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --resume: load checkpoints whose checksums do not match (files edited on purpose)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace a different run in RUN_DIR")
+    _add_trust_flag(p)
     _add_config_args(p)
 
     p = add("eval", _cmd_eval, "evaluate a trained run with the planner in vectorized envs")
@@ -289,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the command's options and section.key=value overrides (`--name` or name=value; "
         "quality: suite=NAME dry_run report_only ...)",
     )
+    _add_trust_flag(p)
 
     p = add("report", _cmd_report, "write a self-contained HTML report for a run")
     p.add_argument("run_dir")
@@ -307,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("quickstart", _cmd_quickstart, "collect, train, evaluate and report the default task")
     p.add_argument("--run-dir", default=None)
+    _add_trust_flag(p)
     _add_config_args(p)
     return parser
 

@@ -440,8 +440,7 @@ class TTPolicy:
             slots = np.arange(self._pending.size)
         else:
             slots = np.asarray(env_index, dtype=np.int64).reshape(-1)
-            if slots.size and slots.min() < 0:
-                raise TTError(f"env_index must be >= 0, got {slots.tolist()}")
+            _check_slot_range(slots)
         if slots.size == 0:
             return
         self._grow(int(slots.max()) + 1)
@@ -465,7 +464,9 @@ class TTPolicy:
         mode="greedy" (deterministic) or mode="sample".
         """
         if episode_start is not None:
-            starts = np.flatnonzero(np.asarray(episode_start, dtype=bool).reshape(-1))
+            batch, single = self._as_batch(observation)
+            n = flatten(self.observation_space, batch, "observation").shape[0]
+            starts = np.flatnonzero(_episode_starts(episode_start, n, single))
             if starts.size:
                 self.reset(starts)
         return self.act(observation), state
@@ -509,8 +510,7 @@ class TTPolicy:
         slots = slots.reshape(-1)
         if slots.size != n:
             raise TTError(f"env_index names {slots.size} envs for a batch of {n}")
-        if slots.size and slots.min() < 0:
-            raise TTError(f"env_index must be >= 0, got {slots.tolist()}")
+        _check_slot_range(slots)
         if np.unique(slots).size != slots.size:
             raise TTError(f"env_index has repeated envs: {slots.tolist()}")
         return slots
@@ -565,3 +565,40 @@ class TTPolicy:
             logits = self.model(torch.as_tensor(prompt, device=self.device))  # (g, T, V)
             out[rows] = logits[:, -1].argmax(dim=-1).cpu().numpy()
         return out
+
+
+MAX_ENV_SLOTS = 1 << 20
+"""Env slots a policy keeps a context for; an index beyond it is a mistake, not a million envs
+(each slot holds a context, so a stray 10**9 would allocate gigabytes)."""
+
+
+def _check_slot_range(slots: np.ndarray) -> None:
+    if slots.size and slots.min() < 0:
+        raise TTError(f"env_index must be >= 0, got {slots.tolist()[:8]}")
+    if slots.size and slots.max() >= MAX_ENV_SLOTS:
+        raise TTError(
+            f"env_index must be below {MAX_ENV_SLOTS:,} (one context per env slot), "
+            f"got {int(slots.max()):,}"
+        )
+
+
+def _episode_starts(episode_start: Any, n: int, single: bool) -> np.ndarray:
+    """SB3's `episode_start` as (n,) bools: one flag per env of the batch, in the batch's order.
+
+    A flag count that differs from the batch would reset the wrong envs' contexts, so it is an
+    error; flags must be booleans (or 0/1), not arbitrary values that happen to be truthy.
+    """
+    flags = np.asarray(episode_start)
+    expected = "one flag (a bool, or shape (1,))" if single else f"shape ({n},), one flag per env"
+    if flags.size != n or (not single and flags.ndim != 1) or flags.ndim > 1:
+        raise TTError(
+            f"episode_start has shape {flags.shape} for {'one observation' if single else f'a batch of {n}'}; "
+            f"expected {expected}"
+        )
+    if flags.dtype != np.bool_:
+        numeric = flags.dtype.kind in "iuf"
+        if not numeric or not np.isin(flags, (0, 1)).all():
+            raise TTError(
+                f"episode_start must hold booleans (or 0/1), got {flags.reshape(-1).tolist()[:8]}"
+            )
+    return flags.reshape(-1).astype(bool)

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import runs
 from .config import RunConfig, load_config
+from .data.tokens import prepare_tokens
 from .errors import TTError
-from .evaluation.evaluate import evaluate_run
+from .evaluation.evaluate import evaluate_run, training_eval_hook
 from .evaluation.report import write_report
 from .evaluation.video import EpisodeActions, ReplayDiverged, render_run, replay_run
 from .sources.collect import collect_dataset, default_dataset_id
@@ -102,15 +103,18 @@ def _summary_table(
     console.print(f"report: {run_dir / runs.REPORT_FILE}")
 
 
-def _video(run_dir: Path, filmed: EpisodeActions, summary: dict[str, Any]) -> None:
+def _video(
+    run_dir: Path, filmed: EpisodeActions, summary: dict[str, Any], trust: list[str]
+) -> None:
     """Film the beam evaluation's first episode by replaying its actions; plan one only when the
     env cannot be replayed (randomness beyond its reset seed)."""
 
     try:
-        replay_run(run_dir, filmed, seed=summary["seed"], episode_return=summary["returns"][0])
+        replay_run(run_dir, filmed, seed=summary["seed"], episode_return=summary["returns"][0],
+                   overrides=trust)  # fmt: skip
     except ReplayDiverged as err:
         print(f"{err}; planning the video's episode again")
-        render_run(run_dir, episodes=1)
+        render_run(run_dir, episodes=1, overrides=trust)
 
 
 def run_quickstart(cfg: RunConfig | None = None, run_dir: Path | None = None) -> dict[str, Any]:
@@ -118,6 +122,7 @@ def run_quickstart(cfg: RunConfig | None = None, run_dir: Path | None = None) ->
 
     cfg = cfg or load_config("quickstart")
     run_dir = Path(run_dir or Path("runs") / cfg.name)
+    runs.check_run_writable(run_dir, "choose another --run-dir")  # before collecting
     phases: dict[str, float] = {}
     start = time.perf_counter()
 
@@ -127,25 +132,32 @@ def run_quickstart(cfg: RunConfig | None = None, run_dir: Path | None = None) ->
         cfg.collect.dataset_id = cfg.data.dataset  # collect exactly the dataset the run trains on
         _timed(phases, "collect", lambda: collect_dataset(cfg.collect, progress=cfg.train.progress))
 
+    # --trust-env-code: the evaluations may make the env the dataset's spec names (never the
+    # run folder's own say-so, so it is passed to each); checked before training, not after
+    trust = ["eval.trust_env_code=true"] if cfg.eval.trust_env_code else []
+    data = prepare_tokens(cfg.data, cfg.data.cache_dir, seed=cfg.train.seed)  # cached for train
+    training_eval_hook(trust).preflight(cfg, data.info, why="tt quickstart evaluates it")
     _timed(phases, "train", lambda: train(cfg, run_dir, overwrite=True))
 
     results: dict[str, dict[str, Any]] = {}
     filmed = EpisodeActions(episode=0)  # the video replays this scored episode (no new planning)
-    beam = functools.partial(evaluate_run, run_dir, observe=filmed)
+    beam = functools.partial(evaluate_run, run_dir, trust, observe=filmed)
     results["TT (beam search)"] = _timed(phases, "eval", beam)
     # the same model without search (RUN_DIR/eval/eval_greedy.json): what planning adds
-    greedy = functools.partial(evaluate_run, run_dir, ["plan.mode=greedy"], name="eval_greedy")
+    greedy = functools.partial(
+        evaluate_run, run_dir, ["plan.mode=greedy", *trust], name="eval_greedy"
+    )
     results["TT (greedy, no search)"] = _timed(phases, "eval_greedy", greedy)
     for kind in ("behaviour", "random"):
         # written once, to RUN_DIR/eval/eval_<kind>.json, where the report finds it
-        evaluate_kind = functools.partial(evaluate_run, run_dir, agent_kind=kind)
+        evaluate_kind = functools.partial(evaluate_run, run_dir, trust, agent_kind=kind)
         try:
             results[kind] = _timed(phases, f"eval_{kind}", evaluate_kind)
         except TTError as err:  # e.g. a dataset from an older version records no behaviour policy
             print(f"{kind} baseline skipped: {err}")
 
     try:
-        _timed(phases, "video", lambda: _video(run_dir, filmed, results["TT (beam search)"]))
+        _timed(phases, "video", lambda: _video(run_dir, filmed, results["TT (beam search)"], trust))
     except TTError as err:  # rendering needs system libraries; the report says it is missing
         print(f"video skipped: {err}")
     phases["total_s"] = round(time.perf_counter() - start, 2)

@@ -44,6 +44,7 @@ from .utils import (
     IGNORE_CHECKSUMS_HINT,
     atomic_path,
     atomic_write_json,
+    check_output_dir,
     read_json,
     read_safetensors,
     tensor_digest,
@@ -67,13 +68,16 @@ __all__ = [
     "VIDEOS_DIR",
     "WEIGHTS_FILE",
     "LoadedRun",
+    "check_run_writable",
     "checkpoint_weights",
     "eval_name",
+    "eval_summary_problem",
     "latest_checkpoint",
     "list_checkpoints",
     "load_gpt_config",
     "load_run",
     "load_weights",
+    "load_weights_and_metadata",
     "read_eval_summaries",
     "read_run_config",
     "save_weights",
@@ -102,16 +106,21 @@ def eval_name(agent: str) -> str:
 
 
 # ------------------------------------------------------------------------------ tensors on disk
-def save_weights(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor]) -> None:
+def save_weights(
+    path: str | os.PathLike[str],
+    tensors: dict[str, torch.Tensor],
+    metadata: dict[str, str] | None = None,
+) -> None:
     """Write tensors to a safetensors file atomically, with their SHA-256 in the metadata.
 
     Copies to contiguous CPU tensors first; the checksum (`utils.tensor_digest`, metadata key
-    "sha256") is what `load_weights` verifies.
+    "sha256", over the tensors and any other `metadata`) is what `load_weights` verifies.
     """
 
     flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    meta = dict(metadata or {})
     with atomic_path(path) as tmp:
-        save_file(flat, str(tmp), metadata={DIGEST_KEY: tensor_digest(flat)})
+        save_file(flat, str(tmp), metadata={**meta, DIGEST_KEY: tensor_digest(flat, meta)})
 
 
 def load_weights(
@@ -122,6 +131,13 @@ def load_weights(
     With `verify` (the default) the tensors must match the checksum `save_weights` stored: a
     mismatch or a missing checksum is a TTError. The file is read on the CPU, checked, then moved.
     """
+    return load_weights_and_metadata(path, device, verify)[0]
+
+
+def load_weights_and_metadata(
+    path: str | os.PathLike[str], device: str | torch.device = "cpu", verify: bool = True
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """`load_weights`, also returning the file's metadata (verified with the tensors)."""
 
     p = Path(path)
     in_checkpoint = _STEP_DIR.match(p.parent.name) and p.parent.parent.name == CHECKPOINT_DIR
@@ -131,7 +147,7 @@ def load_weights(
         if in_checkpoint
         else IGNORE_CHECKSUMS_HINT
     )
-    tensors, _ = read_safetensors(
+    tensors, metadata = read_safetensors(
         p,
         "pt",
         what="weights",
@@ -142,7 +158,7 @@ def load_weights(
     )
     if torch.device(device).type != "cpu":
         tensors = {k: v.to(device) for k, v in tensors.items()}
-    return tensors
+    return tensors, metadata
 
 
 # ------------------------------------------------------------------------------ checkpoints
@@ -171,6 +187,16 @@ def train_step(run_dir: str | os.PathLike[str]) -> int:
 
 
 # ------------------------------------------------------------------------------ run files
+def check_run_writable(run_dir: str | os.PathLike[str], hint: str, *parts: str) -> None:
+    """Before any work: RUN_DIR and each of its folders a command writes (`parts`; default the
+    trainer's: checkpoints, tb, eval) can be made or written; else one TTError naming the path."""
+    root = Path(run_dir)
+    check_output_dir(root, "run folder", hint)
+    for part in parts or (CHECKPOINT_DIR, TB_DIR, EVAL_DIR):
+        if (root / part).exists() or (root / part).is_symlink():
+            check_output_dir(root / part, f"run's {part}/ folder", hint)
+
+
 def write_run_files(
     run_dir: Path,
     cfg: RunConfig,
@@ -200,34 +226,87 @@ def read_run_config(run_dir: Path) -> RunConfig:
 
 
 def load_gpt_config(path: str | os.PathLike[str]) -> GPTConfig:
+    """model.json as a GPTConfig, every field type- and range-checked (one TTError naming it)."""
     data = read_json(path, "model config")
+    if not isinstance(data, dict):
+        raise TTError(f"{path}: not a model config (expected a JSON object); restore the file")
     try:
-        return GPTConfig(**data)
-    except TypeError as err:
-        raise TTError(f"{path}: not a GPTConfig ({err}); restore the file") from err
+        config: GPTConfig = config_from_dict(data, GPTConfig)
+    except TTError as err:
+        raise TTError(f"{path}: {err}; restore the file") from err
+    except TypeError as err:  # a required field is missing
+        raise TTError(f"{path}: not a model config ({err}); restore the file") from err
+    return config
 
 
 def read_dataset_info(run_dir: Path) -> DatasetInfo:
+    """dataset.json as a DatasetInfo, every field checked (one TTError naming file and field)."""
     path = Path(run_dir) / DATASET_FILE
     raw = read_json(path, "dataset info")
     try:
         return DatasetInfo.from_dict(raw)
+    except TTError as err:
+        raise TTError(f"{path}: {err}; restore the file") from err
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise TTError(f"{path}: unreadable dataset info ({err}); restore the file") from err
 
 
-def read_eval_summaries(run_dir: Path) -> dict[str, dict[str, Any]]:
-    """Every RUN_DIR/eval/<name>.json summary by agent (planner first); unreadable ones skipped."""
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+_SUMMARY_NUMBERS = ("return_mean", "return_std", "return_min", "return_max", "normalized_score",
+                    "normalized_score_std", "done_ratio", "length_mean", "success_rate")  # fmt: skip
+_SUMMARY_LISTS = ("returns", "lengths", "normalized_score_ci95", "return_ci95", "success_steps")
+
+
+def eval_summary_problem(obj: Any) -> str | None:
+    """What is wrong with an evaluation summary's fields that readers use (None: nothing)."""
+    if not isinstance(obj, dict):
+        return f"not a JSON object of summary fields ({type(obj).__name__})"
+    for key in _SUMMARY_NUMBERS:
+        if obj.get(key) is not None and not _number(obj[key]):
+            return f"field '{key}' must be a number or null, got {str(obj[key])[:30]!r}"
+    for key in _SUMMARY_LISTS:
+        value = obj.get(key)
+        if value is not None and not (isinstance(value, list) and all(map(_number, value))):
+            return f"field '{key}' must be a list of numbers or null, got {str(value)[:30]!r}"
+    if obj.get("episodes") is not None and not _number(obj["episodes"]):
+        return f"field 'episodes' must be a number, got {str(obj['episodes'])[:30]!r}"
+    ref = obj.get("reference")
+    if ref is not None:
+        if not isinstance(ref, dict):
+            return f"field 'reference' must be an object or null, got {str(ref)[:30]!r}"
+        for key in ("random_return", "expert_return"):
+            if not _number(ref.get(key)):
+                return f"field 'reference.{key}' must be a number, got {str(ref.get(key))[:30]!r}"
+    return None
+
+
+def read_eval_summaries(
+    run_dir: Path, problems: dict[str, str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Every RUN_DIR/eval/<name>.json summary by agent (planner first).
+
+    Unreadable files and summaries whose fields have the wrong types are skipped; `problems`, if
+    given, gets "<file>: <what is wrong>" for each, by file name.
+    """
     out: dict[str, dict[str, Any]] = {}
     root = Path(run_dir) / EVAL_DIR
     for path in sorted(root.glob("eval*.json")):
         try:
             obj = read_json(path, "evaluation summary")
-        except TTError:
+        except TTError as err:
+            if problems is not None:
+                problems[path.name] = str(err)
             continue
-        if isinstance(obj, dict):
-            agent = "planner" if path.stem == "eval" else path.stem.removeprefix("eval_")
-            out[agent] = obj
+        problem = eval_summary_problem(obj)
+        if problem is not None:
+            if problems is not None:
+                problems[path.name] = f"{path}: {problem}"
+            continue
+        agent = "planner" if path.stem == "eval" else path.stem.removeprefix("eval_")
+        out[agent] = obj
     return dict(sorted(out.items(), key=lambda kv: kv[0] != "planner"))
 
 

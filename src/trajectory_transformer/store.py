@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from .errors import TTError
-from .utils import atomic_write_bytes, atomic_write_json
+from .utils import atomic_write_bytes, atomic_write_json, check_output_dir
 
 __all__ = [
     "COLLECT_RECORD_KEY",
     "ID_FORM",
     "check_dataset_id",
+    "check_writable_root",
     "collect_hint",
     "collect_record",
     "dataset_id_problem",
@@ -168,6 +169,18 @@ def _staging_alive(stage: Path) -> bool:
 
 def _host_tag() -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:40] or "host"
+
+
+def check_writable_root() -> Path:
+    """The datasets root (MINARI_DATASETS_PATH), checked before a producer does any work: a root
+    that is a file, sits under one, or cannot be written is one TTError naming it."""
+    root = minari_root()
+    check_output_dir(
+        root,
+        "datasets root (MINARI_DATASETS_PATH)",
+        "point MINARI_DATASETS_PATH at a folder you can write",
+    )
+    return root
 
 
 def recover_interrupted(root: Path) -> None:

@@ -28,6 +28,9 @@ __all__ = [
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_json",
+    "available_memory",
+    "check_memory",
+    "check_output_dir",
     "check_tensor_digest",
     "lazy_import",
     "lock_run_dir",
@@ -179,13 +182,101 @@ def seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def resolve_device(name: str = "auto") -> torch.device:
+def resolve_device(name: str = "auto", key: str = "device") -> torch.device:
+    """The torch device `name` asks for, refused in one line (naming config `key`) where this
+    PyTorch cannot use it: no CUDA, a CUDA index past the last GPU, or no MPS."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise TTError(f"device '{name}' was asked for but CUDA is not available; use device=cpu")
+        raise TTError(f"{key}={name} was asked for but CUDA is not available; use {key}=cpu")
+    if device.type == "cuda" and device.index is not None:
+        count = torch.cuda.device_count()
+        if device.index >= count:
+            raise TTError(
+                f"{key}={name} was asked for but this machine has {count} CUDA device(s) "
+                f"(cuda:0..cuda:{count - 1}); use {key}=cuda:0 or {key}=auto"
+            )
+    if device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise TTError(
+                f"{key}={name} was asked for but this PyTorch has no MPS (Apple GPU) support "
+                f"here; use {key}=cpu or {key}=auto"
+            )
     return device
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes free for new tensors on `device` (CUDA: free GPU memory; else available RAM), or
+    None where it cannot be told."""
+    if device.type == "cuda":
+        try:
+            return int(torch.cuda.mem_get_info(device)[0])
+        except Exception:  # no driver, a simulated device: unknown, not an error
+            return None
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gb(n_bytes: float) -> str:
+    return f"{n_bytes / 1e9:,.1f} GB" if n_bytes >= 1e8 else f"{n_bytes / 1e6:,.1f} MB"
+
+
+def check_memory(needed: float, device: torch.device, what: str, hint: str) -> None:
+    """Refuse before allocating when an estimate of the bytes `what` needs exceeds what is free.
+
+    `what` says which setting asks for it (e.g. "plan.beam_width=1000000 ..."), `hint` what to
+    lower. Where free memory cannot be told, nothing is refused.
+    """
+    free = available_memory(device)
+    if free is not None and needed > free:
+        where = "GPU memory" if device.type == "cuda" else "memory"
+        raise TTError(
+            f"{what} needs about {_gb(needed)} of {where}, but {_gb(free)} is available on "
+            f"{device}; {hint}"
+        )
+
+
+def check_output_dir(path: str | os.PathLike[str], what: str, hint: str = "") -> Path:
+    """Check, before any work, that folder `path` exists or can be made and can be written.
+
+    Walks up to the nearest existing ancestor: a file on the way ("a file, not a folder") or a
+    folder that refuses a new file (permissions, `chattr +i`, a read-only mount: root ignores
+    permission bits, so writing is tried, not `os.access`) is one TTError naming the path and what
+    is wrong. Nothing is created but a probe file that is removed at once.
+    """
+    target = Path(path)
+    extra = f"; {hint}" if hint else ""
+    probe_dir = target
+    while not probe_dir.exists():
+        if probe_dir.is_symlink():  # a dangling link
+            raise TTError(f"{target}: {what} path {probe_dir} is a broken link{extra}")
+        parent = probe_dir.parent
+        if parent == probe_dir:
+            break
+        probe_dir = parent
+    if probe_dir.exists() and not probe_dir.is_dir():
+        blame = "is" if probe_dir == target else f"sits under {probe_dir}, which is"
+        raise TTError(f"{target}: the {what} {blame} a file, not a folder{extra}")
+    try:
+        fd, name = tempfile.mkstemp(prefix=".tt-write-check.", dir=probe_dir)
+    except OSError as err:
+        reason = err.strerror or err.__class__.__name__
+        where = "" if probe_dir == target else f" (it would be made in {probe_dir})"
+        raise TTError(f"{target}: cannot write the {what} here{where}: {reason}{extra}") from None
+    os.close(fd)
+    os.unlink(name)
+    return target
 
 
 def lazy_import(module: str, extra: str) -> Any:

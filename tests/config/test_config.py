@@ -32,6 +32,23 @@ from trajectory_transformer.errors import ConfigError
         ("eval.n_envs=0", "eval.n_envs"),
         ("plan.beam_width=0", "plan.beam_width"),
         ("data.n_transitions=0", "data.n_transitions"),
+        # issue 31: every key bounded where the config is built
+        ("train.seed=-1", "train.seed"),
+        ("eval.seed=-5", "eval.seed"),
+        ("collect.seed=-1", "collect.seed"),
+        ("plan.seed=-1", "plan.seed"),
+        ("collect.recipe.ppo_seed=4294967296", "collect.recipe.ppo_seed"),
+        ("eval.seed=4294967290", "eval.seed"),  # + 10 episodes passes 2**32
+        ("data.termination_penalty=.nan", "data.termination_penalty"),
+        ("data.termination_penalty=-.inf", "data.termination_penalty"),
+        ("plan.discount=.nan", "plan.discount"),
+        ("collect.epsilon=.nan", "collect.epsilon"),
+        ("model.n_embd=" + "1" * 30, "model.n_embd"),
+        ("train.batch_size=" + "9" * 25, "train.batch_size"),
+        ("train.lr=1" + "0" * 400, "train.lr"),  # float() of it overflows
+        ("name=../esc", "name"),
+        ("name=/some/absolute/dir", "name"),
+        ("name=a/b", "name"),
     ],
 )
 def test_bad_values_are_one_line_errors_naming_the_key(

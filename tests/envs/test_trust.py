@@ -110,7 +110,10 @@ def victim(tmp_path: Path) -> Path:
 
 
 # ============================================================ 1. env specs are data, not code
-OPT_IN = "pass --trust-env-code to tt eval / tt render (eval.trust_env_code=true) if you trust it"
+OPT_IN = (
+    "pass --trust-env-code (tt train, tt eval, tt render, tt quickstart, tt bench; the key "
+    "eval.trust_env_code=true) if you trust it"
+)
 
 
 def test_stored_entry_point_of_a_registered_id_is_refused(

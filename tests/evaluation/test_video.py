@@ -99,3 +99,30 @@ def test_video_ends_where_a_goal_episode_is_scored(tmp_path: Path, stop: bool) -
     expected = 4 if stop else STEPS
     assert result.lengths.tolist() == [expected]
     assert len(list(iio.imiter(path, plugin="pillow"))) == expected + 1
+
+
+@pytest.mark.parametrize("backend", ["glfw", "glx"])
+def test_a_display_backend_without_display_names_the_ones_that_work(
+    tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MUJOCO_GL=glfw gave mujoco.FatalError and an empty videos/, glx a 75-line traceback."""
+    pytest.importorskip("mujoco")
+    from trajectory_transformer.evaluation.video import working_gl_backends
+
+    monkeypatch.setenv("MUJOCO_GL", backend)
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+
+    def make_hopper() -> gym.Env[Any, Any]:
+        return gym.make("Hopper-v5", render_mode="rgb_array", max_episode_steps=3)
+
+    agent = RandomAgent(make_hopper().action_space, seed=0)
+    with pytest.raises(TTError) as err:
+        record_episodes(make_hopper, agent, 1, tmp_path / "videos" / "episode_0.mp4")
+    msg = str(err.value)
+    assert msg.startswith(f"MUJOCO_GL={backend} needs a display, but DISPLAY is not set; "), msg
+    working = working_gl_backends()
+    assert backend not in working
+    if working:
+        assert msg.endswith(f"select one with MUJOCO_GL={working[0]} tt render ..."), msg
+    assert not (tmp_path / "videos").exists()  # no empty folder left behind

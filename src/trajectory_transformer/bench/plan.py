@@ -147,7 +147,7 @@ def measure(model: TrajectoryGPT, s: Setting, repeats: int = 3) -> dict[str, Any
 
 def main(json_lines: bool = False, quick: bool = False, overrides: list[str] | None = None) -> int:
     cfg = apply_overrides(RunConfig(), overrides or [])
-    device = resolve_device(cfg.eval.device)
+    device = resolve_device(cfg.eval.device, "eval.device")
     model = hopper_model(quick).to(device)
     repeats = 1 if quick else 3
     settings = QUICK if quick else SETTINGS + (GPU_SETTINGS if device.type == "cuda" else [])

@@ -154,7 +154,7 @@ def measure(
     (or with train.compile=true) also ours bf16 + torch.compile unless `compile_on_cuda` is
     False (minutes of compiling)."""
     cfg: RunConfig = apply_overrides(RunConfig(), ["train.max_steps=5", *overrides])
-    device = resolve_device(cfg.train.device)
+    device = resolve_device(cfg.train.device, "train.device")
     batch, reps = cfg.train.batch_size, max(cfg.train.max_steps or 3, 1)
     gpt = gpt_config_for(cfg, OBS_DIM, ACT_DIM)  # 250-token HalfCheetah window by default
     variants: list[tuple[str, str, bool]] = [

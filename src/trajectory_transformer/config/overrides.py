@@ -100,13 +100,16 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             return float(value)
         if hint is str:
             return str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # float(10**400) overflows
         pass
     else:
         return value
-    raise ConfigError(
-        f"config key '{key}' expects {getattr(hint, '__name__', hint)}, got {value!r}"
+    shown = (
+        repr(value)
+        if len(repr(value)) <= 40
+        else f"{repr(value)[:30]}... ({len(repr(value))} chars)"
     )
+    raise ConfigError(f"config key '{key}' expects {getattr(hint, '__name__', hint)}, got {shown}")
 
 
 def config_from_dict(data: dict[str, Any], cls: type = RunConfig, prefix: str = "") -> Any:

@@ -85,6 +85,7 @@ class DataConfig:
         _require(
             self.goal_relabel in ("episode", "final"), "data.goal_relabel", "use episode or final"
         )
+        _check_values(self, "data.")  # last: the checks above word their own
 
 
 @dataclass
@@ -112,6 +113,7 @@ class ModelConfig:
         _require(self.n_embd % self.n_head == 0, "model.n_embd", "must be divisible by n_head")
         _require(0.0 <= self.dropout < 1.0, "model.dropout", "must be in [0, 1)")
         _require(0.0 <= self.attn_dropout < 1.0, "model.attn_dropout", "must be in [0, 1)")
+        _check_values(self, "model.")  # last: the checks above word their own
 
 
 @dataclass
@@ -174,6 +176,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.betas = (float(self.betas[0]), float(self.betas[1]))
+        _check_seed(self.seed, "train.seed")
         _require(self.epochs is None or self.epochs > 0, "train.epochs", "must be > 0 or null")
         _require(
             self.max_steps is None or self.max_steps >= 1, "train.max_steps", "must be >= 1 or null"
@@ -198,6 +201,7 @@ class TrainConfig:
         _require(0.0 <= self.warmup_fraction < 1.0, "train.warmup_fraction", "must be in [0, 1)")
         _require(bool(self.wandb_project.strip()), "train.wandb_project", "must not be empty")
         _require(self.wandb_entity != "", "train.wandb_entity", "must be a name or null")
+        _check_values(self, "train.")  # last: the checks above word their own
 
 
 @dataclass
@@ -260,6 +264,7 @@ class PlanConfig:
     imagines after a fall is untrained (issue 28, hypothesis 2). Off by default: measured first."""
 
     def __post_init__(self) -> None:
+        _check_seed(self.seed, "plan.seed")
         _require(
             self.mode in ("beam", "sample", "greedy", "likelihood", "goal"),
             "plan.mode",
@@ -286,6 +291,7 @@ class PlanConfig:
         for name in ("k_obs", "k_act", "k_reward", "k_value"):
             value = getattr(self, name)
             _require(value is None or value >= 1, f"plan.{name}", "must be >= 1 or null")
+        _check_values(self, "plan.")  # last: the checks above word their own
 
     def for_run(self, data: DataConfig) -> PlanConfig:
         """These settings as a run's planner uses them: an unset discount is data.discount."""
@@ -333,6 +339,13 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         _require(self.episodes >= 1, "eval.episodes", "must be >= 1")
+        # episode i is reset with seed + i, so the last episode's seed must fit too
+        _check_seed(self.seed, "eval.seed")
+        _require(
+            self.seed + self.episodes <= _SEED_LIMIT,
+            "eval.seed",
+            f"plus eval.episodes must be at most 2**32 (episode i uses seed + i), got {self.seed}",
+        )
         _require(self.env_spec in ("eval", "data"), "eval.env_spec", "use eval or data")
         _require(self.n_envs >= 1, "eval.n_envs", "must be >= 1")
         _require(self.vector in ("sync", "async"), "eval.vector", "use sync or async")
@@ -343,6 +356,7 @@ class EvalConfig:
         )
         _check_device(self.device, "eval.device")
         _check_env_kwargs(self.env_kwargs, "eval.env_kwargs")
+        _check_values(self, "eval.")  # last: the checks above word their own
 
 
 @dataclass
@@ -375,6 +389,7 @@ class RecipeConfig:
     # 1,780 (the data's mean) with 0.1: expert data with noise would no longer be expert data.
 
     def __post_init__(self) -> None:
+        _check_seed(self.ppo_seed, "collect.recipe.ppo_seed")
         _require(
             self.ppo_steps is None or self.ppo_steps >= 1,
             "collect.recipe.ppo_steps",
@@ -399,6 +414,7 @@ class RecipeConfig:
             "collect.recipe.transitions",
             "must be >= 1 or null",
         )
+        _check_values(self, "collect.recipe.")  # last: the checks above word their own
 
     def action_noise(self, level: str) -> float:
         """The action noise of a level's data (only medium and expert have any)."""
@@ -440,6 +456,12 @@ class CollectConfig:
 
     def __post_init__(self) -> None:
         _require(self.episodes >= 1, "collect.episodes", "must be >= 1")
+        _check_seed(self.seed, "collect.seed")
+        _require(
+            self.seed + self.episodes <= _SEED_LIMIT,
+            "collect.seed",
+            "plus collect.episodes must be at most 2**32 (episode i uses seed + i)",
+        )
         _require(0 <= self.noise < float("inf"), "collect.noise", "must be >= 0 and finite")
         _require(0.0 <= self.epsilon <= 1.0, "collect.epsilon", "must be in [0, 1]")
         _check_references(self.ref_min_score, self.ref_max_score, "collect")
@@ -451,6 +473,7 @@ class CollectConfig:
             "must be >= 1 (or give both collect.ref_min_score and collect.ref_max_score)",
         )
         _check_env_kwargs(self.env_kwargs, "collect.env_kwargs")
+        _check_values(self, "collect.")  # last: the checks above word their own
 
 
 @dataclass
@@ -466,6 +489,9 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     collect: CollectConfig = field(default_factory=CollectConfig)
 
+    def __post_init__(self) -> None:
+        _check_name(self.name)
+
     @property
     def stop_on_success(self) -> bool:
         """eval.stop_on_success resolved: its default is on for goal-conditioned runs."""
@@ -477,6 +503,56 @@ class RunConfig:
 def _require(ok: bool, key: str, what: str) -> None:
     if not ok:
         raise ConfigError(f"config key '{key}' {what}")
+
+
+_INT_LIMIT = 2**63
+"""Every int key fits a signed 64-bit integer (what torch, NumPy and safetensors can hold)."""
+
+
+def _check_values(section: Any, prefix: str) -> None:
+    """The checks every key of a section shares: each float finite, each int within 64 bits.
+
+    Runs first in each `__post_init__`, so a NaN penalty or a 10**30 width is refused where the
+    config is built (a preset, an override, a hand-edited config.json) rather than deep inside.
+    """
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        values = value if isinstance(value, tuple) else (value,)
+        for item in values:
+            if isinstance(item, bool):
+                continue
+            if isinstance(item, float):
+                _require(math.isfinite(item), f"{prefix}{f.name}", f"must be finite, got {item}")
+            elif isinstance(item, int):
+                _require(
+                    -_INT_LIMIT < item < _INT_LIMIT,
+                    f"{prefix}{f.name}",
+                    f"must be below 2**63 in size, got {_short(item)}",
+                )
+
+
+def _short(value: int) -> str:
+    text = str(value)
+    return text if len(text) <= 24 else f"{text[:10]}...({len(text)} digits)"
+
+
+_SEED_LIMIT = 2**32
+"""Seeds go to NumPy, torch and Gymnasium alike; NumPy's legacy seed takes [0, 2**32)."""
+
+
+def _check_seed(value: int, key: str) -> None:
+    _require(0 <= value < _SEED_LIMIT, key, f"must be in [0, 2**32), got {_short(value)}")
+
+
+def _check_name(name: str) -> None:
+    """A run name names a folder under runs/; it is never a path (use --run-dir for that)."""
+    bad = not name or name in (".", "..") or any(c in name for c in "/\\\0") or ":" in name[:2]
+    _require(
+        not bad,
+        "name",
+        f"must be a plain folder name (no '/', '..' or absolute path), got {name!r}; "
+        "pass --run-dir to choose where the run is written",
+    )
 
 
 def _check_env_kwargs(kwargs: Any, key: str) -> None:

@@ -15,8 +15,10 @@ Conventions (the planner and the tests rely on them):
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
 
 import numpy as np
@@ -126,12 +128,51 @@ class DatasetInfo:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DatasetInfo:
-        known = {f for f in cls.__dataclass_fields__}
+    def from_dict(cls, data: Any) -> DatasetInfo:
+        """Rebuild from JSON, every field checked: a TTError names the first bad field."""
+        if not isinstance(data, dict):
+            raise TTError(f"must be a JSON object of dataset fields, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise TTError(f"dataset info has unknown fields {unknown}; written by a newer version?")
+            raise TTError(f"has unknown fields {unknown}")
+        if "dataset" not in data:
+            raise TTError("has no field 'dataset'")
+        for name, value in data.items():
+            kind = _INFO_FIELDS.get(name, "str?")
+            if not _info_value_ok(value, kind):
+                wanted = {"str": "a string", "str?": "a string or null", "int": "a whole number >= 0",
+                          "float": "a finite number", "float?": "a finite number or null",
+                          "floats": "a list of numbers"}[kind]  # fmt: skip
+                raise TTError(f"field '{name}' must be {wanted}, got {str(value)[:40]!r}")
         return cls(**data)
+
+
+_INFO_FIELDS = {
+    "dataset": "str", "observation_dim": "int", "action_dim": "int", "n_episodes": "int",
+    "n_transitions": "int", "dropped_episodes": "int", "n_bins": "int", "strategy": "str",
+    "discount": "float", "termination_penalty": "float", "ref_min_score": "float?",
+    "ref_max_score": "float?", "discretization_error": "floats",
+}  # fmt: skip
+"""DatasetInfo's field kinds for `from_dict` (fields not named here: a string or null)."""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _info_value_ok(value: Any, kind: str) -> bool:
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "str?":
+        return value is None or isinstance(value, str)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
+    if kind == "float":
+        return _is_number(value)
+    if kind == "float?":
+        return value is None or _is_number(value)
+    return isinstance(value, list) and all(_is_number(v) for v in value)
 
 
 def dataset_returns(spec: str) -> np.ndarray:
@@ -289,8 +330,22 @@ def episodes_to_transitions(
     return transitions, dropped
 
 
-def _opt_float(value: Any) -> float | None:
-    return None if value is None else float(value)
+def _reference(meta: Any, key: str, spec: str) -> float | None:
+    """A reference return from a dataset's metadata; one that is not a finite number is left out
+    (said on stderr), so it is never used as a scale end: set data.<key> to give one."""
+    value = meta.get(key)
+    if value is None:
+        return None
+    if isinstance(value, np.generic | np.ndarray) and np.size(value) == 1:
+        value = np.asarray(value).item()
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    print(
+        f"warning: dataset '{spec}': metadata {key} is {str(value)[:40]!r}, not a finite number; "
+        f"it is not used (set data.{key} to give the reference return)",
+        file=sys.stderr,
+    )
+    return None
 
 
 def _opt_str(value: Any) -> str | None:
@@ -358,8 +413,8 @@ def minari_transitions(
         action_space=space_to_json(dataset.action_space),
         observation_dim=transitions.observation_dim,
         action_dim=transitions.action_dim,
-        ref_min_score=_opt_float(meta.get("ref_min_score")),
-        ref_max_score=_opt_float(meta.get("ref_max_score")),
+        ref_min_score=_reference(meta, "ref_min_score", spec),
+        ref_max_score=_reference(meta, "ref_max_score", spec),
         n_episodes=transitions.n_episodes,
         n_transitions=transitions.n_transitions,
         dropped_episodes=dropped,

@@ -8,7 +8,8 @@ each transition, in discretizer dimensions transition_dim .. transition_dim + G 
 
 The cache (npz without object arrays + JSON) is keyed by a hash of the dataset's files (paths,
 sizes, mtimes) and every data setting that changes the tokens; it is written atomically and read
-with `allow_pickle=False`.
+with `allow_pickle=False`. The JSON carries the SHA-256 of the arrays and itself
+(`utils.tensor_digest`): a truncated, corrupt or edited cache does not verify and is rebuilt.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 from ..config import DataConfig
 from ..errors import TTError
 from ..store import load_minari, minari_root
-from ..utils import atomic_path, atomic_write_json
+from ..utils import DIGEST_KEY, atomic_path, atomic_write_json, tensor_digest
 from .discretizer import Discretizer, tokens_dtype
 from .episodes import DatasetInfo, Transitions, load_transitions
 from .goals import goal_layout, window_goals
@@ -182,7 +183,14 @@ def _write_cache(base: Path, data: TokenizedDataset, key: str) -> None:
         "action_dim": data.action_dim,
         "info": data.info.to_dict(),
     }
-    atomic_write_json(base.with_suffix(".json"), meta)
+    meta[DIGEST_KEY] = _cache_digest(arrays, meta)
+    atomic_write_json(base.with_suffix(".json"), meta)  # last: it vouches for the npz
+
+
+def _cache_digest(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> str:
+    """SHA-256 over the cache's arrays and its JSON (less the digest itself)."""
+    fields = {k: v for k, v in meta.items() if k != DIGEST_KEY}
+    return tensor_digest(arrays, {"meta": json.dumps(fields, sort_keys=True)})
 
 
 def _read_cache(base: Path, key: str) -> TokenizedDataset | None:
@@ -194,8 +202,16 @@ def _read_cache(base: Path, key: str) -> TokenizedDataset | None:
         if meta.get("key") != key:
             return None
         with np.load(npz_path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in ("tokens", "episode_starts", "edges", "centers")}
-            goal_tokens = npz["goal_tokens"] if "goal_tokens" in npz.files else None
+            stored = {k: npz[k] for k in npz.files}
+        if not meta.get(DIGEST_KEY) or meta[DIGEST_KEY] != _cache_digest(stored, meta):
+            warnings.warn(
+                f"{npz_path}: token cache does not match its checksum (cut short, corrupt, edited "
+                "or from an older version); rebuilding it",
+                stacklevel=3,
+            )
+            return None
+        arrays = {k: stored[k] for k in ("tokens", "episode_starts", "edges", "centers")}
+        goal_tokens = stored.get("goal_tokens")
         disc = Discretizer(arrays["edges"], arrays["centers"], strategy=meta["strategy"])
         return TokenizedDataset(
             tokens=arrays["tokens"],
@@ -206,8 +222,11 @@ def _read_cache(base: Path, key: str) -> TokenizedDataset | None:
             info=DatasetInfo.from_dict(meta["info"]),
             goal_tokens=goal_tokens,
         )
-    except (OSError, ValueError, KeyError, TypeError, TTError, json.JSONDecodeError) as err:
-        warnings.warn(f"{npz_path}: unreadable token cache ({err}); rebuilding it", stacklevel=3)
+    except Exception as err:  # BadZipFile, EOFError, zlib.error, ...: rebuild
+        warnings.warn(
+            f"{npz_path}: unreadable token cache ({err.__class__.__name__}: {err}); rebuilding it",
+            stacklevel=3,
+        )
         return None
 
 
@@ -230,7 +249,14 @@ def prepare_tokens(
     if cfg.goal_key is not None:
         transitions, goals = split_goals(transitions, info, cfg)
     data = build_tokenized(transitions, info, cfg.n_bins, cfg.strategy, goals)
-    _write_cache(base, data, key)
+    try:
+        _write_cache(base, data, key)
+    except OSError as err:  # the cache only saves time: a folder that refuses it costs no run
+        warnings.warn(
+            f"{folder}: cannot write the token cache ({err.strerror or err}); set data.cache_dir "
+            "or TT_CACHE_DIR to a writable folder to reuse tokens",
+            stacklevel=2,
+        )
     return data
 
 

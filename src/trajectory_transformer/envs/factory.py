@@ -25,7 +25,7 @@ import numpy as np
 
 from ..data.spaces import flat_dim, space_from_json
 from ..errors import TTError
-from .make import registered_env_spec, unregistered_hint
+from .make import check_env_kwargs, registered_env_spec, unregistered_hint
 from .mujoco_log import quiet_mujoco_deprecations
 
 if TYPE_CHECKING:
@@ -33,7 +33,10 @@ if TYPE_CHECKING:
 
 __all__ = ["check_env_spaces", "env_factory"]
 
-_OPT_IN = "pass --trust-env-code to tt eval / tt render (eval.trust_env_code=true) if you trust it"
+_OPT_IN = (
+    "pass --trust-env-code (tt train, tt eval, tt render, tt quickstart, tt bench; the key "
+    "eval.trust_env_code=true) if you trust it"
+)
 
 
 def env_factory(
@@ -81,6 +84,7 @@ def env_factory(
             f"registered here with {json.dumps(expected)}; a stored entry point is code that "
             f"making the env would import and run, so it is refused: {_OPT_IN}"
         )
+    check_env_kwargs(registered, extra, "eval.env_kwargs")
     kwargs = {**kwargs, **extra}
     kwargs.pop("render_mode", None)  # rendering is the caller's choice, not the dataset's
     if max_episode_steps is None:

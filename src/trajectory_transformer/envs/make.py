@@ -16,7 +16,7 @@ import gymnasium as gym
 from ..errors import TTError
 from .mujoco_log import quiet_mujoco_deprecations
 
-__all__ = ["make_env", "registered_env_spec", "unregistered_hint"]
+__all__ = ["check_env_kwargs", "make_env", "registered_env_spec", "unregistered_hint"]
 
 _ROBOTICS = "gymnasium_robotics"
 
@@ -70,6 +70,60 @@ def _import_robotics() -> Any:
             print("\n".join(kept), file=sys.stderr)
 
 
+def _kind(value: Any) -> str | None:
+    """The kind of a YAML scalar for matching against a constructor default (None: any)."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return None
+
+
+def check_env_kwargs(
+    spec: gym.envs.registration.EnvSpec, kwargs: Mapping[str, Any], key: str
+) -> None:
+    """Keyword arguments for a registered env, checked against its constructor before any env
+    is made: a name it does not take, or a value of another kind than the parameter's default
+    (`g: abc` where Pendulum's default is 10.0), is one TTError naming `key`.<name>.
+
+    Only the registered constructor's signature is read (its module is the one the registry
+    imports anyway); parameters without a default, or with None, accept anything.
+    """
+    if not kwargs or (
+        not isinstance(spec.entry_point, str | type) and not callable(spec.entry_point)
+    ):
+        return
+    import inspect
+
+    try:
+        creator = gym.envs.registration.load_env_creator(spec.entry_point)  # type: ignore[arg-type]
+        target = creator.__init__ if inspect.isclass(creator) else creator
+        params = inspect.signature(target).parameters
+    except Exception:  # an entry point we cannot inspect is left to gym.make
+        return
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    generic = {"max_episode_steps", "render_mode", "disable_env_checker", "autoreset"}
+    for name, value in kwargs.items():
+        param = params.get(name)
+        if param is None or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            if takes_any or name in generic:
+                continue
+            names = [p for p, v in params.items() if p != "self" and v.kind is not v.VAR_KEYWORD]
+            raise TTError(
+                f"{key}.{name}: {spec.id} takes no keyword '{name}' (it takes {', '.join(names)})"
+            )
+        default = param.default
+        want = None if default is inspect.Parameter.empty or default is None else _kind(default)
+        got = _kind(value)
+        if want is not None and got is not None and value is not None and got != want:
+            raise TTError(
+                f"{key}.{name}: {spec.id} expects {want} (its default is {default!r}), "
+                f"got {value!r}"
+            )
+
+
 def unregistered_hint() -> str:
     """What to do about an id the registry lacks (install gymnasium-robotics if it is missing)."""
     if importlib.util.find_spec(_ROBOTICS) is None:
@@ -90,6 +144,9 @@ def make_env(
     """
     kwargs = dict(env_kwargs or {})
     with_kwargs = f" with collect.env_kwargs={kwargs}" if kwargs else ""
+    spec = registered_env_spec(env_id, key) if ":" not in env_id else None
+    if spec is not None:
+        check_env_kwargs(spec, kwargs, "collect.env_kwargs")
     try:
         with quiet_mujoco_deprecations():
             try:

@@ -35,8 +35,9 @@ from ..envs.factory import check_env_spaces, env_factory
 from ..envs.loop import StepInfo, rollout
 from ..errors import TTError
 from ..plan.agent import PlannerAgent, make_agent
+from ..plan.memory import check_plan_memory
 from ..sources.collect import behaviour_policy
-from ..utils import atomic_write_json, resolve_device
+from ..utils import atomic_write_json, check_output_dir, resolve_device
 from .metrics import pick_reference, summarize
 from .names import PLANNER, evaluation_name, tensorboard_prefix
 from .outputs import write_eval_outputs
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AGENT_KINDS",
     "PreparedRun",
+    "TrainingEvalHook",
     "eval_output_dir",
     "evaluate_agent",
     "evaluate_run",
@@ -89,6 +91,19 @@ def evaluate_agent(
     """
     if stop_on_success is None:
         stop_on_success = bool(eval_cfg.stop_on_success)
+    # the scale is checked before the first episode: one that runs backwards is refused, not printed
+    env_id = info.env_id if info is not None else None
+    if env_id is None:
+        env = make_env()
+        env_id = env.spec.id if env.spec is not None else None
+        env.close()
+    reference = pick_reference(
+        env_id,
+        info.ref_min_score if info is not None else None,
+        info.ref_max_score if info is not None else None,
+        config_min_score=ref_min_score,
+        config_max_score=ref_max_score,
+    )
     audit = (
         PlanAudit(agent, agent.cfg.gamma, termination_penalty)
         if isinstance(agent, PlannerAgent) and agent.audits_returns
@@ -114,18 +129,6 @@ def evaluate_agent(
         progress=eval_cfg.progress,
         on_step=on_step,
         stop_on_success=stop_on_success,
-    )
-    env_id = info.env_id if info is not None else None
-    if env_id is None:
-        env = make_env()
-        env_id = env.spec.id if env.spec is not None else None
-        env.close()
-    reference = pick_reference(
-        env_id,
-        info.ref_min_score if info is not None else None,
-        info.ref_max_score if info is not None else None,
-        config_min_score=ref_min_score,
-        config_max_score=ref_max_score,
     )
     summary = summarize(result, reference)
     summary = {"agent": desc, "env_id": env_id, "seed": eval_cfg.seed, **summary}
@@ -257,6 +260,9 @@ def _make_agent(
 ) -> tuple[Agent, str]:
     """The agent to evaluate and a line saying what it is (for the summary and the output)."""
     if kind == "planner":
+        # the beam's buffers, estimated before the first env step
+        n_envs = min(cfg.eval.n_envs, cfg.eval.episodes)
+        check_plan_memory(loaded.gpt_config, cfg.plan, n_envs, torch.device(device))
         planner = make_agent(loaded, cfg.plan, device)  # plan.* vs the model: a ConfigError
         return planner, f"the run's model, plan.mode={cfg.plan.mode}"
     if kind == "random":
@@ -304,7 +310,7 @@ def prepare_run(
     cfg = dataclasses.replace(
         cfg, plan=cfg.plan.for_run(cfg.data)
     )  # the summary records the discount used
-    device = resolve_device(cfg.eval.device)
+    device = resolve_device(cfg.eval.device, "eval.device")
     loaded = runs.load_run(run_dir, device, verify=verify, checkpoint=checkpoint)
     info = loaded.info
     where = str(run_dir / runs.DATASET_FILE)
@@ -354,6 +360,13 @@ def evaluate_run(
     `observe`: called after every vector step (`evaluate_agent`).
     """
     run_dir = Path(run_dir)
+    if run_dir.is_dir():  # where the results go, checked before any episode
+        check_output_dir(eval_output_dir(run_dir, out), "evaluation output folder")
+        runs.check_run_writable(
+            run_dir,
+            "tt eval writes TensorBoard scalars to RUN_DIR/tb: make it writable",
+            runs.TB_DIR,
+        )
     prep = prepare_run(run_dir, overrides, agent_kind, verify=verify, checkpoint=checkpoint)
     cfg, info = prep.config, prep.loaded.info
     summary = evaluate_agent(
@@ -388,13 +401,43 @@ def evaluate_run(
     return summary
 
 
-def training_eval_hook(
-    overrides: list[str] | None = None,
-) -> Callable[[Path, int], dict[str, float]]:
+class TrainingEvalHook:
+    """The trainer's `eval_fn` (see `training_eval_hook`), with a `preflight` the trainer runs
+    once its data is loaded and before the first step: the env the evaluations will make is made
+    now (trust, id, kwargs, spaces), so a refused env costs no epoch of training."""
+
+    def __init__(self, hook: Callable[[Path, int], dict[str, float]], overrides: list[str]):
+        self.hook = hook
+        self.overrides = overrides
+
+    def __call__(self, run_dir: Path, epoch: int) -> dict[str, float]:
+        return self.hook(run_dir, epoch)
+
+    def preflight(self, cfg: RunConfig, info: DatasetInfo, why: str | None = None) -> None:
+        """Make (and close) the env evaluations will make; `why` says who will evaluate."""
+        cfg = _apply_eval_overrides(cfg, self.overrides)
+        why = why or f"train.eval_every={cfg.train.eval_every}"
+        make_env = env_factory(
+            info,
+            cfg.eval.max_episode_steps,
+            trust_env_code=cfg.eval.trust_env_code,
+            source=f"dataset '{info.dataset}' ({why})",
+            env_kwargs=cfg.eval.env_kwargs,
+            spec=cfg.eval.env_spec,
+        )
+        env = make_env()
+        try:
+            check_env_spaces(env, info, where=f"dataset '{info.dataset}'")
+        finally:
+            env.close()
+
+
+def training_eval_hook(overrides: list[str] | None = None) -> TrainingEvalHook:
     """The trainer's `eval_fn`: plan with the current weights every `train.eval_every` epochs.
 
     Writes RUN_DIR/eval/epoch_<N>.json and returns the headline numbers, which the trainer logs
-    under eval/ (TensorBoard and metrics.jsonl), so nothing is logged twice.
+    under eval/ (TensorBoard and metrics.jsonl), so nothing is logged twice. `overrides` are
+    plan.* / eval.* settings (`eval.trust_env_code=true` from `tt train --trust-env-code`).
     """
 
     def hook(run_dir: Path, epoch: int) -> dict[str, float]:
@@ -414,4 +457,4 @@ def training_eval_hook(
         keys = ("return_mean", "return_std", "normalized_score", "done_ratio", "plan_ms_per_step")
         return {k: float(summary[k]) for k in keys if summary.get(k) is not None}
 
-    return hook
+    return TrainingEvalHook(hook, list(overrides or []))

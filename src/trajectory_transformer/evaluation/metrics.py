@@ -24,6 +24,7 @@ __all__ = [
     "D4RL_SOURCE",
     "Reference",
     "Score",
+    "check_reference",
     "confidence_interval",
     "normalized_score",
     "pick_reference",
@@ -85,6 +86,11 @@ def pick_reference(
         source = {(True, True): "config", (False, False): "dataset"}.get(
             from_config, "config+dataset"
         )
+        names = [
+            "data.ref_min_score" if from_config[0] else "the dataset's ref_min_score",
+            "data.ref_max_score" if from_config[1] else "the dataset's ref_max_score",
+        ]
+        check_reference(low, high, names[0], names[1])
         return Reference(float(low), float(high), source)
     if config_min_score is not None or config_max_score is not None:
         given, missing = (
@@ -104,11 +110,33 @@ def pick_reference(
     return None
 
 
+def check_reference(low: Any, high: Any, low_name: str, high_name: str) -> None:
+    """Reference returns that make a scale: two finite numbers, the expert's above the random's.
+
+    Equal ends divide by zero and an expert below random runs the scale backwards (a worse policy
+    would score higher), so either is refused with where each end came from and how to fix it.
+    """
+    fix = "set data.ref_min_score and data.ref_max_score (e.g. tt eval RUN_DIR data.ref_min_score=... data.ref_max_score=...)"
+    for value, name in ((low, low_name), (high, high_name)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise TTError(f"reference return {name} is {value!r}, not a finite number; {fix}")
+    if not high > low:
+        relation = "equals" if high == low else "is below"
+        raise TTError(
+            f"reference returns make no scale: the expert return {high} ({high_name}) {relation} "
+            f"the random return {low} ({low_name}), so a score would "
+            f"{'divide by zero' if high == low else 'run backwards'}; {fix}"
+        )
+
+
 def normalized_score(returns: np.ndarray | float, reference: Reference) -> np.ndarray:
-    """100 * (R - R_random) / (R_expert - R_random), elementwise."""
+    """100 * (R - R_random) / (R_expert - R_random), elementwise (never on a backwards scale)."""
+    check_reference(reference.random, reference.expert, "random_return", "expert_return")
     span = reference.expert - reference.random
-    if span == 0:
-        raise ValueError("reference expert and random returns are equal; cannot normalize")
     return 100.0 * (np.asarray(returns, dtype=np.float64) - reference.random) / span
 
 

@@ -53,11 +53,14 @@ def tensorboard_prefix(name: str) -> str:
     return "eval" if name == PLANNER else f"eval/{name}"
 
 
-def find_evaluations(run_dir: str | Path) -> dict[str, dict[str, Any]]:
+def find_evaluations(
+    run_dir: str | Path, problems: dict[str, str] | None = None
+) -> dict[str, dict[str, Any]]:
     """Every evaluation summary in the run folder by name, the planner first, then by name.
 
     Files that are not summaries (unreadable, not an object, no return_mean or returns) are skipped: the report
-    shows what it can.
+    shows what it can. A summary whose fields have the wrong types is skipped too, and `problems`,
+    if given, gets "<file>: <what is wrong>" for it, by file name.
     """
     root = Path(run_dir)
     found: dict[str, dict[str, Any]] = {}
@@ -71,5 +74,10 @@ def find_evaluations(run_dir: str | Path) -> dict[str, dict[str, Any]]:
             continue
         name = evaluation_name(root, path)
         if isinstance(obj, dict) and ("return_mean" in obj or "returns" in obj) and name:
+            problem = runs.eval_summary_problem(obj)
+            if problem is not None:
+                if problems is not None:
+                    problems[path.name] = f"{path}: {problem}"
+                continue
             found[name] = obj
     return dict(sorted(found.items(), key=lambda kv: (kv[0] != PLANNER, kv[0])))

@@ -8,6 +8,7 @@ memory) and the file appears atomically. Rendering needs system pieces that pip 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,21 +22,83 @@ from .. import runs
 from ..envs.agents import Agent
 from ..envs.loop import RolloutResult, StepInfo, rollout
 from ..errors import TTError
+from ..utils import check_output_dir
 from .evaluate import prepare_run
 
 __all__ = [
     "EpisodeActions",
     "RecordedEpisode",
     "ReplayDiverged",
+    "check_gl_backend",
     "record_episodes",
     "render_run",
     "replay_run",
+    "working_gl_backends",
 ]
 
 _MUJOCO_HINT = (
     "MuJoCo needs an OpenGL backend for headless rendering: set MUJOCO_GL=egl (apt-get install -y "
     "libegl1 libegl-mesa0 libgl1-mesa-dri) or MUJOCO_GL=osmesa (apt-get install -y libosmesa6)"
 )
+
+
+_GL_BACKENDS = {"egl": ("EGL",), "osmesa": ("OSMesa",), "glfw": ("glfw",), "glx": ("GL",)}
+"""MUJOCO_GL values and the shared library each needs (glfw and glx also need a display)."""
+
+
+def _has_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def working_gl_backends() -> list[str]:
+    """The MUJOCO_GL backends that can work here: their library is installed, and for glfw and
+    glx a display is set (a cheap check: nothing is imported or opened)."""
+    import ctypes.util
+
+    found = []
+    for name, libs in _GL_BACKENDS.items():
+        if name in ("glfw", "glx") and not _has_display():
+            continue
+        if name == "glfw":
+            try:
+                import glfw  # noqa: F401 - the pip package bundles its library
+            except Exception:  # a broken install counts as absent
+                continue
+            found.append(name)
+        elif any(ctypes.util.find_library(lib) for lib in libs):
+            found.append(name)
+    return found
+
+
+def _backend_advice() -> str:
+    working = working_gl_backends()
+    if working:
+        return (
+            f"backends that work here: {', '.join(working)}; select one with "
+            f"MUJOCO_GL={working[0]} tt render ..."
+        )
+    return f"no backend works here yet; {_MUJOCO_HINT}"
+
+
+def _uses_mujoco(env: gym.Env[Any, Any]) -> bool:
+    return "mujoco" in type(env.unwrapped).__module__
+
+
+def check_gl_backend(env: gym.Env[Any, Any]) -> None:
+    """Before any episode: a MuJoCo env with a MUJOCO_GL that cannot work here is one TTError
+    saying which backends do work and how to select one."""
+    if not _uses_mujoco(env):
+        return
+    backend = os.environ.get("MUJOCO_GL", "")
+    if backend in ("glfw", "glx") and not _has_display():
+        raise TTError(
+            f"MUJOCO_GL={backend} needs a display, but DISPLAY is not set; {_backend_advice()}"
+        )
+    if backend and backend not in _GL_BACKENDS and backend != "disable":
+        raise TTError(
+            f"MUJOCO_GL={backend} is not a MuJoCo backend (egl, osmesa, glfw or glx); "
+            f"{_backend_advice()}"
+        )
 
 
 def _default_gl_backend() -> None:
@@ -58,13 +121,20 @@ def _make_render_env(make_env: Callable[[], gym.Env[Any, Any]]) -> gym.Env[Any, 
 
 
 def _gl_error(err: BaseException) -> bool:
-    """True when the failure comes from MuJoCo's GL backend (it surfaces as assorted types)."""
+    """True when the failure comes from MuJoCo's GL backend (it surfaces as assorted types:
+    mujoco.FatalError from glfw, PyOpenGL's errors from glx, ImportError, RuntimeError)."""
     seen: BaseException | None = err
     while seen is not None:
+        if type(seen).__module__.split(".")[0] in ("mujoco", "OpenGL", "glfw"):
+            return True
         tb = seen.__traceback__
         while tb is not None:
             name = tb.tb_frame.f_code.co_filename
             if "mujoco" in name and ("gl_context" in name or "egl" in name or "osmesa" in name):
+                return True
+            if "mujoco" in name and ("glfw" in name or "glx" in name or "mujoco_rendering" in name):
+                return True
+            if f"{os.sep}OpenGL{os.sep}" in name or f"{os.sep}glfw{os.sep}" in name:
                 return True
             tb = tb.tb_next
         seen = seen.__cause__ or seen.__context__
@@ -116,15 +186,21 @@ def record_episodes(
     _default_gl_backend()
     probe = _make_render_env(make_env)
     mode = probe.render_mode
-    probe.close()
+    try:
+        check_gl_backend(probe)
+    finally:
+        probe.close()
     if mode != "rgb_array":
         raise TTError(f"the env renders in mode {mode!r}; make it with render_mode='rgb_array'")
     suffix = path.suffix.lower()
     if suffix not in (".mp4", ".gif"):
         raise TTError(f"{path}: unknown video format '{suffix}'; use .mp4 or .gif")
+    check_output_dir(path.parent, "video folder")
+    made = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # same suffix: imageio picks by it
     writer = _writer(tmp, fps)
+    finished = False
 
     def on_frame(_episodes: np.ndarray, frames: list[Any]) -> None:
         for frame in frames:
@@ -144,14 +220,21 @@ def record_episodes(
             if not _gl_error(err):
                 raise
             first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            backend = os.environ.get("MUJOCO_GL", "(unset)")
             raise TTError(
-                f"cannot render ({err.__class__.__name__}: {first}); {_MUJOCO_HINT}"
+                f"cannot render with MUJOCO_GL={backend} ({err.__class__.__name__}: {first}); "
+                f"{_backend_advice()}"
             ) from err
         writer.close()
         os.replace(tmp, path)
+        finished = True
     finally:
         writer.close()
         tmp.unlink(missing_ok=True)
+        if not finished:  # leave no empty folders behind (videos/ of a render that failed)
+            for folder in made:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # only if empty
     return path, result
 
 
@@ -182,8 +265,15 @@ def render_run(
     if episodes < 1:
         raise TTError(f"--episodes must be >= 1, got {episodes}")
     _default_gl_backend()
-    prep = prepare_run(run_dir, overrides, "planner", render_mode="rgb_array", verify=verify)
+    backend = os.environ.get("MUJOCO_GL", "")
+    if backend and backend not in _GL_BACKENDS and backend != "disable":
+        raise TTError(
+            f"MUJOCO_GL={backend} is not a MuJoCo backend (egl, osmesa, glfw or glx); "
+            f"{_backend_advice()}"
+        )
     out_dir = run_dir / runs.VIDEOS_DIR
+    check_output_dir(out_dir, "video folder", "make the run folder writable")
+    prep = prepare_run(run_dir, overrides, "planner", render_mode="rgb_array", verify=verify)
     recorded = []
     for i in range(episodes):
         path, result = record_episodes(

@@ -40,6 +40,7 @@ from ..config import PlanConfig
 from ..errors import ConfigError
 from ..model.gpt import TrajectoryGPT
 from ..model.kv_cache import FullRecomputeDecoder, KVCacheDecoder, make_decoder
+from .memory import check_plan_memory, plan_rows
 from .sampling import TokenSampler
 
 __all__ = [
@@ -241,6 +242,11 @@ class BeamPlanner:
     def decoder(self, rows: int) -> KVCacheDecoder | FullRecomputeDecoder:
         """One preallocated decoder, grown only when a larger batch arrives."""
         if self._decoder is None or self._decoder.win.tokens.shape[0] < rows:
+            param = self.model.pos_emb  # estimated before allocating (plan/memory.py)
+            n_envs = max(1, rows // max(1, plan_rows(self.cfg, 1)))
+            check_plan_memory(
+                self.model.config, self.cfg, n_envs, param.device, param.element_size()
+            )
             self._decoder = make_decoder(self.model, rows, self.cfg.slide, self.cfg.use_cache)
         return self._decoder
 

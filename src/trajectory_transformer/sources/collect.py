@@ -34,6 +34,7 @@ from ..errors import TTError
 from ..store import (
     COLLECT_RECORD_KEY,
     check_dataset_id,
+    check_writable_root,
     dataset_problem,
     minari_datasets_path,
     minari_root,
@@ -368,6 +369,7 @@ def collect_dataset(cfg: CollectConfig, progress: bool = True) -> str:
     if dataset_id is None:  # an empty string is a bad id, not "the default"
         dataset_id = default_dataset_id(cfg.env, cfg.policy)
     check_dataset_id(dataset_id, "collect.dataset_id")
+    check_writable_root()
     recover_interrupted(minari_root())
     check_target(dataset_id, bool(cfg.overwrite))
     if cfg.episodes < 1:

@@ -52,7 +52,7 @@ from ..config import CollectConfig
 from ..data.spaces import stack
 from ..envs.make import make_env, registered_env_spec
 from ..errors import TTError
-from ..store import COLLECT_RECORD_KEY, minari_root, recover_interrupted
+from ..store import COLLECT_RECORD_KEY, check_writable_root, minari_root, recover_interrupted
 from .collect import REF_SEED_OFFSET, check_target, collect_record, rollout_returns, write_dataset
 from .maze import maze_policy
 from .policies import NoisyPolicy, Policy, RandomPolicy
@@ -289,6 +289,7 @@ def run_pointmaze_recipe(recipe: str, cfg: CollectConfig, progress: bool = True)
     """Make the recipe's datasets (kept if they exist, unless collect.overwrite); their ids."""
     plan = parse_pointmaze_recipe(recipe)
     check_recipe_config(cfg)
+    check_writable_root()
     recover_interrupted(minari_root())
     done = []
     for maze, dense, quick in plan:

@@ -42,7 +42,7 @@ from typing import Any
 
 from ..config import CollectConfig
 from ..errors import TTError
-from ..store import minari_root, recover_interrupted
+from ..store import check_writable_root, minari_root, recover_interrupted
 from ..utils import lock_run_dir
 from .behaviour import (
     policy_dir,
@@ -133,6 +133,7 @@ def run_recipe(recipe: str, cfg: CollectConfig, progress: bool = True) -> list[d
     """
     check_recipe_config(cfg)
     plan = parse_recipe(recipe)
+    check_writable_root()
     recover_interrupted(minari_root())
     results = []
     for name, levels, quick in plan:

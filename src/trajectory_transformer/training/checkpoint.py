@@ -8,6 +8,7 @@ Nothing is pickled: the optimizer state is split into tensors (safetensors) and 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -18,13 +19,21 @@ from typing import Any
 import torch
 
 from ..errors import TTError
-from ..runs import CHECKPOINT_DIR, WEIGHTS_FILE, list_checkpoints, load_weights, save_weights
+from ..runs import (
+    CHECKPOINT_DIR,
+    WEIGHTS_FILE,
+    list_checkpoints,
+    load_weights,
+    load_weights_and_metadata,
+    save_weights,
+)
 from ..utils import atomic_write_json, read_json
 
 __all__ = [
     "OPTIMIZER_FILE",
     "STATE_FILE",
     "Checkpoint",
+    "check_trainer_state",
     "load_checkpoint",
     "merge_optimizer_states",
     "optimizer_state_from_tensors",
@@ -36,6 +45,11 @@ __all__ = [
 
 OPTIMIZER_FILE = "optimizer.safetensors"
 STATE_FILE = "state.json"
+STATE_DIGEST_KEY = "state_sha256"
+"""optimizer.safetensors metadata: the SHA-256 of state.json's bytes, so the JSON state is covered
+by the tensors' checksum (editing either file, or dropping the key, fails verification)."""
+MAX_STEP = 2**62
+"""No run takes more optimizer steps; a step beyond it is a hand-edited file."""
 
 
 # ------------------------------------------------------------------------------ optimizer state
@@ -160,8 +174,9 @@ def save_checkpoint(
     try:
         opt_tensors, opt_meta = optimizer_state_to_tensors(optimizer_state)
         save_weights(tmp / WEIGHTS_FILE, model_state)
-        save_weights(tmp / OPTIMIZER_FILE, opt_tensors)
         atomic_write_json(tmp / STATE_FILE, {**state, "step": step, "optimizer": opt_meta})
+        digest = hashlib.sha256((tmp / STATE_FILE).read_bytes()).hexdigest()
+        save_weights(tmp / OPTIMIZER_FILE, opt_tensors, metadata={STATE_DIGEST_KEY: digest})
         _fsync_dir(tmp)
         if final.exists():  # a rerun of the same step (e.g. after resume): replace it whole
             old = root / f".step_{step}.old"
@@ -192,7 +207,16 @@ def load_checkpoint(
             f"{p / STATE_FILE}: not a checkpoint state (no 'step'/'optimizer'); delete {p}"
         )
     model = load_weights(p / WEIGHTS_FILE, device, verify=verify)
-    opt_tensors = load_weights(p / OPTIMIZER_FILE, device, verify=verify)
+    opt_tensors, opt_meta = load_weights_and_metadata(p / OPTIMIZER_FILE, device, verify=verify)
+    stored = opt_meta.get(STATE_DIGEST_KEY)  # absent in checkpoints written before it existed
+    if verify and stored and stored != hashlib.sha256((p / STATE_FILE).read_bytes()).hexdigest():
+        raise TTError(
+            f"{p / STATE_FILE}: checksum mismatch: it changed after the checkpoint was written "
+            f"(a corrupt or edited file); delete {p} to resume from the checkpoint before it, "
+            "restore the file, or pass --ignore-checksums to tt train --resume if you changed it "
+            "on purpose"
+        )
+    _check_step(state.get("step"), p)
     try:
         optimizer = optimizer_state_from_tensors(opt_tensors, state.pop("optimizer"))
     except (KeyError, ValueError, TypeError) as err:
@@ -200,6 +224,71 @@ def load_checkpoint(
             f"{p / OPTIMIZER_FILE}: unreadable optimizer state ({err}); delete {p}"
         ) from err
     return Checkpoint(path=p, model=model, optimizer=optimizer, state=state)
+
+
+def _shown(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 24 else f"{text[:10]}...({len(text)} chars)"
+
+
+def _check_step(step: Any, path: Path) -> None:
+    """state.json's step: a whole number in [0, MAX_STEP], the N of the folder's step_<N>."""
+    where = f"{path / STATE_FILE}: field 'step'"
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEP:
+        raise TTError(
+            f"{where} must be a whole number in [0, 2**62], got {_shown(step)}; restore the "
+            f"file or delete {path}"
+        )
+    folder = path.name.removeprefix("step_")
+    if folder.isdigit() and int(folder) != step:
+        raise TTError(
+            f"{where} is {step} but the folder says step {folder}; restore the file or delete {path}"
+        )
+
+
+def _whole(value: Any, low: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= MAX_STEP
+
+
+def check_trainer_state(state: dict[str, Any], path: Path) -> None:
+    """The trainer's fields of a checkpoint state.json, each of the type and range it must have.
+
+    A hand-edited state (a negative epoch, an RNG state that is not an object, a schedule with a
+    string) is refused in one line naming the file and field before anything is restored.
+    """
+
+    def bad(field: str, what: str) -> TTError:
+        return TTError(
+            f"{path / STATE_FILE}: field '{field}' {what}; restore the file or delete {path}"
+        )
+
+    for name in ("epoch", "batch_in_epoch", "tokens"):
+        if name in state and not _whole(state[name]):
+            raise bad(name, f"must be a whole number in [0, 2**62], got {_shown(state[name])}")
+    if "world_size" in state and not _whole(state["world_size"], 1):
+        raise bad("world_size", f"must be a whole number >= 1, got {str(state['world_size'])[:30]}")
+    schedule = state.get("schedule")
+    if not isinstance(schedule, dict) or not _whole(schedule.get("tokens")):
+        raise bad("schedule", "must be an object whose 'tokens' is a whole number >= 0")
+    for name in ("train_s", "loss"):
+        value = state.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise bad(name, f"must be a number or null, got {str(value)[:30]}")
+    if state.get("scaler") is not None and not isinstance(state["scaler"], dict):
+        raise bad("scaler", "must be an object or null")
+    rng = state.get("rng")
+    if not isinstance(rng, dict):
+        raise bad("rng", f"must be an object of RNG states, got {type(rng).__name__}")
+    shapes = {"torch": None, "numpy": 5, "python": 3}
+    for name, length in shapes.items():
+        value = rng.get(name)
+        if not isinstance(value, list) or (length is not None and len(value) != length):
+            raise bad(f"rng.{name}", "is not the RNG state this trainer saves")
+    ranks = state.get("rng_ranks", [])
+    if not isinstance(ranks, list) or not all(
+        isinstance(r, dict) and isinstance(r.get("torch"), list) for r in ranks
+    ):
+        raise bad("rng_ranks", "must be a list of objects with a 'torch' state")
 
 
 def prune_checkpoints(run_dir: str | os.PathLike[str], keep_last: int) -> list[Path]:

@@ -88,6 +88,11 @@ def claim_run_dir(run_dir: Path, cfg: RunConfig, overwrite: bool, info: DistInfo
         for name in (runs.CONFIG_FILE, runs.MODEL_CONFIG_FILE, runs.DATASET_FILE,
                      runs.DISCRETIZER_FILE, runs.WEIGHTS_FILE, runs.METRICS_FILE):  # fmt: skip
             (run_dir / name).unlink(missing_ok=True)
+    elif config_path.exists() and info.is_main:
+        # the same run, killed before its first checkpoint: a start from nothing starts its logs
+        # from nothing too (else its steps are logged twice, once per attempt)
+        shutil.rmtree(run_dir / runs.TB_DIR, ignore_errors=True)
+        (run_dir / runs.METRICS_FILE).unlink(missing_ok=True)
     dist_utils.barrier(info)
 
 

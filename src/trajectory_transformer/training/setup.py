@@ -28,7 +28,7 @@ from ..data.tokens import prepare_tokens
 from ..data.windows import TokenWindows
 from ..errors import TTError
 from ..model.gpt import GPTConfig, TrajectoryGPT
-from ..utils import atomic_write_json, seed_everything
+from ..utils import atomic_write_json, check_memory, seed_everything
 from . import checkpoint as ckpt
 from . import distributed as dist_utils
 from .distributed import DistInfo
@@ -75,6 +75,29 @@ def gpt_config_for(
 def auto_epochs(n_windows: int) -> int:
     """Original TT: 50 reference epochs for 1M transitions, scaled by dataset size (capped)."""
     return int(min(MAX_AUTO_EPOCHS, max(1, round(50 * 1e6 / max(n_windows, 1)))))
+
+
+def training_memory_bytes(g: GPTConfig, batch_size: int) -> int:
+    """A lower bound on a training step's memory: fp32 weights, gradients and two AdamW moments
+    (16 bytes a parameter) and the activations autograd keeps (about 10 floats per layer, token
+    and channel)."""
+    C, L, V = g.n_embd, g.n_layer, g.vocab_size
+    heads = g.transition_dim if g.separate_heads else 1
+    params = V * g.token_dims * C + g.block_size * C + L * (12 * C * C + 13 * C) + heads * C * V
+    activations = batch_size * g.block_size * (C * L * 10 + heads * V) * 4
+    return int(16 * params + activations)
+
+
+def _check_training_memory(cfg: RunConfig, g: GPTConfig, device: torch.device) -> None:
+    """Refuse, before the model is built, a size that cannot fit in the memory free here."""
+    m = cfg.model
+    check_memory(
+        training_memory_bytes(g, cfg.train.batch_size),
+        device,
+        f"training model.n_embd={m.n_embd}, model.n_layer={m.n_layer} with "
+        f"train.batch_size={cfg.train.batch_size} and data.n_bins={cfg.data.n_bins}",
+        "lower model.n_embd, model.n_layer, train.batch_size or data.n_bins",
+    )
 
 
 @dataclass
@@ -131,6 +154,9 @@ class TrainerSetup:
             if dataset is not None
             else _prepare_data(cfg, run_dir, info)
         )
+        preflight = getattr(eval_fn, "preflight", None)
+        if preflight is not None and tc.eval_every > 0:  # the eval env, before any step
+            preflight(cfg, self.data.info)
         self.gpt_config = gpt_config_for(
             cfg, int(self.data.observation_dim), int(self.data.action_dim), self.data.goal_dim
         )
@@ -153,6 +179,7 @@ class TrainerSetup:
                 f"mostly padding; use data.n_transitions<={longest}"
             )
 
+        _check_training_memory(cfg, self.gpt_config, device)
         # identical initial weights on every rank (DDP also broadcasts rank 0's)
         torch.manual_seed(tc.seed)
         self.model = TrajectoryGPT(self.gpt_config).to(device)
@@ -223,6 +250,7 @@ class TrainerSetup:
         assert path is not None
         loaded = ckpt.load_checkpoint(path, self.device, verify=self.verify)
         state = loaded.state
+        ckpt.check_trainer_state(state, path)
         try:
             self.model.load_state_dict(loaded.model, strict=True)
         except RuntimeError as err:
@@ -254,13 +282,20 @@ class TrainerSetup:
             print(f"resuming with {self.info.world_size} processes instead of {state.get('world_size')}: "
                   "the current epoch restarts", file=sys.stderr)  # fmt: skip
             self.pos.batch_in_epoch = 0
-        set_rng_state(state["rng"], self.device)
-        per_rank = state.get("rng_ranks", [])
-        if same_world and self.info.rank < len(per_rank):
-            own = per_rank[self.info.rank]
-            torch.set_rng_state(torch.tensor(own["torch"], dtype=torch.uint8))
-            if self.device.type == "cuda" and "cuda" in own:
-                torch.cuda.set_rng_state(torch.tensor(own["cuda"], dtype=torch.uint8), self.device)
+        try:
+            set_rng_state(state["rng"], self.device)
+            per_rank = state.get("rng_ranks", [])
+            if same_world and self.info.rank < len(per_rank):
+                own = per_rank[self.info.rank]
+                torch.set_rng_state(torch.tensor(own["torch"], dtype=torch.uint8))
+                if self.device.type == "cuda" and "cuda" in own:
+                    cuda_state = torch.tensor(own["cuda"], dtype=torch.uint8)
+                    torch.cuda.set_rng_state(cuda_state, self.device)
+        except (TypeError, ValueError, RuntimeError, OverflowError) as err:
+            raise TTError(
+                f"{path / ckpt.STATE_FILE}: field 'rng' is not a valid RNG state ({err}); "
+                f"restore the file or delete {path}"
+            ) from err
         if self.info.is_main:
             atomic_write_json(self.run_dir / runs.CONFIG_FILE, config_to_dict(self.cfg))
             truncate_metrics(self.run_dir / runs.METRICS_FILE, self.pos.step)

@@ -81,11 +81,15 @@ def train(
             data = dataclasses.replace(cfg.data, dataset=dataset_name(dataset))
             cfg = dataclasses.replace(cfg, data=data)
     require_wandb(cfg)
-    if cfg.train.precision == "fp16" and resolve_device(cfg.train.device).type != "cuda":
+    # every place the run writes, checked before any work (a file, a read-only or immutable folder)
+    hint = "make it writable" if resume else "choose another --run-dir"
+    runs.check_run_writable(run_dir, hint)
+    device = resolve_device(cfg.train.device, "train.device")
+    if cfg.train.precision == "fp16" and device.type != "cuda":
         raise TTError(
             "train.precision=fp16 needs CUDA (a GradScaler); use train.precision=bf16 on CPU"
         )
-    device = dist_utils.init(info, resolve_device(cfg.train.device))
+    device = dist_utils.init(info, device)
     try:
         with contextlib.ExitStack() as held:
             if info.is_main:  # rank 0 writes the folder; it holds the lock for the whole run

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ... import runs
 from ...errors import TTError
-from ...utils import atomic_write_bytes
+from ...utils import atomic_write_bytes, check_output_dir
 from .html import _esc
 from .read import _load_run
 from .sections import (
@@ -151,5 +151,8 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     if not run_dir.is_dir():
         raise TTError(f"{run_dir}: no such run folder")
     target = Path(out) if out is not None else run_dir / runs.REPORT_FILE
+    check_output_dir(
+        target.parent, "report folder", "make it writable or write the report elsewhere"
+    )
     atomic_write_bytes(target, build_report_html(run_dir).encode("utf-8"))
     return target

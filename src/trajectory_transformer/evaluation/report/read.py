@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,10 +87,16 @@ def _load_run(root: Path) -> _Run:
     # only the quickstart times its phases; other runs have no phases.json and need no note
     if (root / runs.PHASES_FILE).exists():
         run.phases = _read_optional_json(root / runs.PHASES_FILE, "phases", n)
-    summaries = find_evaluations(root)
+    problems: dict[str, str] = {}
+    summaries = find_evaluations(root, problems)
+    for problem in problems.values():  # shown, never guessed around: the file is left out
+        print(f"warning: report: left out {problem}", file=sys.stderr)
     run.eval = summaries.pop(PLANNER, None)
-    if run.eval is None:
-        n["eval"] = f"{runs.EVAL_DIR}/{runs.eval_name('planner')}.json not found (run `tt eval`)"
+    planner_file = f"{runs.eval_name('planner')}.json"
+    if run.eval is None and planner_file in problems:
+        n["eval"] = f"left out {problems[planner_file]} (run `tt eval` again)"
+    elif run.eval is None:
+        n["eval"] = f"{runs.EVAL_DIR}/{planner_file} not found (run `tt eval`)"
     run.baselines = summaries
     videos = sorted((root / runs.VIDEOS_DIR).glob("*.mp4"))
     run.video = videos[0] if videos else None

@@ -36,11 +36,12 @@ def _refs(run: _Run, summary: dict[str, Any]) -> tuple[float, float] | None:
     ref = summary.get("reference")
     if isinstance(ref, dict):  # as evaluation.metrics.summarize writes it
         lo, hi = ref.get("random_return"), ref.get("expert_return")
-        if _is_num(lo) and _is_num(hi) and hi != lo:
+        if _is_num(lo) and _is_num(hi) and hi > lo:
             return float(lo), float(hi)
+        return None  # a reference that makes no scale (edited, or from before it was checked)
     ds = run.dataset or {}
     lo, hi = ds.get("ref_min_score"), ds.get("ref_max_score")
-    if _is_num(lo) and _is_num(hi) and hi != lo:
+    if _is_num(lo) and _is_num(hi) and hi > lo:
         return float(lo), float(hi)
     return None
 
@@ -58,9 +59,11 @@ def _score(run: _Run, summary: dict[str, Any]) -> tuple[float | None, tuple[floa
     """(normalized score, CI) as logged; computed from returns and references when not logged."""
     logged = summary.get("normalized_score")
     ci = _ci(summary)
+    refs = _refs(run, summary)
+    if isinstance(summary.get("reference"), dict) and refs is None:
+        return None, None  # its scale runs backwards or divides by zero: no score at all
     if _is_num(logged):
         return float(logged), ci
-    refs = _refs(run, summary)
     rets = _returns(summary)
     if refs is None or rets.size == 0:
         return None, ci
