@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 import torch
 
+from tiny import SMALL_EVAL as SMALL
 from tiny import TINY_TRAIN
 from trajectory_transformer import runs
 from trajectory_transformer.cli import main, parse_args
@@ -35,17 +36,6 @@ from trajectory_transformer.evaluation.metrics import Reference, pick_reference,
 from trajectory_transformer.training.checkpoint import STATE_FILE
 from trajectory_transformer.training.trainer import train
 from trajectory_transformer.utils import LOCK_FILE, resolve_device
-
-SMALL = [
-    "plan.beam_width=2",
-    "plan.horizon=2",
-    "plan.context=2",
-    "eval.episodes=2",
-    "eval.n_envs=2",
-    "eval.max_episode_steps=5",
-    "eval.progress=false",
-    "eval.device=cpu",
-]
 
 
 def tt(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:

@@ -33,3 +33,16 @@ def tiny_model(
         separate_heads=separate_heads,
     )
     return TrajectoryGPT(cfg).eval()
+
+
+# tiny beam evaluations of a tiny run (a few seconds): overrides for tt eval / evaluate_run
+SMALL_EVAL = [
+    "plan.beam_width=2",
+    "plan.horizon=2",
+    "plan.context=2",
+    "eval.episodes=2",
+    "eval.n_envs=2",
+    "eval.max_episode_steps=5",
+    "eval.progress=false",
+    "eval.device=cpu",
+]

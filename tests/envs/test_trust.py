@@ -21,6 +21,7 @@ import pytest
 import torch
 from gymnasium.envs.classic_control.pendulum import PendulumEnv
 
+from tiny import SMALL_EVAL as SMALL
 from tiny import TINY_TRAIN
 from trajectory_transformer import runs
 from trajectory_transformer.cli import main
@@ -31,16 +32,6 @@ from trajectory_transformer.envs.factory import env_factory
 from trajectory_transformer.errors import TTError
 from trajectory_transformer.utils import tensor_digest
 
-SMALL = [
-    "plan.beam_width=2",
-    "plan.horizon=2",
-    "plan.context=2",
-    "eval.episodes=2",
-    "eval.n_envs=2",
-    "eval.max_episode_steps=5",
-    "eval.progress=false",
-    "eval.device=cpu",
-]
 PENDULUM_ENTRY = "gymnasium.envs.classic_control.pendulum:PendulumEnv"
 
 
