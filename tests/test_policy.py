@@ -84,7 +84,8 @@ class Trained:
             self.model,
             self.data.discretizer,
             *run_spaces(self.data.info),
-            plan_config_with(self.config.plan, **plan),
+            # a run's plan: plan.discount unset means the discount its values were trained with
+            plan_config_with(self.config.plan, **plan).for_run(self.config.data),
         )
 
 

@@ -100,7 +100,7 @@ def test_sweep_adds_agreement_to_points_without_reevaluating(
         shown = row[header.index("action RMSE vs expert [95% CI]")]
         assert shown.startswith(f"{point['expert_actions']['rmse']:.3f} [")
     assert sweep.run_sweep(plan, echo=lambda _m: None) == []  # done: nothing runs again
-    with pytest.raises(sweep.TTError, match="agreement=x"):
+    with pytest.raises(sweep.TTError, match="option agreement expects int, got 'x'"):
         sweep.parse_sweep([*base, "agreement=x"])
 
 

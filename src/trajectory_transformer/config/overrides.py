@@ -228,9 +228,14 @@ def parse_options(
         values[name] = _option_value(raw, hint, name, command)
     try:
         return options_type(**values), overrides
-    except TypeError as err:  # a required field left out
-        missing = [n for n in names if n not in values]
-        raise ConfigError(f"tt {command} needs {missing[0]}=... ({err})") from None
+    except TypeError:  # a required field left out
+        required = [
+            f.name
+            for f in dataclasses.fields(typing.cast(Any, options_type))
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        ]
+        missing = [n for n in required if n not in values] or ["a required option"]
+        raise ConfigError(f"tt {command} needs {missing[0]}=...") from None
 
 
 def _option_value(raw: str, hint: Any, name: str, command: str) -> Any:

@@ -68,12 +68,16 @@ def find_evaluations(
         rel = path.relative_to(root)
         if rel.parts[0] in _SKIP or not (path.stem == "eval" or path.stem.startswith("eval_")):
             continue
+        in_eval_dir = rel.parent == Path(runs.EVAL_DIR)  # there every eval*.json is a summary
         try:
             obj = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            if in_eval_dir and problems is not None:
+                problems[path.name] = f"{path}: not readable JSON ({err.__class__.__name__})"
             continue
         name = evaluation_name(root, path)
-        if isinstance(obj, dict) and ("return_mean" in obj or "returns" in obj) and name:
+        is_summary = isinstance(obj, dict) and ("return_mean" in obj or "returns" in obj)
+        if (is_summary or in_eval_dir) and name:
             problem = runs.eval_summary_problem(obj)
             if problem is not None:
                 if problems is not None:
