@@ -58,9 +58,12 @@ def tt(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
 
 @pytest.fixture
 def run(checkpointed_run: Path, tmp_path: Path) -> Path:
-    """A copy of the session's tiny run (checkpoints at steps 2 and 4)."""
+    """A copy of the session's tiny run (checkpoints at steps 2 and 4), without what other test
+    modules add to that shared run (evaluations, reports, videos)."""
     copy = tmp_path / "run"
-    shutil.copytree(checkpointed_run, copy)
+    shutil.copytree(
+        checkpointed_run, copy, ignore=shutil.ignore_patterns("eval", "report*", "videos")
+    )
     return copy
 
 
